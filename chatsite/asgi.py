@@ -1,0 +1,14 @@
+"""ASGI entry point: daphne serves `chatsite.asgi:application`."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+application = get_asgi_application()
+
+# A process that starts owns no running reply: any reply a dead process left "generating"
+# is marked interrupted now, before anyone can look at it.
+from conversations.recovery import recover_at_startup  # noqa: E402
+
+recover_at_startup()

@@ -1,0 +1,303 @@
+"""chatsite settings: everything comes from environment variables with safe defaults.
+
+Every variable is listed in the README's Configuration section. The small typed helpers below
+raise ImproperlyConfigured on a bad value, so a typo fails at start-up, not mid-request.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
+    return number
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def read_secret_key() -> str:
+    """SECRET_KEY from the environment, else the local file `./dev` generates on first run."""
+    if key := env_str("SECRET_KEY"):
+        return key
+    key_file = Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / ".secret_key")))
+    if key_file.exists():
+        return key_file.read_text().strip()
+    if DEBUG:
+        return "django-insecure-local-debug-only"
+    raise ImproperlyConfigured(
+        "SECRET_KEY is required when DEBUG is off: set SECRET_KEY, or run `./dev serve`, "
+        "which generates one for local use in .secret_key"
+    )
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = read_secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from this site
+    "conversations",
+]
+
+# Every middleware here is async-capable: a sync one would pin a thread for a whole stream.
+# Django's own, with its hooks run on the event loop (chatsite/middleware.py says why).
+# No GZipMiddleware: it buffers event streams.
+MIDDLEWARE = [
+    "chatsite.middleware.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "chatsite.middleware.SessionMiddleware",
+    "chatsite.middleware.CommonMiddleware",
+    "chatsite.middleware.CsrfViewMiddleware",
+    "chatsite.middleware.AuthenticationMiddleware",
+    "chatsite.middleware.MessageMiddleware",
+    "chatsite.middleware.XFrameOptionsMiddleware",
+    "chatsite.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+ASGI_APPLICATION = "chatsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+            ],
+        },
+    },
+]
+
+
+def database_settings() -> dict:
+    """DATABASE_URL when set (PostgreSQL in production), else SQLite in the project folder."""
+    url = env_str("DATABASE_URL")
+    if url:
+        database = dj_database_url.parse(url, conn_max_age=0)
+        if database["ENGINE"] == "django.db.backends.postgresql":
+            if env_bool("DATABASE_POOL"):
+                database.setdefault("OPTIONS", {})["pool"] = True
+            # One test database per run, so two runs on one server never collide.
+            database["TEST"] = {"NAME": f"test_{database['NAME']}_{os.getpid()}"}
+    else:
+        database = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+        }
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets readers and the writer work at once; IMMEDIATE plus a busy timeout turns
+        # "database is locked" into a short wait when two writers meet.
+        database.setdefault("OPTIONS", {}).update(
+            {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),
+            }
+        )
+        # A file (not memory) so the test suite's server processes share it; one per run.
+        test_db = BASE_DIR / ".test-artifacts" / f"test-db-{os.getpid()}.sqlite3"
+        database["TEST"] = {"NAME": str(test_db)}
+    # Under ASGI every request may run in a different thread: persistent connections leak.
+    database["CONN_MAX_AGE"] = 0
+    return database
+
+
+DATABASES = {"default": database_settings()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "conversation-list"
+LOGOUT_REDIRECT_URL = "login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Model output is untrusted HTML: scripts only from this site, no remote images or frames.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+REST_FRAMEWORK = {
+    # A Bearer API key first: without credentials the answer is 401 with WWW-Authenticate.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "conversations.apikeys.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "conversations.api.errors.json_exception_handler",
+    # JSON only, so ?format= is free for the export endpoints' own meaning.
+    "URL_FORMAT_OVERRIDE": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "chatsite API",
+    "DESCRIPTION": (
+        "Conversations, messages, streamed replies, exports and API keys. Authenticate with "
+        "`Authorization: Bearer <API key>` (create one at /settings/keys/) or a session cookie. "
+        'Errors are JSON: `{"error": {"code", "message"}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "conversations.api.stream_schema.add_stream_endpoint",
+    ],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
+
+# --- chatsite: providers -------------------------------------------------------------
+# Each provider is available when its key (or, for OpenAI-compatible servers, its base URL)
+# is set. With none set, the demo model answers. Keys are read here and never leave the server.
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+OPENAI_MODELS = env_list("OPENAI_MODELS", "gpt-4o-mini")
+DASHSCOPE_API_KEY = env_str("DASHSCOPE_API_KEY")
+DASHSCOPE_BASE_URL = env_str("DASHSCOPE_BASE_URL", "https://dashscope.aliyuncs.com")
+DASHSCOPE_MODELS = env_list("DASHSCOPE_MODELS", "qwen-plus")
+DASHSCOPE_NON_INCREMENTAL_MODELS = env_list("DASHSCOPE_NON_INCREMENTAL_MODELS")
+ZHIPUAI_API_KEY = env_str("ZHIPUAI_API_KEY")
+ZHIPUAI_BASE_URL = env_str("ZHIPUAI_BASE_URL", "https://open.bigmodel.cn/api/paas/v4")
+ZHIPUAI_MODELS = env_list("ZHIPUAI_MODELS", "glm-4-flash")
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+ANTHROPIC_MODELS = env_list("ANTHROPIC_MODELS", "claude-sonnet-4-5")
+ANTHROPIC_MAX_TOKENS = env_int("ANTHROPIC_MAX_TOKENS", 4096, minimum=1)
+CHATSITE_DEMO = env_bool("CHATSITE_DEMO", False)
+CHATSITE_DEMO_TOKENS_PER_SECOND = env_float("CHATSITE_DEMO_TOKENS_PER_SECOND", 30.0, minimum=0)
+CHATSITE_SYSTEM_PROMPT = env_str("CHATSITE_SYSTEM_PROMPT")
+
+PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 10.0, minimum=0.1)
+# Reasoning models can think for minutes before the first token: httpx's 5 s is far too short.
+PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 300.0, minimum=0.1)
+PROVIDER_MAX_CONNECTIONS = env_int("PROVIDER_MAX_CONNECTIONS", 200, minimum=1)
+
+# --- chatsite: replies and streams ---------------------------------------------------
+CHATSITE_MAX_MESSAGE_CHARS = env_int("CHATSITE_MAX_MESSAGE_CHARS", 32_000, minimum=1)
+CHATSITE_HEARTBEAT_SECONDS = env_float("CHATSITE_HEARTBEAT_SECONDS", 15.0, minimum=0.01)
+CHATSITE_STREAM_MAX_SECONDS = env_float("CHATSITE_STREAM_MAX_SECONDS", 300.0, minimum=0.01)
+CHATSITE_CHECKPOINT_SECONDS = env_float("CHATSITE_CHECKPOINT_SECONDS", 1.0, minimum=0.01)
+CHATSITE_RETRY_ATTEMPTS = env_int("CHATSITE_RETRY_ATTEMPTS", 3, minimum=1)
+CHATSITE_RETRY_BACKOFF_SECONDS = env_float("CHATSITE_RETRY_BACKOFF_SECONDS", 0.5, minimum=0)
+CHATSITE_RETRY_MAX_SECONDS = env_float("CHATSITE_RETRY_MAX_SECONDS", 20.0, minimum=0)
+# A finished reply's events stay in memory this long for late reconnects, then the stream
+# is served from the database.
+CHATSITE_EVENT_RETENTION_SECONDS = env_float("CHATSITE_EVENT_RETENTION_SECONDS", 60.0, minimum=0)
+REDIS_URL = env_str("REDIS_URL")
+# Models (as `provider:name`) that are fetched in one request instead of streamed.
+CHATSITE_NON_STREAMING_MODELS = env_list("CHATSITE_NON_STREAMING_MODELS")
+# Keys in Redis start with this, so several chatsite sites (or test runs) can share one server.
+CHATSITE_REDIS_PREFIX = env_str("CHATSITE_REDIS_PREFIX", "chatsite")
+# Every open stream holds one Redis connection in a blocking read, so the per-process pool
+# must be larger than the streams one process serves (redis-py's default is 100).
+CHATSITE_REDIS_MAX_CONNECTIONS = env_int("CHATSITE_REDIS_MAX_CONNECTIONS", 5000, minimum=2)
+
+# --- chatsite: budgets and API keys ---------------------------------------------------
+# Site-wide limits per user (0: none); each user's own limits can be set in admin.
+CHATSITE_TOKENS_PER_DAY = env_int("CHATSITE_TOKENS_PER_DAY", 0)
+CHATSITE_REQUESTS_PER_MINUTE = env_int("CHATSITE_REQUESTS_PER_MINUTE", 0)
+# An open stream authenticated by an API key re-checks the key this often (seconds).
+CHATSITE_API_KEY_RECHECK_SECONDS = env_float("CHATSITE_API_KEY_RECHECK_SECONDS", 5.0, minimum=0.05)

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import include, path
+from django.views import defaults
+
+from conversations import account, views
+
+urlpatterns = [
+    path("", views.conversation_list, name="conversation-list"),
+    path("c/new/", views.conversation_new, name="conversation-new"),
+    path("c/<uuid:conversation_id>/", views.conversation_chat, name="conversation-chat"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("settings/keys/", account.api_keys, name="api-keys-page"),
+    path("settings/keys/<uuid:key_id>/revoke/", account.api_key_revoke, name="api-key-revoke"),
+    path("api/", include("conversations.api.urls")),
+    path("admin/", admin.site.urls),
+]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Unknown API paths answer in JSON like every API error; pages get the 404 page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": "not_found", "message": "Not found."}}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found

@@ -1,0 +1,23 @@
+"""The one ownership check every view uses: another user's object is simply not found."""
+
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db.models import Model
+from django.http import Http404
+
+
+def get_for_user[M: Model](model: type[M], user: AbstractBaseUser, pk: UUID | str) -> M:
+    """`model`'s object `pk` if `user` owns it, else 404 (never 403: ids are not confirmed)."""
+    try:
+        return model.objects.for_user(user).get(pk=pk)
+    except (model.DoesNotExist, ValidationError, ValueError):
+        raise Http404 from None
+
+
+async def aget_for_user[M: Model](model: type[M], user: AbstractBaseUser, pk: UUID | str) -> M:
+    try:
+        return await model.objects.for_user(user).aget(pk=pk)
+    except (model.DoesNotExist, ValidationError, ValueError):
+        raise Http404 from None

@@ -1,0 +1,42 @@
+"""The API key settings page: create a key (its secret is shown once), see and revoke keys."""
+
+from uuid import UUID
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from conversations.access import get_for_user
+from conversations.apikeys import create_key, revoke_key
+from conversations.models import ApiKey
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, label="Name")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_keys(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    secret = None
+    if request.method == "POST" and form.is_valid():
+        # Rendered, not redirected: the secret must not travel in a URL or the session.
+        _key, secret = create_key(request.user, form.cleaned_data["name"])
+        form = ApiKeyForm()
+    context = {"form": form, "secret": secret, "keys": ApiKey.objects.for_user(request.user)}
+    response = render(request, "account/keys.html", context)
+    response["Cache-Control"] = "no-store"  # the page may hold a secret
+    return response
+
+
+@login_required
+@require_POST
+def api_key_revoke(request: HttpRequest, key_id: UUID) -> HttpResponse:
+    key = get_for_user(ApiKey, request.user, key_id)
+    revoke_key(key)
+    messages.success(request, f"Revoked {key}.")
+    return redirect("api-keys-page")

@@ -1,0 +1,59 @@
+"""Every API error as JSON: {"error": {"code", "message", "fields"?}} with the right status."""
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def json_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found.")
+    if isinstance(exc, RequestDataTooBig):  # Django's body limit, met while DRF parses
+        message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        return api_error("too_large", message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, OperationalError):
+        # SQLite busy past its timeout, or no pooled connection free: the request wrote
+        # nothing (its transaction rolled back), so a retry is safe.
+        logger.warning("Database unavailable: %s", exc)
+        response = api_error(
+            "database_busy",
+            "The database is busy right now; nothing was saved. Try again in a moment.",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = "1"
+        return response
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: let Django log it and answer 500
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"error": validation_error(exc.detail)}
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        response.data = {"error": {"code": code, "message": str(detail)}}
+    return response
+
+
+def validation_error(detail: object) -> dict:
+    """One readable sentence for people, and the per-field details for programs."""
+    if isinstance(detail, dict):
+        parts = []
+        for name, errors in detail.items():
+            text = " ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
+            parts.append(text if name == "non_field_errors" else f"{name}: {text}")
+        return {"code": "invalid", "message": " ".join(parts), "fields": detail}
+    if isinstance(detail, list):
+        return {"code": "invalid", "message": " ".join(str(e) for e in detail)}
+    return {"code": "invalid", "message": str(detail)}
+
+
+def api_error(code: str, message: str, http_status: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"error": {"code": code, "message": message}}, status=http_status)

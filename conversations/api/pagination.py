@@ -1,0 +1,20 @@
+"""Pages of lists: `?page=N` (from 1) and `?page_size=` up to MAX_PAGE_SIZE."""
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+
+
+class Pages(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int:
+        # DRF quietly falls back to the default on a bad value; a caller should hear of it.
+        value = request.query_params.get(self.page_size_query_param)
+        if value is not None and not (value.isascii() and value.isdigit() and int(value) > 0):
+            raise ValidationError(
+                {"page_size": [f"Must be a whole number from 1 (at most {self.max_page_size})."]}
+            )
+        return super().get_page_size(request)

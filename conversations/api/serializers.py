@@ -1,0 +1,124 @@
+"""API input and output shapes. Inputs name only what a client may set; the rest is ignored."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from conversations.models import Conversation, Message
+from conversations.providers.registry import available_models, find_model
+
+
+class TextField(serializers.CharField):
+    """Text only: DRF's CharField would quietly store 42 or true as "42" or "True"."""
+
+    default_error_messages = {"not_text": "Must be text (a JSON string)."}
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    conversation = serializers.UUIDField(source="conversation_id", read_only=True)
+    parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
+    # Blank until a reply has usage: said here, as read-only fields lose allow_blank.
+    usage_source = serializers.ChoiceField(
+        choices=Message.UsageSource.choices, allow_blank=True, read_only=True
+    )
+    stream_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "conversation", "parent", "role", "content", "reasoning", "status",
+            "provider", "model", "finish_reason", "prompt_tokens", "completion_tokens",
+            "total_tokens", "reasoning_tokens", "usage_source", "time_to_first_token_ms",
+            "duration_ms", "error_code", "error", "metadata", "client_id",
+            "created_at", "completed_at", "stream_url",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_stream_url(self, message: Message) -> str | None:
+        if message.role != Message.Role.ASSISTANT:
+            return None
+        return f"/api/messages/{message.id}/stream/"
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Conversation
+        fields = ["id", "title", "model", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ConversationDetailSerializer(ConversationSerializer):
+    messages = MessageSerializer(many=True, read_only=True)
+
+    class Meta(ConversationSerializer.Meta):
+        fields = [*ConversationSerializer.Meta.fields, "messages"]
+        read_only_fields = fields
+
+
+def validate_model_id(value: str) -> str:
+    if find_model(value) is None:
+        valid = ", ".join(choice.id for choice in available_models())
+        raise serializers.ValidationError(f"Unknown model {value!r}. Valid models: {valid}.")
+    return value
+
+
+class ConversationCreateInput(serializers.Serializer):
+    title = TextField(max_length=200, required=False, allow_blank=True, default="")
+    model = TextField(max_length=200, required=False, validators=[validate_model_id])
+
+
+class ConversationUpdateInput(serializers.Serializer):
+    title = TextField(max_length=200, allow_blank=True)
+
+
+class MessageCreateInput(serializers.Serializer):
+    content = TextField(max_length=settings.CHATSITE_MAX_MESSAGE_CHARS, trim_whitespace=False)
+    model = TextField(max_length=200, required=False, validators=[validate_model_id])
+    client_id = serializers.UUIDField(required=False)
+
+    def validate_content(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Write a message first: it is empty.")
+        return value
+
+
+class ModelSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    provider = serializers.CharField()
+    name = serializers.CharField()
+    label = serializers.CharField()
+    is_default = serializers.BooleanField()
+    stream = serializers.BooleanField()
+
+
+class QueryParams(serializers.Serializer):
+    """Query parameters, where one given empty is an error rather than quietly ignored."""
+
+    def to_internal_value(self, data: object) -> dict:
+        empty = [
+            name
+            for name, field in self.fields.items()
+            if data.get(name) == "" and not getattr(field, "allow_blank", False)
+        ]
+        if empty:
+            message = "Give a value, or leave the parameter out."
+            raise serializers.ValidationError({name: [message] for name in empty})
+        return super().to_internal_value(data)
+
+
+class ConversationListQuery(QueryParams):
+    updated_after = serializers.DateTimeField(
+        required=False, help_text="Only conversations updated after this time (ISO 8601)."
+    )
+    model = serializers.CharField(max_length=200, required=False, help_text="A model id.")
+    q = serializers.CharField(
+        max_length=200, required=False, help_text="Words in the title or any message."
+    )
+
+
+class RegenerateInput(serializers.Serializer):
+    model = TextField(max_length=200, required=False, validators=[validate_model_id])

@@ -1,0 +1,127 @@
+"""GET /api/messages/{id}/stream/: a reply as Server-Sent Events, live or finished.
+
+The view only reads: it follows the reply's event log from Last-Event-ID (or
+?last_event_id=), so a reconnecting EventSource gets exactly the events it missed. It never
+starts or repeats a generation. A connection is closed after CHATSITE_STREAM_MAX_SECONDS so
+no proxy cuts it first; the browser reconnects and resumes.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+
+from conversations.access import aget_for_user
+from conversations.api.serializers import MessageSerializer
+from conversations.apikeys import stream_caller, stream_heartbeat_seconds, until_revoked
+from conversations.eventlog import HEARTBEAT, Frames, encode_event, event_log
+from conversations.models import Message
+from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
+
+
+async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
+    user, api_key = await stream_caller(request)  # a Bearer API key, else the session
+    if user is None:
+        return json_error(401, "not_authenticated", "Log in or send a valid API key.")
+    try:
+        reply = await aget_for_user(Message, user, message_id)
+    except Http404:  # JSON like every other API error, not the HTML page
+        return json_error(404, "not_found", "Not found.")
+    if reply.role != Message.Role.ASSISTANT:
+        return json_error(400, "not_a_reply", "Only a reply has a stream.")
+    ensure_background_tasks()
+    frames = reply_events(reply.pk, last_event_id(request), stream_heartbeat_seconds(api_key))
+    if api_key is not None:
+        frames = until_revoked(frames, api_key.pk)  # revoking a key ends its open streams
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response
+
+
+# EventSource waits this long before reconnecting (its default is about 3 s).
+RETRY_HINT = b"retry: 1000\n\n"
+
+
+def last_event_id(request: HttpRequest) -> int:
+    value = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
+    return int(value) if value.isascii() and value.isdigit() else 0
+
+
+async def reply_events(
+    reply_id: UUID, after: int, heartbeat_seconds: float
+) -> AsyncGenerator[bytes]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.CHATSITE_STREAM_MAX_SECONDS
+    yield RETRY_HINT
+    live = await event_log().follow(reply_id, after, heartbeat_seconds)
+    frames = live if live is not None else stored_reply_events(reply_id, after)
+    async with contextlib.aclosing(frames):
+        async for last_id, frame in frames:
+            if frame is HEARTBEAT and (ended := await ended_without_log(reply_id, last_id)):
+                yield ended  # its producer died: the stored state is all there is
+                return
+            yield frame
+            if loop.time() >= deadline:
+                return  # EventSource reconnects with Last-Event-ID and resumes
+
+
+async def ended_without_log(reply_id: UUID, last_id: int) -> bytes | None:
+    """While a stream idles, check that its reply is still running; if not, its final frames."""
+    reply = await Message.objects.filter(pk=reply_id).afirst()
+    if reply is not None and reply.is_active and is_orphan(reply):
+        await database_sync_to_async(recover_orphaned_replies)()
+        reply = await Message.objects.filter(pk=reply_id).afirst()
+    if reply is None or reply.is_active:
+        return None
+    return await database_sync_to_async(final_frames)(reply, last_id)
+
+
+async def stored_reply_events(reply_id: UUID, after: int) -> Frames:
+    """A reply no event log knows: its stored state, waiting while it runs elsewhere."""
+    while True:
+        reply = await Message.objects.filter(pk=reply_id).afirst()
+        if reply is None:
+            return
+        if not reply.is_active:
+            yield after, await database_sync_to_async(final_frames)(reply, after)
+            return
+        if is_orphan(reply):
+            await database_sync_to_async(recover_orphaned_replies)()
+            continue
+        yield after, HEARTBEAT
+        await asyncio.sleep(settings.CHATSITE_CHECKPOINT_SECONDS)
+
+
+def final_frames(reply: Message, after: int) -> bytes:
+    """A finished reply in one go: its text (for a client starting afresh), then done or error."""
+    frames = []
+    event_id = after
+    if after == 0:
+        if reply.reasoning:
+            event_id += 1
+            frames.append(encode_event(event_id, "reasoning", {"content": reply.reasoning}))
+        if reply.content:
+            event_id += 1
+            frames.append(encode_event(event_id, "delta", {"content": reply.content}))
+    payload = MessageSerializer(reply).data
+    if reply.status == Message.Status.FAILED:
+        error = {"code": reply.error_code, "message": reply.error}
+        frames.append(encode_event(event_id + 1, "error", {"error": error, "message": payload}))
+    else:
+        frames.append(encode_event(event_id + 1, "done", {"message": payload}))
+    return b"".join(frames)
+
+
+def json_error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)

@@ -1,0 +1,164 @@
+"""The JSON API the pages and tools use. Each view validates, calls one model method, serializes."""
+
+from uuid import UUID
+
+from asgiref.sync import async_to_sync
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations.access import get_for_user
+from conversations.api.errors import api_error
+from conversations.api.pagination import Pages
+from conversations.api.serializers import (
+    ConversationCreateInput,
+    ConversationDetailSerializer,
+    ConversationListQuery,
+    ConversationSerializer,
+    ConversationUpdateInput,
+    MessageCreateInput,
+    MessageSerializer,
+    ModelSerializer,
+    RegenerateInput,
+)
+from conversations.budgets import check_budget
+from conversations.models import Conversation, Message, ReplyInProgress
+from conversations.providers.registry import available_models, default_model, find_model
+from conversations.recovery import ensure_background_tasks, stop_reply_now
+from conversations.relay import PRODUCER_ID, start_reply
+
+REPLY_IN_PROGRESS = (
+    "The previous reply is still being generated. Stop it or wait for it to finish first."
+)
+
+
+class ModelList(APIView):
+    def get(self, request: Request) -> Response:
+        return Response({"models": ModelSerializer(available_models(), many=True).data})
+
+
+class ConversationList(APIView):
+    def get(self, request: Request) -> Response:
+        query = ConversationListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        conversations = Conversation.objects.for_user(request.user).matching(**query.validated_data)
+        pages = Pages()
+        page = pages.paginate_queryset(conversations, request, view=self)
+        return pages.get_paginated_response(ConversationSerializer(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        data = ConversationCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        conversation = Conversation.objects.create(
+            owner=request.user,
+            title=data.validated_data["title"],
+            model=data.validated_data.get("model") or default_model().id,
+        )
+        return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
+
+
+class ConversationDetail(APIView):
+    def get(self, request: Request, conversation_id: UUID) -> Response:
+        conversation = get_for_user(Conversation, request.user, conversation_id)
+        return Response(ConversationDetailSerializer(conversation).data)
+
+    def patch(self, request: Request, conversation_id: UUID) -> Response:
+        conversation = get_for_user(Conversation, request.user, conversation_id)
+        data = ConversationUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        conversation.title = data.validated_data["title"]
+        conversation.save(update_fields=["title"])
+        return Response(ConversationSerializer(conversation).data)
+
+    def delete(self, request: Request, conversation_id: UUID) -> Response:
+        conversation = get_for_user(Conversation, request.user, conversation_id)
+        # Stop the running reply first: deleting must not leave the model generating (and billing).
+        for reply in conversation.messages.active_replies():
+            stop_reply_now(reply)
+        conversation.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageCreate(APIView):
+    def post(self, request: Request, conversation_id: UUID) -> Response:
+        check_budget(request.user)  # 429 before anything is stored or a provider is called
+        conversation = get_for_user(Conversation, request.user, conversation_id)
+        data = MessageCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        client_id = idempotency_key(request, data.validated_data.get("client_id"))
+        model = find_model(data.validated_data.get("model") or conversation.model)
+        try:
+            user_message, reply, created = conversation.post_user_message(
+                data.validated_data["content"], model or default_model(), client_id, PRODUCER_ID
+            )
+        except ReplyInProgress:
+            return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
+        if created:
+            async_to_sync(start_producer)(reply.id)
+        response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
+        if not created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class ReplyStop(APIView):
+    def post(self, request: Request, message_id: UUID) -> Response:
+        reply = get_for_user(Message, request.user, message_id)
+        if reply.role != Message.Role.ASSISTANT:
+            return api_error("not_a_reply", "Only a reply can be stopped.")
+        if reply.is_active:
+            stop_reply_now(reply)
+            reply.refresh_from_db()
+        return Response(MessageSerializer(reply).data)
+
+
+class ReplyRegenerate(APIView):
+    def post(self, request: Request, message_id: UUID) -> Response:
+        check_budget(request.user)  # 429 before anything is stored or a provider is called
+        message = get_for_user(Message, request.user, message_id)
+        data = RegenerateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user_message = message if message.role == Message.Role.USER else message.parent
+        if user_message is None:
+            return api_error("not_regenerable", "This message has nothing to answer.")
+        conversation = message.conversation
+        model_id = data.validated_data.get("model") or message.model or conversation.model
+        model = find_model(model_id)
+        try:
+            reply = conversation.add_reply(user_message, model or default_model(), PRODUCER_ID)
+        except ReplyInProgress:
+            return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
+        async_to_sync(start_producer)(reply.id)
+        return Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
+
+
+async def start_producer(reply_id: UUID) -> None:
+    ensure_background_tasks()
+    await start_reply(reply_id)
+
+
+def message_pair(user_message: Message, reply: Message) -> dict:
+    return {
+        "user_message": MessageSerializer(user_message).data,
+        "assistant_message": MessageSerializer(reply).data,
+        "stream_url": f"/api/messages/{reply.id}/stream/",
+    }
+
+
+def idempotency_key(request: Request, client_id: UUID | None) -> UUID | None:
+    """The body's client_id or the Idempotency-Key header; both may be sent if they agree."""
+    header = request.headers.get("Idempotency-Key")
+    if header is None:
+        return client_id
+    try:
+        key = UUID(header)
+    except ValueError:
+        raise serializers.ValidationError(
+            {"Idempotency-Key": ["Must be a UUID, like the client_id field."]}
+        ) from None
+    if client_id is not None and client_id != key:
+        raise serializers.ValidationError(
+            {"Idempotency-Key": ["Differs from client_id: send one of them, or the same UUID."]}
+        )
+    return key

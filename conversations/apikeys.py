@@ -1,0 +1,132 @@
+"""Personal API keys: `Authorization: Bearer cs_…` instead of a session.
+
+A key is 32 random bytes with a `cs_` prefix. Only its SHA-256 is stored (a fast hash is
+enough for a secret this long), so the secret is shown once, when it is created. A revoked
+key fails at once on new requests; an open stream re-checks its key every
+CHATSITE_API_KEY_RECHECK_SECONDS and ends when it is revoked.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import timedelta
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from conversations.models import ApiKey
+
+PREFIX = "cs_"
+# last_used_at is a hint for people, not a log: write it at most this often per key.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+INVALID_KEY = "The API key is invalid or revoked."
+# No `id:` line: the event must not move a client's Last-Event-ID.
+KEY_REVOKED_EVENT = (
+    "event: error\ndata: "
+    + json.dumps({"error": {"code": "key_revoked", "message": "The API key was revoked."}})
+    + "\n\n"
+).encode()
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(user: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+    """A new key for `user` and its secret, which is not stored anywhere."""
+    secret = PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(
+        user=user, name=name, key_hash=hash_secret(secret), last_four=secret[-4:]
+    )
+    return key, secret
+
+
+def revoke_key(key: ApiKey) -> None:
+    # Only the first revocation counts: its time stays what the owner saw.
+    with transaction.atomic():
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    key.refresh_from_db(fields=["revoked_at"])
+
+
+def bearer_secret(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer …` header; None for any other scheme."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()
+
+
+def key_for_secret(secret: str) -> ApiKey | None:
+    """The active key with this secret (and its user), noting when it was last used."""
+    if not secret.startswith(PREFIX):
+        return None
+    key = ApiKey.objects.active().select_related("user").filter(key_hash=hash_secret(secret))
+    key = key.first()
+    if key is None:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """DRF authentication by Bearer key. Other Authorization schemes fall through to the session."""
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiKey] | None:
+        secret = bearer_secret(request.headers.get("Authorization", ""))
+        if secret is None:
+            return None
+        key = key_for_secret(secret) if secret else None
+        if key is None:
+            raise exceptions.AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+async def stream_caller(request: HttpRequest) -> tuple[AbstractBaseUser | None, ApiKey | None]:
+    """Who follows a stream: the Bearer key's user, else the session's (None if neither)."""
+    secret = bearer_secret(request.headers.get("Authorization", ""))
+    if secret is None:
+        user = await request.auser()
+        return (user if user.is_authenticated else None), None
+    key = await database_sync_to_async(key_for_secret)(secret) if secret else None
+    return (key.user, key) if key else (None, None)
+
+
+def stream_heartbeat_seconds(key: ApiKey | None) -> float:
+    """A key's stream sends a heartbeat at least as often as the key is re-checked."""
+    if key is None:
+        return settings.CHATSITE_HEARTBEAT_SECONDS
+    return min(settings.CHATSITE_HEARTBEAT_SECONDS, settings.CHATSITE_API_KEY_RECHECK_SECONDS)
+
+
+async def until_revoked(frames: AsyncGenerator[bytes], key_id: UUID) -> AsyncIterator[bytes]:
+    """Pass a stream's frames on; end it with an error event once its key is revoked.
+
+    The key is re-read between frames at most every CHATSITE_API_KEY_RECHECK_SECONDS (one
+    indexed read), not per frame: the stream is a hot path.
+    """
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + settings.CHATSITE_API_KEY_RECHECK_SECONDS
+    async with contextlib.aclosing(frames):
+        async for frame in frames:
+            if loop.time() >= next_check:
+                if not await ApiKey.objects.active().filter(pk=key_id).aexists():
+                    yield KEY_REVOKED_EVENT
+                    return
+                next_check = loop.time() + settings.CHATSITE_API_KEY_RECHECK_SECONDS
+            yield frame

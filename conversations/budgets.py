@@ -1,0 +1,96 @@
+"""Per-user budgets: tokens per day and replies started per minute.
+
+Limits come from the user's UserBudget row when it sets them, else from the site settings
+(CHATSITE_TOKENS_PER_DAY, CHATSITE_REQUESTS_PER_MINUTE); 0 means no limit. Both are counted
+from stored replies, so chat pages and API keys share one budget and every server process
+sees the same numbers. check_budget runs before anything is stored or a provider is called;
+two requests arriving at the same instant may both pass (a soft limit, by design).
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Min, Sum
+from django.utils import timezone
+from rest_framework import exceptions, status
+
+from conversations.models import Message, UserBudget
+
+RATE_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Limits:
+    tokens_per_day: int  # 0: no limit
+    requests_per_minute: int
+
+
+class BudgetExceeded(exceptions.APIException):
+    """429 with the limit in the message and Retry-After (DRF sets it from `wait`)."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, message: str, code: str, resets_at: datetime) -> None:
+        super().__init__(message, code)
+        self.wait = max(1, math.ceil((resets_at - timezone.now()).total_seconds()))
+
+
+def limits_for(user: AbstractBaseUser) -> Limits:
+    """The user's own limits where set (an empty field means the site default)."""
+    own = UserBudget.objects.filter(user=user).first() or UserBudget()
+    tokens, requests = own.tokens_per_day, own.requests_per_minute
+    return Limits(
+        settings.CHATSITE_TOKENS_PER_DAY if tokens is None else tokens,
+        settings.CHATSITE_REQUESTS_PER_MINUTE if requests is None else requests,
+    )
+
+
+def check_budget(user: AbstractBaseUser) -> None:
+    """Raise BudgetExceeded when `user` may not start another reply now."""
+    limits = limits_for(user)
+    now = timezone.now()
+    if limits.requests_per_minute:
+        check_rate(user, limits.requests_per_minute, now)
+    if limits.tokens_per_day:
+        check_daily_tokens(user, limits.tokens_per_day, now)
+
+
+def check_rate(user: AbstractBaseUser, limit: int, now: datetime) -> None:
+    recent = Message.objects.for_user(user).replies_since(now - RATE_WINDOW)
+    window = recent.aggregate(count=Count("pk"), first=Min("created_at"))
+    if window["count"] < limit:
+        return
+    resets_at = window["first"] + RATE_WINDOW  # when the oldest one leaves the window
+    raise BudgetExceeded(
+        f"You have reached your limit of {limit} requests per minute. "
+        f"It resets at {clock(resets_at)}, in {seconds_until(resets_at, now)} seconds.",
+        "rate_limited",
+        resets_at,
+    )
+
+
+def check_daily_tokens(user: AbstractBaseUser, limit: int, now: datetime) -> None:
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = Message.objects.for_user(user).replies_since(day_start)
+    used = today.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
+    if used < limit:
+        return
+    resets_at = day_start + timedelta(days=1)
+    raise BudgetExceeded(
+        f"You have used your daily budget of {limit:,} tokens ({used:,} used today). "
+        f"It resets at {clock(resets_at)}.",
+        "token_budget_exceeded",
+        resets_at,
+    )
+
+
+def clock(moment: datetime) -> str:
+    local = timezone.localtime(moment)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+
+def seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))

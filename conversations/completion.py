@@ -1,0 +1,93 @@
+"""The completion hook: the one place a reply's final state is written.
+
+finish_reply runs exactly once per reply, called by its producer when the provider's
+stream ends however it ends (or by crash recovery for a producer that died). The status
+guard in its UPDATE makes any second call a no-op, so a reply is never stored twice.
+"""
+
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models.functions import Length, Now
+from django.utils import timezone
+
+from conversations.models import Conversation, Message, MessageQuerySet
+from conversations.providers.base import Usage
+
+
+@dataclass
+class ReplyOutcome:
+    status: str  # one of Message.Status's final values
+    content: str
+    reasoning: str = ""
+    finish_reason: str = ""
+    usage: Usage = field(default_factory=Usage)
+    usage_source: str = Message.UsageSource.ESTIMATED
+    error_code: str = ""
+    error: str = ""
+    time_to_first_token_ms: int | None = None
+    duration_ms: int | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+def finish_reply(reply_id: UUID, outcome: ReplyOutcome) -> Message | None:
+    """Store the reply's final text, status, usage and timings; None if it was already final."""
+    # Text, usage and status land together, and only on a reply that is still active.
+    with transaction.atomic():
+        updated = Message.objects.filter(pk=reply_id, status__in=Message.ACTIVE_STATUSES).update(
+            status=outcome.status,
+            content=outcome.content,
+            reasoning=outcome.reasoning,
+            finish_reason=outcome.finish_reason,
+            prompt_tokens=outcome.usage.prompt_tokens,
+            completion_tokens=outcome.usage.completion_tokens,
+            total_tokens=outcome.usage.total_tokens,
+            reasoning_tokens=outcome.usage.reasoning_tokens,
+            usage_source=outcome.usage_source,
+            error_code=outcome.error_code,
+            error=outcome.error,
+            time_to_first_token_ms=outcome.time_to_first_token_ms,
+            duration_ms=outcome.duration_ms,
+            metadata=outcome.metadata,
+            completed_at=timezone.now(),
+        )
+        if not updated:
+            return None
+        Conversation.objects.filter(messages=reply_id).update(updated_at=Now())
+    return Message.objects.get(pk=reply_id)
+
+
+@dataclass(frozen=True)
+class PartialReply:
+    reply_id: UUID
+    content: str
+    reasoning: str
+    streaming: bool  # the first token has arrived
+
+
+def checkpoint_replies(partials: list[PartialReply]) -> None:
+    """Save running replies' partial text, so a crash loses at most one checkpoint interval."""
+    now = timezone.now()
+    # One commit for all of them: a commit per reply per interval crowded out everything else.
+    with transaction.atomic():
+        for partial in partials:
+            fields: dict = {"content": partial.content, "reasoning": partial.reasoning}
+            if partial.streaming:
+                fields["status"] = Message.Status.STREAMING
+            Message.objects.filter(pk=partial.reply_id, status__in=Message.ACTIVE_STATUSES).update(
+                heartbeat_at=now, **fields
+            )
+
+
+def interrupt_replies(replies: MessageQuerySet, reason: str) -> int:
+    """Mark replies whose producer is gone as interrupted, keeping their last checkpoint."""
+    # One UPDATE guarded by status: a producer finishing at the same moment wins or loses whole.
+    return replies.filter(status__in=Message.ACTIVE_STATUSES).update(
+        status=Message.Status.INTERRUPTED,
+        error_code="interrupted",
+        error=reason,
+        usage_source=Message.UsageSource.ESTIMATED,
+        completion_tokens=(Length("content") + Length("reasoning") + 3) / 4,
+        completed_at=timezone.now(),
+    )

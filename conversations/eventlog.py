@@ -1,0 +1,157 @@
+"""The reply event log: what a reply's producer has said, for every stream that listens.
+
+The producer appends events; each stream view follows a reply from a given event id,
+replaying what it missed and then waiting for more. Event ids are a per-reply sequence
+starting at 1, so `Last-Event-ID` resumes exactly. Frames are encoded once, when appended,
+and shared by every listener.
+
+InProcessEventLog serves one server process. RedisEventLog (when REDIS_URL is set) lets
+several processes share replies: any process can stream any reply and stop it.
+"""
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+from uuid import UUID
+
+from django.conf import settings
+
+HEARTBEAT = b": keep-alive\n\n"
+
+# follow() yields (id of the last event included, bytes to send).
+Frames = AsyncIterator[tuple[int, bytes]]
+
+
+# Built once: json.dumps with options builds a new encoder on every call, i.e. every token.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_event(event_id: int, name: str, payload: object) -> bytes:
+    data = _JSON.encode(payload)
+    return f"id: {event_id}\nevent: {name}\ndata: {data}\n\n".encode()
+
+
+class EventLog(Protocol):
+    async def open(self, reply_id: UUID) -> None: ...
+    async def append(self, reply_id: UUID, name: str, payload: object) -> None: ...
+    async def close(self, reply_id: UUID, name: str, payload: object) -> None: ...
+    async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
+        """Frames after event `after`, then live ones; None if the log has no such reply."""
+
+    async def request_stop(self, reply_id: UUID) -> bool:
+        """Ask whichever process produces the reply to stop it; False if none can be asked."""
+
+    def on_stop_request(self, callback: Callable[[UUID], None]) -> None: ...
+
+
+class _ReplyEvents:
+    """A reply's frames, and one timer that wakes its followers when it has been silent.
+
+    One timer per reply instead of a timeout per follower per frame: re-arming a timeout for
+    every token cost about as much as encoding the token.
+    """
+
+    __slots__ = ("closed", "frames", "idle_seconds", "loop", "quiet_since", "timer", "wakeup")
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed = False
+        self.wakeup = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.quiet_since = self.loop.time()  # the last frame or heartbeat
+        self.idle_seconds = math.inf
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        self.quiet_since = self.loop.time()
+        self._wake()
+
+    def _wake(self) -> None:
+        # Wake everyone waiting now; later waiters get a fresh Event.
+        self.wakeup.set()
+        self.wakeup = asyncio.Event()
+
+    async def wait(self, idle_seconds: float) -> None:
+        """Until the next frame, or until the reply has been silent for idle_seconds."""
+        if self.timer is None or idle_seconds < self.idle_seconds:
+            self.idle_seconds = min(self.idle_seconds, idle_seconds)
+            self._check_silence()
+        await self.wakeup.wait()
+
+    def _check_silence(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = None
+        if self.closed:
+            return
+        now = self.loop.time()
+        if now >= self.quiet_since + self.idle_seconds:
+            self.quiet_since = now
+            self._wake()  # no new frame: the followers send a heartbeat
+        self.timer = self.loop.call_at(self.quiet_since + self.idle_seconds, self._check_silence)
+
+
+class InProcessEventLog:
+    def __init__(self) -> None:
+        self._replies: dict[UUID, _ReplyEvents] = {}
+
+    async def open(self, reply_id: UUID) -> None:
+        self._replies.setdefault(reply_id, _ReplyEvents())
+
+    async def append(self, reply_id: UUID, name: str, payload: object) -> None:
+        events = self._replies[reply_id]
+        events.add(encode_event(len(events.frames) + 1, name, payload))
+
+    async def close(self, reply_id: UUID, name: str, payload: object) -> None:
+        """Append the final event; listeners end after it. Forget the reply a while later."""
+        events = self._replies[reply_id]
+        events.closed = True
+        events.add(encode_event(len(events.frames) + 1, name, payload))
+        asyncio.get_running_loop().call_later(
+            settings.CHATSITE_EVENT_RETENTION_SECONDS, self._replies.pop, reply_id, None
+        )
+
+    async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
+        events = self._replies.get(reply_id)
+        if events is None:
+            return None
+        return self._follow(events, after, idle_seconds)
+
+    async def _follow(self, events: _ReplyEvents, after: int, idle_seconds: float) -> Frames:
+        position = max(0, after)
+        while True:
+            if position < len(events.frames):
+                # Everything queued goes out in one write.
+                frames = events.frames[position:]
+                position += len(frames)
+                yield position, b"".join(frames)
+                continue
+            if events.closed:
+                return
+            await events.wait(idle_seconds)
+            if position == len(events.frames) and not events.closed:
+                yield position, HEARTBEAT
+
+    async def request_stop(self, reply_id: UUID) -> bool:
+        return False  # one process: its producers are stopped directly
+
+    def on_stop_request(self, callback: Callable[[UUID], None]) -> None:
+        pass
+
+
+_event_log: EventLog | None = None
+
+
+def event_log() -> EventLog:
+    global _event_log
+    if _event_log is None:
+        if settings.REDIS_URL:
+            from conversations.eventlog_redis import RedisEventLog
+
+            _event_log = RedisEventLog(settings.REDIS_URL, settings.CHATSITE_REDIS_PREFIX)
+        else:
+            _event_log = InProcessEventLog()
+    return _event_log

@@ -1,0 +1,104 @@
+"""The event log on Redis, for chatsite on several processes.
+
+Each reply is a Redis stream whose entry ids are `0-N`, N being the SSE event id, so a
+follower resumes with XREAD from `0-<Last-Event-ID>`. Stop requests travel on one pub/sub
+channel that every process listens to; the process producing the reply acts on it.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
+import redis.asyncio as redis
+from django.conf import settings
+
+from conversations.eventlog import HEARTBEAT, Frames, encode_event
+
+logger = logging.getLogger(__name__)
+OPEN_TTL_SECONDS = 24 * 3600  # a reply's stream outlives any sane generation
+
+
+class RedisEventLog:
+    def __init__(self, url: str, prefix: str) -> None:
+        self._url = url
+        self._prefix = prefix
+        self._clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
+        self._next_id: dict[UUID, int] = {}  # only the producing process appends
+        self._stop_callbacks: list[Callable[[UUID], None]] = []
+        self._listener: asyncio.Task | None = None
+
+    def _redis(self) -> redis.Redis:
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients[loop] = redis.Redis.from_url(
+                self._url, max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS
+            )
+        return self._clients[loop]
+
+    def _key(self, reply_id: UUID) -> str:
+        return f"{self._prefix}:reply:{reply_id}"
+
+    async def open(self, reply_id: UUID) -> None:
+        self._next_id[reply_id] = 1
+        await self._redis().set(f"{self._key(reply_id)}:open", 1, ex=OPEN_TTL_SECONDS)
+
+    async def append(self, reply_id: UUID, name: str, payload: object) -> None:
+        event_id = self._next_id[reply_id]
+        self._next_id[reply_id] = event_id + 1
+        frame = encode_event(event_id, name, payload)
+        await self._redis().xadd(self._key(reply_id), {"f": frame}, id=f"0-{event_id}")
+
+    async def close(self, reply_id: UUID, name: str, payload: object) -> None:
+        event_id = self._next_id.pop(reply_id)
+        frame = encode_event(event_id, name, payload)
+        key = self._key(reply_id)
+        retention = max(1, int(settings.CHATSITE_EVENT_RETENTION_SECONDS))
+        async with self._redis().pipeline(transaction=True) as pipe:
+            pipe.xadd(key, {"f": frame, "end": 1}, id=f"0-{event_id}")
+            pipe.expire(key, retention)
+            pipe.expire(f"{key}:open", retention)
+            await pipe.execute()
+
+    async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
+        if not await self._redis().exists(f"{self._key(reply_id)}:open"):
+            return None
+        return self._follow(self._key(reply_id), after, idle_seconds)
+
+    async def _follow(self, key: str, after: int, idle_seconds: float) -> Frames:
+        position = max(0, after)
+        client = self._redis()
+        while True:
+            found = await client.xread({key: f"0-{position}"}, block=int(idle_seconds * 1000))
+            if not found:
+                yield position, HEARTBEAT
+                continue
+            entries = found[0][1]
+            position = int(entries[-1][0].split(b"-")[1])
+            yield position, b"".join(fields[b"f"] for _, fields in entries)
+            if b"end" in entries[-1][1]:
+                return
+
+    async def request_stop(self, reply_id: UUID) -> bool:
+        receivers = await self._redis().publish(f"{self._prefix}:stop", str(reply_id))
+        return receivers > 0
+
+    def on_stop_request(self, callback: Callable[[UUID], None]) -> None:
+        """Call `callback(reply_id)` for every stop request; listens from the running loop."""
+        self._stop_callbacks.append(callback)
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis().pubsub() as pubsub:
+                    await pubsub.subscribe(f"{self._prefix}:stop")
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            reply_id = UUID(message["data"].decode())
+                            for callback in self._stop_callbacks:
+                                callback(reply_id)
+            except (redis.RedisError, OSError):
+                logger.exception("Lost the stop channel; listening again in a second")
+                await asyncio.sleep(1)

@@ -1,0 +1,179 @@
+"""Conversations as files: JSON, Markdown and JSONL.
+
+- JSON carries every stored field of the conversation and of each message (usage, timings,
+  errors, metadata), messages in order; several replies with the same `parent` are the
+  alternatives to one user message.
+- Markdown is a transcript for people, alternatives marked "reply 2 of 3".
+- JSONL is one conversation a line in the OpenAI fine-tuning shape
+  {"messages": [{"role", "content"}, ...]}: each user message with its latest reply that has
+  text (the one the model saw as context). Unanswered user messages are left out, and a
+  conversation with no answered message gives no line.
+
+Bulk exports stream: conversations are read in batches with their messages, and written out
+in pieces of about FLUSH_BYTES, so memory stays flat however many there are.
+"""
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime
+from uuid import UUID
+
+from asgiref.sync import sync_to_async
+from django.db.models import Model, QuerySet
+
+from conversations.models import Conversation, Message
+
+FORMATS = {  # name: (content type, file extension)
+    "json": ("application/json", "json"),
+    "markdown": ("text/markdown; charset=utf-8", "md"),
+    "jsonl": ("application/jsonl; charset=utf-8", "jsonl"),
+}
+BATCH = 200  # conversations read (with their messages) per query
+FLUSH_BYTES = 64 * 1024
+# How several conversations join into one file: (head, separator, tail).
+FRAMING = {
+    "json": ('{"conversations":[', ",", "]}\n"),
+    "markdown": ("", "\n\n---\n\n", ""),
+    "jsonl": ("", "", ""),
+}
+
+
+def json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()  # full precision, so the export round-trips exactly
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def stored_fields(instance: Model) -> dict:
+    return {
+        field.name: json_value(field.value_from_object(instance))
+        for field in instance._meta.concrete_fields
+    }
+
+
+def conversation_record(conversation: Conversation, messages: list[Message]) -> dict:
+    """Every stored field; the owner by username."""
+    record = stored_fields(conversation)
+    record["owner"] = conversation.owner.get_username()
+    record["messages"] = [stored_fields(message) for message in messages]
+    return record
+
+
+def dumps(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def markdown_transcript(conversation: Conversation, messages: list[Message]) -> str:
+    lines = [
+        f"# {conversation.title or 'New chat'}",
+        "",
+        f"- Owner: {conversation.owner.get_username()}",
+        f"- Model: {conversation.model}",
+        f"- Created: {conversation.created_at.isoformat()}",
+        f"- Updated: {conversation.updated_at.isoformat()}",
+        f"- Conversation: {conversation.id}",
+    ]
+    alternatives = Counter(m.parent_id for m in messages if m.role == Message.Role.ASSISTANT)
+    numbered: Counter = Counter()
+    for message in messages:
+        if message.role == Message.Role.ASSISTANT:
+            numbered[message.parent_id] += 1
+            number, count = numbered[message.parent_id], alternatives[message.parent_id]
+            lines += ["", *markdown_reply(message, number, count)]
+        else:
+            lines += ["", f"## {message.role.capitalize()}", "", message.content]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_reply(message: Message, number: int, count: int) -> list[str]:
+    title = f"## Assistant, reply {number} of {count}" if count > 1 else "## Assistant"
+    facts = [message.model, message.status]
+    if message.total_tokens is not None:
+        facts.append(f"{message.total_tokens} tokens ({message.usage_source})")
+    lines = [title, "", f"_{' · '.join(fact for fact in facts if fact)}_", ""]
+    if message.reasoning:
+        lines += [*(f"> {line}" for line in message.reasoning.splitlines()), ""]
+    lines.append(message.content)
+    if message.error:
+        lines += ["", f"_Error ({message.error_code}): {message.error}_"]
+    return lines
+
+
+def fine_tuning_example(messages: list[Message]) -> dict | None:
+    latest_reply = {  # messages are in order, so the last one written wins
+        m.parent_id: m for m in messages if m.role == Message.Role.ASSISTANT and m.content
+    }
+    chat = []
+    for message in messages:
+        if message.role == Message.Role.SYSTEM:
+            chat.append({"role": "system", "content": message.content})
+        elif message.role == Message.Role.USER and message.pk in latest_reply:
+            chat.append({"role": "user", "content": message.content})
+            chat.append({"role": "assistant", "content": latest_reply[message.pk].content})
+    return {"messages": chat} if any(m["role"] == "assistant" for m in chat) else None
+
+
+def render(conversation: Conversation, messages: list[Message], format: str) -> str:
+    """One conversation in `format` ("" for a JSONL conversation with nothing to learn)."""
+    if format == "markdown":
+        return markdown_transcript(conversation, messages)
+    if format == "jsonl":
+        example = fine_tuning_example(messages)
+        return dumps(example) + "\n" if example else ""
+    return dumps(conversation_record(conversation, messages))
+
+
+def messages_by_conversation(conversations: list[Conversation]) -> dict[UUID, list[Message]]:
+    """Their messages in order, in one query. Unlike prefetch_related, the messages hold no
+    reference back to their conversation: no reference cycles, so memory is freed at once."""
+    grouped: dict[UUID, list[Message]] = {conversation.pk: [] for conversation in conversations}
+    for message in Message.objects.filter(conversation_id__in=grouped).order_by("created_at"):
+        grouped[message.conversation_id].append(message)
+    return grouped
+
+
+def render_one(conversation: Conversation, format: str) -> str:
+    return render(conversation, messages_by_conversation([conversation])[conversation.pk], format)
+
+
+def render_all(conversations: QuerySet, format: str) -> str:
+    """Several conversations as one file (admin actions: small sets)."""
+    chosen = list(conversations.select_related("owner"))
+    messages = messages_by_conversation(chosen)
+    head, separator, tail = FRAMING[format]
+    parts = (render(conversation, messages[conversation.pk], format) for conversation in chosen)
+    return head + separator.join(part for part in parts if part) + tail
+
+
+async def batches(conversations: QuerySet) -> AsyncIterator[list[Conversation]]:
+    batch = []
+    async for conversation in conversations.select_related("owner").aiterator(chunk_size=BATCH):
+        batch.append(conversation)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def stream_all(conversations: QuerySet, format: str) -> AsyncIterator[bytes]:
+    """The same file, produced piece by piece from batched reads (for StreamingHttpResponse)."""
+    head, separator, tail = FRAMING[format]
+    pending, size, first = [head], len(head), True
+    async for batch in batches(conversations):
+        messages = await sync_to_async(messages_by_conversation)(batch)
+        for conversation in batch:
+            part = render(conversation, messages[conversation.pk], format)
+            if not part:
+                continue
+            pending.append(part if first else separator + part)
+            size += len(pending[-1])
+            first = False
+            if size >= FLUSH_BYTES:
+                yield "".join(pending).encode()
+                pending, size = [], 0
+    pending.append(tail)
+    yield "".join(pending).encode()

@@ -1,0 +1,37 @@
+"""Make sure someone can log in: create the first user from env vars, by asking, or generated."""
+
+import os
+import secrets
+import sys
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create the first (staff) user when there is none, and say how to log in."
+
+    def handle(self, *args: object, **options: object) -> None:
+        User = get_user_model()
+        site = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/"
+        if User.objects.exists():
+            self.stdout.write(f"Log in at {site} with your existing account.")
+            return
+        username = os.environ.get("CHATSITE_ADMIN_USERNAME", "")
+        password = os.environ.get("CHATSITE_ADMIN_PASSWORD", "")
+        if username and password:
+            User.objects.create_superuser(username=username, password=password, email="")
+            self.stdout.write(f"Created user {username!r} from CHATSITE_ADMIN_USERNAME/_PASSWORD.")
+        elif sys.stdin.isatty():
+            self.stdout.write("No user yet: create the first one (it can also use the admin).")
+            call_command("createsuperuser", email="")
+        else:
+            username = username or "admin"
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser(username=username, password=password, email="")
+            self.stdout.write(
+                f"Created user {username!r} with password {password!r} (shown once; "
+                "set CHATSITE_ADMIN_USERNAME and CHATSITE_ADMIN_PASSWORD to choose them)."
+            )
+        self.stdout.write(f"Log in at {site}")

@@ -1,0 +1,261 @@
+"""Conversations and their messages: the record every other part of chatsite writes to."""
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from conversations.providers.registry import ModelChoice
+
+TITLE_LENGTH = 80
+
+
+class ConversationQuerySet(models.QuerySet):
+    def for_user(self, user: settings.AUTH_USER_MODEL) -> "ConversationQuerySet":
+        return self.filter(owner=user)
+
+    def matching(
+        self, updated_after: datetime | None = None, model: str = "", q: str = ""
+    ) -> "ConversationQuerySet":
+        """The API list filters; `q` searches titles and message text."""
+        conversations = self
+        if updated_after is not None:
+            conversations = conversations.filter(updated_at__gt=updated_after)
+        if model:
+            conversations = conversations.filter(model=model)
+        if q:
+            in_text = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
+            conversations = conversations.filter(Q(title__icontains=q) | Exists(in_text))
+        return conversations
+
+    def with_reply_status(self, status: str) -> "ConversationQuerySet":
+        replies = Message.objects.filter(
+            conversation=OuterRef("pk"), role=Message.Role.ASSISTANT, status=status
+        )
+        return self.filter(Exists(replies))
+
+    def with_stats(self) -> "ConversationQuerySet":
+        """Message count, total tokens and last activity, computed in the same query."""
+        last_message = Max(Coalesce("messages__completed_at", "messages__created_at"))
+        return self.annotate(
+            message_count=Count("messages"),
+            token_total=Sum("messages__total_tokens"),
+            last_activity=Coalesce(last_message, "updated_at"),
+        )
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=200, help_text="Default model id for new replies")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or "New chat"
+
+    def post_user_message(
+        self, content: str, model: "ModelChoice", client_id: uuid.UUID | None, producer: str
+    ) -> tuple["Message", "Message", bool]:
+        """Store the user's message and a pending reply; return them and whether they are new.
+
+        One transaction, so a user message never exists without its reply. A repeated
+        client_id returns the first pair; a reply still generating raises ReplyInProgress.
+        """
+        if client_id is not None:
+            existing = self._pair_for_client_id(client_id)
+            if existing:
+                return *existing, False
+        try:
+            # Both rows or neither: the partial unique index on active replies is the lock.
+            with transaction.atomic():
+                user_message = self.messages.create(
+                    role=Message.Role.USER,
+                    content=content,
+                    status=Message.Status.COMPLETE,
+                    client_id=client_id,
+                    completed_at=timezone.now(),
+                )
+                reply = self._new_reply(user_message, model, producer)
+                self._touch(model.id, first_message=content)
+        except IntegrityError:
+            if client_id is not None and (existing := self._pair_for_client_id(client_id)):
+                return *existing, False
+            if self.messages.active_replies().exists():
+                raise ReplyInProgress from None
+            raise
+        return user_message, reply, True
+
+    def add_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
+        """A new pending reply to an earlier user message (regenerate); the old ones stay."""
+        try:
+            with transaction.atomic():  # the active-reply index and the touch go together
+                reply = self._new_reply(user_message, model, producer)
+                self._touch(model.id)
+        except IntegrityError:
+            raise ReplyInProgress from None
+        return reply
+
+    def _new_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
+        return self.messages.create(
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.PENDING,
+            provider=model.provider,
+            model=model.id,
+            parent=user_message,
+            producer=producer,
+            heartbeat_at=timezone.now(),
+        )
+
+    def _pair_for_client_id(self, client_id: uuid.UUID) -> tuple["Message", "Message"] | None:
+        user_message = self.messages.filter(client_id=client_id, role=Message.Role.USER).first()
+        if user_message is None:
+            return None
+        return user_message, user_message.replies.order_by("created_at").first()
+
+    def _touch(self, model_id: str, first_message: str = "") -> None:
+        """Newest activity first in lists; the last model used is the one the picker offers."""
+        fields = {"updated_at": timezone.now(), "model": model_id}
+        if first_message and not self.title:
+            fields["title"] = title_from(first_message)
+        Conversation.objects.filter(pk=self.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+
+def title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+class ReplyInProgress(Exception):
+    """The conversation's previous reply is still being generated."""
+
+
+class MessageQuerySet(models.QuerySet):
+    def for_user(self, user: settings.AUTH_USER_MODEL) -> "MessageQuerySet":
+        return self.filter(conversation__owner=user)
+
+    def active_replies(self) -> "MessageQuerySet":
+        return self.filter(role=Message.Role.ASSISTANT, status__in=Message.ACTIVE_STATUSES)
+
+    def replies_since(self, when: datetime) -> "MessageQuerySet":
+        return self.filter(role=Message.Role.ASSISTANT, created_at__gte=when)
+
+    def usage_by_user_and_day(self) -> "MessageQuerySet":
+        """Messages and tokens per (day, username), for the admin usage page."""
+        return (
+            self.annotate(day=TruncDate("created_at"), username=F("conversation__owner__username"))
+            .values("day", "username")
+            .annotate(messages=Count("pk"), tokens=Coalesce(Sum("total_tokens"), 0))
+            .order_by("day", "username")
+        )
+
+    def usage_by_model(self) -> "MessageQuerySet":
+        """Replies and tokens per model, for the admin usage page."""
+        return (
+            self.filter(role=Message.Role.ASSISTANT)
+            .values("model")
+            .annotate(messages=Count("pk"), tokens=Coalesce(Sum("total_tokens"), 0))
+            .order_by("model")
+        )
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        SYSTEM = "system"
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        STREAMING = "streaming"
+        COMPLETE = "complete"
+        STOPPED = "stopped"
+        INTERRUPTED = "interrupted"
+        FAILED = "failed"
+
+    class UsageSource(models.TextChoices):
+        PROVIDER = "provider"
+        ESTIMATED = "estimated"
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    # For a reply: the user message it answers. Several replies to one message are alternatives.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
+    )
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    client_id = models.UUIDField(null=True, blank=True, editable=False)
+
+    provider = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    finish_reason = models.CharField(max_length=50, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    usage_source = models.CharField(max_length=16, choices=UsageSource.choices, blank=True)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    error = models.TextField(blank=True)
+    # Attempts and other per-reply facts (retries, the producing process).
+    metadata = models.JSONField(default=dict, blank=True)
+    # The process producing this reply and its last sign of life, for crash recovery.
+    producer = models.CharField(max_length=100, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="message_conversation_order"),
+            models.Index(fields=["status", "created_at"], name="message_status"),
+            models.Index(fields=["model", "created_at"], name="message_model"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(role="assistant", status__in=["pending", "streaming"]),
+                name="one_active_reply_per_conversation",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="unique_client_id_per_conversation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} message {self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES

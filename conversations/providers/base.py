@@ -1,0 +1,101 @@
+"""The one small interface every provider speaks, and the one error type they raise.
+
+A provider turns a ChatRequest into an async stream of TextDelta / ReasoningDelta events that
+ends with exactly one Finish (finish reason and usage). Anything that goes wrong becomes a
+ProviderError whose message a user can read and which never contains a key.
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str  # the provider's own model name, e.g. "gpt-4o-mini"
+    messages: list[dict[str, str]]  # [{"role": "user" | "assistant", "content": "..."}]
+    system: str = ""
+    stream: bool = True
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+
+@dataclass(slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class Finish:
+    finish_reason: str
+    usage: Usage | None = None
+
+
+ProviderEvent = TextDelta | ReasoningDelta | Finish
+
+
+class ProviderError(Exception):
+    """Any provider failure, with a message fit for the user.
+
+    `retryable` marks failures that may succeed if tried again before the first token
+    (connection errors, 429, 5xx); `retry_after` is the provider's own hint in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "provider_error",
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+        finish_reason: str = "",
+        usage: Usage | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+        self.finish_reason = finish_reason  # the provider's own, when it ended the reply itself
+        self.usage = usage  # what the provider counted, when it ended the reply itself
+
+
+class Provider(Protocol):
+    name: str  # "openai", "dashscope", ...
+    label: str  # shown to people, e.g. "OpenAI-compatible"
+    secrets: tuple[str, ...]  # values that must never appear in an error message
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """A model as people and the API name it: `provider:name`, e.g. `openai:gpt-4o-mini`."""
+
+    provider: str
+    name: str
+    label: str
+    is_default: bool = False
+    stream: bool = True
+    options: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}:{self.name}"

@@ -1,0 +1,161 @@
+"""The shared httpx client and the translation of HTTP failures into ProviderError.
+
+One AsyncClient per event loop, reused by every provider: connection reuse matters, and a
+small keep-alive pool keeps httpcore's per-request pool scan cheap.
+"""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+from django.conf import settings
+
+from conversations.providers.base import ProviderError
+from conversations.providers.sse import ServerSentEvent, SSEDecoder
+
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    if loop not in _clients:
+        _clients[loop] = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=settings.PROVIDER_CONNECT_TIMEOUT,
+                read=settings.PROVIDER_READ_TIMEOUT,
+                write=30.0,
+                pool=30.0,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.PROVIDER_MAX_CONNECTIONS, max_keepalive_connections=20
+            ),
+        )
+    return _clients[loop]
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+@contextlib.contextmanager
+def translated_errors(label: str, secrets: tuple[str, ...]) -> Iterator[None]:
+    """Turn httpx's transport errors and any ProviderError text into safe ProviderErrors."""
+    try:
+        yield
+    except ProviderError as error:
+        error.message = redact(error.message, secrets)
+        error.args = (error.message,)
+        raise
+    except httpx.TimeoutException as error:
+        kind = "connect" if isinstance(error, httpx.ConnectTimeout) else "read"
+        raise ProviderError(
+            f"{label} did not answer in time ({kind} timeout).",
+            code="timeout",
+            retryable=isinstance(error, httpx.ConnectTimeout),
+        ) from None
+    except httpx.ConnectError:
+        raise ProviderError(
+            f"Could not connect to {label}.", code="connect_error", retryable=True
+        ) from None
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        raise ProviderError(
+            f"The connection to {label} was cut off before the reply was complete.",
+            code="connection_dropped",
+        ) from None
+
+
+async def raise_for_status(response: httpx.Response, label: str) -> None:
+    """Read the provider's JSON error body and raise a ProviderError for any non-2xx status."""
+    if response.is_success:
+        return
+    body = await response.aread()
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    raise error_for_status(response.status_code, label, error_detail(body), retry_after)
+
+
+def error_for_status(
+    status: int, label: str, detail: str, retry_after: float | None = None
+) -> ProviderError:
+    """The one mapping of a failure status to its message; in-stream errors name their status."""
+    if status in (401, 403):
+        message, code = f"{label} rejected the API key (HTTP {status})", "auth_error"
+    elif status == 429:
+        message, code = f"{label} is rate limiting requests (HTTP 429)", "rate_limited"
+        if retry_after is not None:
+            message += f"; try again in {retry_after:g} s"
+    elif status >= 500:
+        message, code = f"{label} had a server error (HTTP {status})", "provider_unavailable"
+    else:
+        message, code = f"{label} refused the request (HTTP {status})", "bad_request"
+    return ProviderError(
+        f"{message}: {detail}" if detail else f"{message}.",
+        code=code,
+        retryable=status == 429 or status >= 500,
+        retry_after=retry_after,
+        status=status,
+    )
+
+
+def error_detail(body: bytes) -> str:
+    """The human part of a provider's error body, whichever shape it has."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:300]
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("msg") or error.get("code") or "")[:300]
+        if isinstance(error, str):
+            return error[:300]
+    return ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from APIs, and backoff covers it
+
+
+@contextlib.asynccontextmanager
+async def open_stream(
+    url: str, body: dict, headers: dict[str, str], label: str
+) -> AsyncIterator[httpx.Response]:
+    """POST a streaming request; the response is open and known to be a success."""
+    async with client().stream("POST", url, json=body, headers=headers) as response:
+        await raise_for_status(response, label)
+        yield response
+
+
+async def fetch_json(url: str, body: dict, headers: dict[str, str], label: str) -> dict:
+    """POST a request for models that cannot stream: the whole reply as one JSON object."""
+    response = await client().post(url, json=body, headers=headers)
+    await raise_for_status(response, label)
+    return parse_json(response.text, label)
+
+
+def parse_json(data: str, label: str) -> dict:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        raise ProviderError(f"{label} sent a malformed response.", code="malformed") from None
+    if not isinstance(payload, dict):
+        raise ProviderError(f"{label} sent a malformed response.", code="malformed")
+    return payload
+
+
+async def server_sent_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+    decoder = SSEDecoder()
+    async for chunk in response.aiter_bytes():
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.close():
+        yield event

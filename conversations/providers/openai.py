@@ -1,0 +1,122 @@
+"""OpenAI-compatible chat completions: OpenAI, DeepSeek, Ollama, vLLM, Qwen compatible mode."""
+
+from collections.abc import AsyncIterator
+
+from conversations.providers.base import (
+    ChatRequest,
+    Finish,
+    ProviderError,
+    ProviderEvent,
+    ReasoningDelta,
+    TextDelta,
+    Usage,
+)
+from conversations.providers.http import (
+    client,
+    parse_json,
+    raise_for_status,
+    server_sent_events,
+    translated_errors,
+)
+
+
+class OpenAICompatibleProvider:
+    def __init__(
+        self, base_url: str, api_key: str, name: str = "openai", label: str = "OpenAI-compatible"
+    ) -> None:
+        self.name = name
+        self.label = label
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.api_key = api_key
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values an error message must never show."""
+        return (self.api_key,)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    def body(self, request: ChatRequest) -> dict:
+        messages = list(request.messages)
+        if request.system:
+            messages.insert(0, {"role": "system", "content": request.system})
+        body: dict = {"model": request.model, "messages": messages, "stream": request.stream}
+        if request.stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        with translated_errors(self.label, self.secrets):
+            if not request.stream:
+                async for event in self._fetch_whole(request):
+                    yield event
+                return
+            async with client().stream(
+                "POST", self.url, json=self.body(request), headers=self.headers()
+            ) as response:
+                await raise_for_status(response, self.label)
+                async for event in self._events(response):
+                    yield event
+
+    async def _events(self, response: object) -> AsyncIterator[ProviderEvent]:
+        finish_reason = ""
+        usage = None
+        async for sse in server_sent_events(response):
+            if sse.data == "[DONE]":
+                yield Finish(finish_reason or "stop", usage)
+                return
+            chunk = parse_json(sse.data, self.label)
+            if "error" in chunk:
+                raise in_stream_error(chunk["error"], self.label)
+            if chunk.get("usage"):
+                usage = usage_from(chunk["usage"])
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if reasoning := delta.get("reasoning_content") or delta.get("reasoning"):
+                    yield ReasoningDelta(reasoning)
+                if content := delta.get("content"):
+                    yield TextDelta(content)
+                finish_reason = choice.get("finish_reason") or finish_reason
+        # Some servers omit [DONE]; a finish reason still means the reply is whole.
+        if finish_reason:
+            yield Finish(finish_reason, usage)
+            return
+        raise ProviderError(
+            f"The connection to {self.label} ended before the reply was complete.",
+            code="connection_dropped",
+        )
+
+    async def _fetch_whole(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        """For models or gateways that cannot stream: one request, one delta."""
+        response = await client().post(self.url, json=self.body(request), headers=self.headers())
+        await raise_for_status(response, self.label)
+        payload = parse_json(response.text, self.label)
+        if "error" in payload:
+            raise in_stream_error(payload["error"], self.label)
+        choice = (payload.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        if reasoning := message.get("reasoning_content") or message.get("reasoning"):
+            yield ReasoningDelta(reasoning)
+        if content := message.get("content"):
+            yield TextDelta(content)
+        usage = usage_from(payload["usage"]) if payload.get("usage") else None
+        yield Finish(choice.get("finish_reason") or "stop", usage)
+
+
+def usage_from(data: dict) -> Usage:
+    details = data.get("completion_tokens_details") or {}
+    return Usage(
+        prompt_tokens=data.get("prompt_tokens"),
+        completion_tokens=data.get("completion_tokens"),
+        total_tokens=data.get("total_tokens"),
+        reasoning_tokens=details.get("reasoning_tokens"),
+    )
+
+
+def in_stream_error(error: object, label: str) -> ProviderError:
+    if isinstance(error, dict):
+        detail = str(error.get("message") or error.get("code") or "unknown error")
+    else:
+        detail = str(error)
+    return ProviderError(f"{label} reported an error: {detail}", code="provider_error")

@@ -1,0 +1,124 @@
+"""Nothing stays "generating" forever: replies whose producer is gone are marked interrupted.
+
+Every reply records its producer as host:pid:boot and a heartbeat. A reply is orphaned when
+its producer is a process of this host that is no longer alive (or this very process, which
+has no such producer), or, on another host, when its heartbeat is long stale. Recovery runs
+when a server process starts and then every SWEEP_SECONDS in each process.
+"""
+
+import asyncio
+import contextvars
+import logging
+import os
+import socket
+import time
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.db import DatabaseError
+from django.utils import timezone
+
+from conversations import relay
+from conversations.checkpoints import HEARTBEAT_EVERY_SECONDS
+from conversations.completion import interrupt_replies
+from conversations.eventlog import event_log
+from conversations.models import Message
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 30.0
+STOP_WAIT_SECONDS = 5.0
+STALE_AFTER = timedelta(seconds=6 * HEARTBEAT_EVERY_SECONDS)
+INTERRUPTED_REASON = (
+    "The server stopped while this reply was being generated; the text up to then was kept."
+)
+_sweeper: asyncio.Task | None = None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_orphan(reply: Message) -> bool:
+    if reply.producer == relay.PRODUCER_ID:
+        return reply.pk not in relay.running_replies()
+    host, _, rest = reply.producer.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid) == os.getpid() or not pid_alive(int(pid))
+    stale = reply.heartbeat_at is None or reply.heartbeat_at < timezone.now() - STALE_AFTER
+    return stale
+
+
+def recover_orphaned_replies() -> int:
+    """Mark every orphaned reply interrupted; return how many."""
+    active = Message.objects.active_replies().only("pk", "producer", "heartbeat_at")
+    orphans = [reply.pk for reply in active if is_orphan(reply)]
+    if not orphans:
+        return 0
+    count = interrupt_replies(Message.objects.filter(pk__in=orphans), INTERRUPTED_REASON)
+    logger.warning("Marked %d orphaned replies as interrupted", count)
+    return count
+
+
+def recover_at_startup() -> None:
+    try:
+        recover_orphaned_replies()
+    except DatabaseError:
+        logger.warning("Could not check for interrupted replies (is the database migrated?)")
+
+
+def stop_reply_now(reply: Message) -> None:
+    """Stop a running reply wherever it is produced, and return once it is stored."""
+    if async_to_sync(relay.stop_reply)(reply.id):
+        return
+    if is_orphan(reply):
+        interrupt_replies(Message.objects.filter(pk=reply.pk), INTERRUPTED_REASON)
+        return
+    if async_to_sync(event_log().request_stop)(reply.id) and _wait_until_final(reply):
+        return
+    # Produced by a live process that did not answer: store what it last saved.
+    Message.objects.filter(pk=reply.pk, status__in=Message.ACTIVE_STATUSES).update(
+        status=Message.Status.STOPPED,
+        usage_source=Message.UsageSource.ESTIMATED,
+        finish_reason=Message.Status.STOPPED,
+        completed_at=timezone.now(),
+    )
+
+
+def _wait_until_final(reply: Message) -> bool:
+    """Wait (bounded) for another process to store the reply it was asked to stop."""
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if not Message.objects.active_replies().filter(pk=reply.pk).exists():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def ensure_background_tasks() -> None:
+    """Start this process's periodic sweep and stop listener once, from the running loop."""
+    global _sweeper
+    if _sweeper is None or _sweeper.done():
+        # A fresh context: inheriting the request's would tie the sweep's database calls
+        # to that request's thread executor, which is gone once the request ends.
+        _sweeper = asyncio.get_running_loop().create_task(
+            _sweep_forever(), context=contextvars.Context()
+        )
+        event_log().on_stop_request(relay.stop_if_produced_here)
+
+
+async def _sweep_forever() -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            await database_sync_to_async(recover_orphaned_replies)()
+        except DatabaseError:
+            logger.exception("Sweeping for orphaned replies failed")

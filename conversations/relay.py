@@ -1,0 +1,275 @@
+"""The relay: one producer per reply reads the provider and appends to the reply's event log.
+
+A producer is a detached asyncio task, started by the message POST and owned by no request,
+so a browser that leaves changes nothing: the reply is still read to its end and saved by
+the completion hook. Stream views only read the event log; they never start or repeat a
+generation. Flow: providers → relay → completion → models.
+"""
+
+import asyncio
+import contextvars
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from conversations.checkpoints import checkpoint_loop
+from conversations.completion import PartialReply, ReplyOutcome, finish_reply
+from conversations.eventlog import event_log
+from conversations.models import Message
+from conversations.providers.base import (
+    ChatRequest,
+    Finish,
+    ModelChoice,
+    Provider,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+)
+from conversations.providers.registry import find_model, provider_for
+from conversations.usage import complete_usage
+
+logger = logging.getLogger(__name__)
+
+# host:pid:boot: which process produces a reply, for crash recovery.
+PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+_producers: dict[UUID, "ReplyProducer"] = {}
+_tasks: set[asyncio.Task] = set()
+
+
+@dataclass
+class ReplyJob:
+    reply_id: UUID
+    choice: ModelChoice
+    provider: Provider
+    request: ChatRequest
+
+    @property
+    def prompt_texts(self) -> list[str]:
+        return [self.request.system, *(m["content"] for m in self.request.messages)]
+
+
+def load_job(reply_id: UUID) -> ReplyJob:
+    """The request for a reply: the conversation up to the user message it answers."""
+    reply = Message.objects.select_related("parent").get(pk=reply_id)
+    # The history in one query: this runs before every reply's first token.
+    earlier = list(
+        Message.objects.filter(
+            conversation_id=reply.conversation_id, created_at__lte=reply.parent.created_at
+        )
+        .exclude(pk=reply.pk)
+        .order_by("created_at")
+        .only("role", "content", "parent_id")
+    )
+    messages: list[dict[str, str]] = []
+    answer_to: dict[UUID, str] = {}  # the latest usable reply to each user message
+    for message in earlier:
+        if message.role == Message.Role.ASSISTANT and message.content:
+            answer_to[message.parent_id] = message.content
+    for message in earlier:
+        if message.role == Message.Role.USER:
+            messages.append({"role": "user", "content": message.content})
+            if message.pk in answer_to:
+                messages.append({"role": "assistant", "content": answer_to[message.pk]})
+    choice = find_model(reply.model)
+    if choice is None:
+        raise ProviderError(f"The model {reply.model} is no longer configured.", code="bad_model")
+    request = ChatRequest(
+        model=choice.name,
+        messages=messages,
+        system=settings.CHATSITE_SYSTEM_PROMPT,
+        stream=choice.stream,
+    )
+    return ReplyJob(reply.pk, choice, provider_for(choice), request)
+
+
+def running_replies() -> set[UUID]:
+    return set(_producers)
+
+
+async def start_reply(reply_id: UUID) -> None:
+    """Start the one producer of a new reply, detached from the request that asked for it."""
+    await event_log().open(reply_id)
+    producer = ReplyProducer(reply_id)
+    _producers[reply_id] = producer
+    # A fresh context: the task must not inherit the request's (see streaming-notes.md).
+    task = asyncio.get_running_loop().create_task(producer.run(), context=contextvars.Context())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def stop_reply(reply_id: UUID) -> bool:
+    """Stop a reply produced by this process and wait until it is stored; False if not ours."""
+    producer = _producers.get(reply_id)
+    if producer is None:
+        return False
+    producer.cancel()
+    await producer.finished.wait()
+    return True
+
+
+def stop_if_produced_here(reply_id: UUID) -> None:
+    """A stop request from another process (through the event log): act if the reply is ours."""
+    if producer := _producers.get(reply_id):
+        producer.cancel()
+
+
+class ReplyProducer:
+    def __init__(self, reply_id: UUID) -> None:
+        self.reply_id = reply_id
+        self.parts: list[str] = []
+        self.reasoning_parts: list[str] = []
+        self.finish: Finish | None = None
+        self.attempts: list[dict] = []
+        self.started = time.monotonic()
+        self.first_token_at: float | None = None
+        self.stop_requested = False
+        self.finished = asyncio.Event()
+        self._reading: asyncio.Task | None = None
+
+    def cancel(self) -> None:
+        """Stop reading: closing the upstream connection stops generation (and billing)."""
+        self.stop_requested = True
+        if self._reading is not None:
+            self._reading.cancel()
+
+    async def run(self) -> None:
+        job = None
+        try:
+            job = await database_sync_to_async(load_job)(self.reply_id)
+            outcome = await self._produce(job)
+        except ProviderError as error:
+            outcome = self._outcome(Message.Status.FAILED, job, error)
+        except Exception:
+            logger.exception("Producer for reply %s failed", self.reply_id)
+            failure = ProviderError("chatsite failed to produce this reply.", code="internal_error")
+            outcome = self._outcome(Message.Status.FAILED, job, failure)
+        try:
+            await self._finish(outcome)
+        finally:
+            _producers.pop(self.reply_id, None)
+            self.finished.set()
+
+    async def _produce(self, job: ReplyJob) -> ReplyOutcome:
+        if self.stop_requested:
+            return self._outcome(Message.Status.STOPPED, job)
+        self._reading = asyncio.create_task(self._read_with_retries(job))
+        checkpoint_loop.track(self)
+        try:
+            await self._reading
+        except asyncio.CancelledError:
+            if not self.stop_requested:
+                raise  # the server is shutting down: crash recovery marks the reply
+            return self._outcome(Message.Status.STOPPED, job)
+        finally:
+            checkpoint_loop.untrack(self.reply_id)
+        return self._outcome(Message.Status.COMPLETE, job)
+
+    async def _read_with_retries(self, job: ReplyJob) -> None:
+        """Read the provider; before the first token, retry what may pass with backoff."""
+        for attempt in range(1, settings.CHATSITE_RETRY_ATTEMPTS + 1):
+            try:
+                await self._read(job)
+                self.attempts.append({"attempt": attempt, "outcome": "ok"})
+                return
+            except ProviderError as error:
+                record = {"attempt": attempt, "outcome": error.code, "status": error.status}
+                self.attempts.append(record)
+                last = attempt == settings.CHATSITE_RETRY_ATTEMPTS
+                if not error.retryable or self.first_token_at is not None or last:
+                    raise
+                delay = retry_delay(attempt, error.retry_after)
+                record["retry_in_seconds"] = delay
+                await asyncio.sleep(delay)
+
+    async def _read(self, job: ReplyJob) -> None:
+        log = event_log()
+        async for event in job.provider.stream(job.request):
+            if type(event) is TextDelta:
+                self._first_token()
+                self.parts.append(event.text)
+                await log.append(self.reply_id, "delta", {"content": event.text})
+            elif type(event) is ReasoningDelta:
+                self._first_token()
+                self.reasoning_parts.append(event.text)
+                await log.append(self.reply_id, "reasoning", {"content": event.text})
+            elif type(event) is Finish:
+                self.finish = event
+                return
+        raise ProviderError(  # a provider ends with Finish or raises; anything else is a bug
+            f"{job.provider.label} ended the reply without finishing it.", code="incomplete"
+        )
+
+    def _first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+            # Saved at once, so the reply shows as streaming.
+            checkpoint_loop.first_token(self.reply_id)
+
+    def progress(self) -> tuple[int, bool]:
+        return len(self.parts) + len(self.reasoning_parts), self.first_token_at is not None
+
+    def partial(self) -> PartialReply:
+        return PartialReply(
+            self.reply_id,
+            "".join(self.parts),
+            "".join(self.reasoning_parts),
+            streaming=self.first_token_at is not None,
+        )
+
+    def _outcome(
+        self, status: str, job: ReplyJob | None, error: ProviderError | None = None
+    ) -> ReplyOutcome:
+        content, reasoning = "".join(self.parts), "".join(self.reasoning_parts)
+        finish = self.finish if status == Message.Status.COMPLETE else None
+        reported = finish.usage if finish else error and error.usage
+        prompt_texts = job.prompt_texts if job else []
+        usage, source = complete_usage(reported, prompt_texts, [content, reasoning])
+        now = time.monotonic()
+        return ReplyOutcome(
+            status=status,
+            content=content,
+            reasoning=reasoning,
+            finish_reason=finish.finish_reason
+            if finish
+            else (error and error.finish_reason) or status,
+            usage=usage,
+            usage_source=source,
+            error_code=error.code if error else "",
+            error=error.message if error else "",
+            time_to_first_token_ms=_ms(self.first_token_at - self.started)
+            if self.first_token_at
+            else None,
+            duration_ms=_ms(now - self.started),
+            metadata={"attempts": self.attempts, "producer": PRODUCER_ID},
+        )
+
+    async def _finish(self, outcome: ReplyOutcome) -> None:
+        from conversations.api.serializers import MessageSerializer
+
+        message = await database_sync_to_async(finish_reply)(self.reply_id, outcome)
+        if message is None:  # already final (crash recovery or a deleted conversation)
+            message = await database_sync_to_async(Message.objects.filter(pk=self.reply_id).first)()
+        payload = MessageSerializer(message).data if message else None
+        log = event_log()
+        if outcome.status == Message.Status.FAILED:
+            error = {"code": outcome.error_code, "message": outcome.error}
+            await log.close(self.reply_id, "error", {"error": error, "message": payload})
+        else:
+            await log.close(self.reply_id, "done", {"message": payload})
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    backoff = settings.CHATSITE_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)
+    return min(settings.CHATSITE_RETRY_MAX_SECONDS, max(backoff, retry_after or 0.0))
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

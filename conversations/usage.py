@@ -1,0 +1,55 @@
+"""Token estimates, used when a provider sends no usage (stopped, cut off, or never reported).
+
+No tokenizer matches every provider, and tiktoken needs its encodings from the network, so
+chatsite estimates about four characters a token and marks such counts `estimated`.
+"""
+
+from conversations.providers.base import Usage
+
+CHARS_PER_TOKEN = 4
+TOKENS_PER_MESSAGE = 4  # role and separators around each message
+
+
+def estimate_tokens(*texts: str) -> int:
+    return sum(-(-len(text) // CHARS_PER_TOKEN) for text in texts if text)
+
+
+def estimated_usage(prompt_texts: list[str], reply_texts: list[str]) -> Usage:
+    prompt = estimate_tokens(*prompt_texts) + TOKENS_PER_MESSAGE * len(prompt_texts)
+    completion = estimate_tokens(*reply_texts)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+def complete_usage(
+    usage: Usage | None, prompt_texts: list[str], reply_texts: list[str]
+) -> tuple[Usage, str]:
+    """The provider's usage when it sent all of it, else an estimate; and which one it is."""
+    if usage is not None and usage.is_complete:
+        if usage.total_tokens is None:
+            usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+        return usage, "provider"
+    estimate = estimated_usage(prompt_texts, reply_texts)
+    if usage is not None and usage.reasoning_tokens is not None:
+        estimate.reasoning_tokens = usage.reasoning_tokens
+    return estimate, "estimated"
+
+
+def usage_from_input_output(data: dict) -> Usage:
+    """Usage named input/output tokens (DashScope, Anthropic), as prompt/completion counts.
+
+    Anthropic counts cache reads and writes apart from `input_tokens`; all of it was prompt.
+    """
+    prompt = data.get("input_tokens")
+    if prompt is not None:
+        prompt += (data.get("cache_creation_input_tokens") or 0) + (
+            data.get("cache_read_input_tokens") or 0
+        )
+    details = data.get("output_tokens_details") or {}
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=data.get("output_tokens"),
+        total_tokens=data.get("total_tokens"),
+        reasoning_tokens=details.get("reasoning_tokens"),
+    )

@@ -1,0 +1,48 @@
+"""Server-rendered pages. The chat page loads its data as JSON and streams with EventSource."""
+
+from uuid import UUID
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from conversations.access import get_for_user
+from conversations.api.serializers import ConversationDetailSerializer, ModelSerializer
+from conversations.models import Conversation
+from conversations.providers.registry import available_models, default_model
+
+
+@login_required
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    conversations = Conversation.objects.for_user(request.user)
+    return render(
+        request, "conversations/list.html", {"conversations": conversations, **page_data()}
+    )
+
+
+@login_required
+@require_POST
+def conversation_new(request: HttpRequest) -> HttpResponse:
+    conversation = Conversation.objects.create(owner=request.user, model=default_model().id)
+    return redirect("conversation-chat", conversation_id=conversation.id)
+
+
+@login_required
+def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
+    conversation = get_for_user(Conversation, request.user, conversation_id)
+    context = {
+        "conversation": conversation,
+        "conversations": Conversation.objects.for_user(request.user),
+        "conversation_data": ConversationDetailSerializer(conversation).data,
+        **page_data(),
+    }
+    return render(request, "conversations/chat.html", context)
+
+
+def page_data() -> dict:
+    models = available_models()
+    return {
+        "models_data": ModelSerializer(models, many=True).data,
+        "demo_only": all(choice.provider == "demo" for choice in models),
+    }

@@ -1,0 +1,93 @@
+"use strict";
+// Follow one reply's Server-Sent Events stream until its final event.
+// EventSource reconnects by itself after a dropped connection and resumes from Last-Event-ID.
+// If the server refuses a reconnect (EventSource then gives up for good), ask the API what
+// became of the reply and, while it still runs, follow again from the last event seen.
+(function () {
+  const RECONNECT_NOTICE_MS = 5000; // Chromium retries after 3 s: only a longer gap is news
+  const RETRY_MS = 3000;
+  const ACTIVE = ["pending", "streaming"];
+
+  // handlers: onText(field, text) for "content"/"reasoning"; onFinal(message or null);
+  // onFailed({error, message}); onConnection(ok); refresh() -> the reply from the API, or
+  // null when it is gone. Returns {close()}.
+  function followReply(streamUrl, handlers) {
+    let source = null;
+    let lastEventId = "";
+    let noticeTimer = null;
+    let lost = false;
+    let closed = false;
+
+    function connected() {
+      clearTimeout(noticeTimer);
+      noticeTimer = null;
+      if (lost) {
+        lost = false;
+        handlers.onConnection(true);
+      }
+    }
+
+    function connectionTrouble() {
+      noticeTimer = noticeTimer || setTimeout(function () {
+        lost = true;
+        handlers.onConnection(false);
+      }, RECONNECT_NOTICE_MS);
+    }
+
+    function open() {
+      const url = lastEventId ? `${streamUrl}?last_event_id=${encodeURIComponent(lastEventId)}` : streamUrl;
+      source = new EventSource(url);
+      const text = (field) => (event) => {
+        lastEventId = event.lastEventId;
+        connected();
+        handlers.onText(field, JSON.parse(event.data).content);
+      };
+      source.addEventListener("open", connected);
+      source.addEventListener("delta", text("content"));
+      source.addEventListener("reasoning", text("reasoning"));
+      source.addEventListener("done", function (event) {
+        close();
+        handlers.onFinal(JSON.parse(event.data).message);
+      });
+      source.addEventListener("error", function (event) {
+        if (closed) return;
+        if (event.data !== undefined) {
+          close(); // the server's own error event: the reply failed, with a reason
+          handlers.onFailed(JSON.parse(event.data));
+          return;
+        }
+        connectionTrouble();
+        if (source.readyState === EventSource.CLOSED) setTimeout(retry, RETRY_MS);
+      });
+    }
+
+    async function retry() {
+      if (closed) return;
+      let reply;
+      try {
+        reply = await handlers.refresh();
+      } catch (error) {
+        setTimeout(retry, RETRY_MS); // the server is unreachable: try again later
+        return;
+      }
+      if (closed) return;
+      if (reply && ACTIVE.includes(reply.status)) {
+        open();
+        return;
+      }
+      close();
+      handlers.onFinal(reply);
+    }
+
+    function close() {
+      closed = true;
+      clearTimeout(noticeTimer);
+      if (source) source.close();
+    }
+
+    open();
+    return { close };
+  }
+
+  window.chatsiteStream = { followReply };
+})();

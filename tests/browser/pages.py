@@ -1,0 +1,57 @@
+"""What a person does on chatsite's pages, as small steps the browser tests share."""
+
+from playwright.sync_api import Locator, Page, expect
+
+from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
+
+
+def open_new_chat(page: Page) -> None:
+    """From any page with the sidebar, start a chat and wait until its script is ready."""
+    page.get_by_role("button", name="New chat").first.click()
+    expect(page.locator("#chat[data-ready=true]")).to_be_attached()
+
+
+def open_chat(page: Page, url: str) -> None:
+    page.goto(url)
+    expect(page.locator("#chat[data-ready=true]")).to_be_attached()
+
+
+def send_message(page: Page, text: str) -> None:
+    """Type into the composer and press Enter, as a person does."""
+    page.locator("#content").fill(text)
+    page.locator("#content").press("Enter")
+
+
+def replies(page: Page) -> Locator:
+    return page.locator(".message.assistant")
+
+
+def last_reply(page: Page) -> Locator:
+    return replies(page).last
+
+
+def reply_body(page: Page) -> Locator:
+    return last_reply(page).locator(".body")
+
+
+def wait_until_final(page: Page, status: str = "complete") -> Locator:
+    reply = last_reply(page)
+    expect(reply).to_have_attribute("data-status", status)
+    return reply
+
+
+def gated_stream(
+    parts: list[str], gates: list[Gate | None], usage: tuple[int, int] = (9, 5)
+) -> Script:
+    """An OpenAI stream that sends parts[i] and then waits at gates[i] (None: no wait)."""
+    steps: list = [openai_chunk("")]
+    for part, gate in zip(parts, gates, strict=True):
+        steps.append(openai_chunk(part))
+        if gate is not None:
+            steps.append(gate)
+    steps += [openai_chunk(finish_reason="stop"), openai_usage(*usage), sse("[DONE]")]
+    return Script(steps=steps)
+
+
+def clipboard_text(page: Page) -> str:
+    return page.evaluate("navigator.clipboard.readText()")

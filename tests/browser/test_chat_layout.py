@@ -1,0 +1,138 @@
+"""The page around the chat: the conversation sidebar, light and dark themes, a phone screen."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from conversations.models import Conversation
+from tests.browser.pages import (
+    open_chat,
+    open_new_chat,
+    reply_body,
+    send_message,
+    wait_until_final,
+)
+from tests.stub import openai_stream
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+WIDE_REPLY = (
+    "| Column one | Column two | Column three | Column four | Column five |\n"
+    "|---|---|---|---|---|\n| a | b | c | d | e |\n\n"
+    "```python\nprint('"
+    + "a very long line of code that must scroll inside its block " * 3
+    + "')\n```\n"
+)
+
+
+def conversation(owner: object, title: str, minutes_ago: int) -> Conversation:
+    updated = timezone.now() - timedelta(minutes=minutes_ago)
+    return Conversation.objects.create(
+        owner=owner, title=title, model="openai:stub-model", updated_at=updated
+    )
+
+
+def sidebar_titles(page: object) -> object:
+    return page.locator("#conversation-list li[data-conversation-id]:visible")
+
+
+def test_sidebar_lists_newest_first_and_finds_titles(browsing, stub, alice, charlie):
+    alpha = conversation(alice, "Alpha notes", minutes_ago=30)
+    conversation(alice, "Beta plan", minutes_ago=20)
+    conversation(alice, "Gamma ideas", minutes_ago=10)
+    conversation(charlie, "Alpha secret of charlie", minutes_ago=1)
+    page = browsing.logged_in(alice)
+
+    expect(sidebar_titles(page)).to_have_text(["Gamma ideas", "Beta plan", "Alpha notes"])
+    search = page.get_by_label("Search conversations by title")
+    search.fill("BETA")
+    expect(sidebar_titles(page)).to_have_text(["Beta plan"])
+    search.fill("alpha")
+    expect(sidebar_titles(page)).to_have_text(["Alpha notes"])
+    search.fill("nothing like this")
+    expect(sidebar_titles(page)).to_have_count(0)
+    expect(page.get_by_text("No conversation title matches.")).to_be_visible()
+    search.press("Escape")
+    expect(sidebar_titles(page)).to_have_count(3)
+
+    # A new message makes a conversation the newest, on the page and after a reload.
+    stub.queue(openai_stream(["Noted."]))
+    page.get_by_role("link", name="Alpha notes").click()
+    expect(page).to_have_url(f"{browsing.origin}/c/{alpha.id}/")
+    send_message(page, "One more note")
+    expect(sidebar_titles(page)).to_have_text(["Alpha notes", "Gamma ideas", "Beta plan"])
+    wait_until_final(page)
+    page.reload()
+    expect(sidebar_titles(page)).to_have_text(["Alpha notes", "Gamma ideas", "Beta plan"])
+    expect(page.locator("#conversation-list li.current")).to_have_text("Alpha notes")
+
+
+def background_of(page: object, selector: str) -> str:
+    return page.locator(selector).first.evaluate("e => getComputedStyle(e).backgroundColor")
+
+
+def color_of(page: object, selector: str) -> str:
+    return page.locator(selector).first.evaluate("e => getComputedStyle(e).color")
+
+
+def test_theme_follows_the_system_setting(browsing, stub, alice):
+    stub.queue(openai_stream(["```python\n", "def dark(): pass\n", "```\n"]))
+    page = browsing.logged_in(alice, color_scheme="light")
+    open_new_chat(page)
+    send_message(page, "Code please")
+    wait_until_final(page)
+    light = {
+        "page": background_of(page, "body"),
+        "text": color_of(page, "body"),
+        "keyword": color_of(page, ".hljs-keyword"),
+    }
+
+    page.emulate_media(color_scheme="dark")
+    dark = {
+        "page": background_of(page, "body"),
+        "text": color_of(page, "body"),
+        "keyword": color_of(page, ".hljs-keyword"),
+    }
+    assert light["page"] == "rgb(255, 255, 255)"
+    assert dark["page"] == "rgb(21, 23, 26)"
+    assert light["text"] != dark["text"]
+    assert light["keyword"] != dark["keyword"], "code colours must follow the theme too"
+
+
+def assert_fits_the_screen(page: object) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than the screen"
+
+
+def test_chat_works_on_a_phone_sized_screen(browsing, stub, alice):
+    stub.queue(openai_stream(["Here:\n\n", WIDE_REPLY]))
+    page = browsing.logged_in(alice, viewport=PHONE, is_mobile=True, has_touch=True)
+    expect(page.get_by_role("button", name="New chat").first).to_be_in_viewport()
+    assert_fits_the_screen(page)
+    open_new_chat(page)
+
+    # On a phone the chat has the screen; the conversation list opens on demand.
+    expect(page.locator("#sidebar")).to_be_hidden()
+    page.get_by_role("button", name="Chats").tap()
+    expect(page.locator("#sidebar")).to_be_visible()
+    expect(page.get_by_role("button", name="Chats")).to_have_attribute("aria-expanded", "true")
+    page.get_by_role("button", name="Chats").tap()
+    expect(page.locator("#sidebar")).to_be_hidden()
+
+    send_message(page, "Show me something wide")
+    wait_until_final(page)
+    expect(reply_body(page).locator("table")).to_be_visible()
+    assert_fits_the_screen(page)
+    for control in ("#content", "#send", "#model"):
+        expect(page.locator(control)).to_be_in_viewport()
+        box = page.locator(control).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], control
+    code = reply_body(page).locator("pre code")
+    assert code.evaluate("e => e.scrollWidth > e.clientWidth"), "long code scrolls in its block"
+    table = reply_body(page).locator("table")  # words stay whole; the table scrolls instead
+    assert table.evaluate("e => e.scrollWidth > e.clientWidth"), "a wide table scrolls in place"
+    open_chat(page, page.url)
+    assert_fits_the_screen(page)

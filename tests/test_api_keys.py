@@ -1,0 +1,218 @@
+"""Personal API keys: shown once, stored hashed, act as their owner, die at once when revoked."""
+
+import hashlib
+import re
+import uuid
+
+import pytest
+
+from conversations.models import ApiKey, Conversation, Message
+from tests.client import ChatClient, read_events, text_of
+from tests.stub import Gate, Script, openai_chunk, openai_stream, sse
+
+END = [openai_chunk(finish_reason="stop"), sse("[DONE]")]
+
+
+@pytest.fixture
+def key_client(server):
+    """key_client(secret, base_url=None) -> a ChatClient that sends only `Bearer <secret>`."""
+    clients: list[ChatClient] = []
+
+    def make(secret: str, base_url: str | None = None) -> ChatClient:
+        clients.append(ChatClient(base_url or server.url, None, api_key=secret))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def new_key(client: ChatClient, name: str = "laptop") -> dict:
+    response = client.http.post("/api/keys/", json={"name": name})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_new_key_is_shown_once_and_only_its_hash_is_stored(server, alice_client, alice):
+    created = new_key(alice_client)
+    secret = created["key"]
+    assert secret.startswith("cs_") and len(secret) > 40
+    assert created["last_four"] == secret[-4:]
+
+    stored = ApiKey.objects.get(pk=created["id"])
+    assert stored.user == alice
+    assert stored.key_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in str([getattr(stored, f.attname) for f in ApiKey._meta.concrete_fields])
+
+    listing = alice_client.http.get("/api/keys/")
+    assert listing.status_code == 200
+    assert secret not in listing.text
+    [listed] = listing.json()["results"]
+    assert listed == {**{k: v for k, v in created.items() if k != "key"}}
+    assert "key" not in listed and listed["last_used_at"] is None
+
+
+def test_a_key_acts_as_its_owner_and_its_messages_are_stored_and_counted(
+    server, stub, alice_client, alice, key_client
+):
+    secret = new_key(alice_client)["key"]
+    tool = key_client(secret)
+    stub.queue(openai_stream(["From ", "a tool"], usage=(9, 4)))
+
+    conversation = tool.new_conversation(title="Scripted")
+    body = tool.send(conversation["id"], "Hello from a script").json()
+    assert text_of(tool.events(body["stream_url"])) == "From a tool"
+    reply = tool.wait_final(conversation["id"], body["assistant_message"]["id"])
+
+    assert Conversation.objects.get(pk=conversation["id"]).owner == alice
+    assert (reply["status"], reply["total_tokens"], reply["usage_source"]) == (
+        "complete",
+        13,
+        "provider",
+    )
+    assert alice_client.conversation(conversation["id"])["messages"][0]["content"] == (
+        "Hello from a script"
+    )
+    [listed] = alice_client.http.get("/api/keys/").json()["results"]
+    assert listed["last_used_at"] is not None
+
+
+def test_a_revoked_key_stops_working_at_once(server, alice_client, key_client):
+    created = new_key(alice_client)
+    tool = key_client(created["key"])
+    assert tool.http.get("/api/conversations/").status_code == 200
+
+    assert alice_client.http.delete(f"/api/keys/{created['id']}/").status_code == 204
+
+    refused = tool.http.get("/api/conversations/")
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert refused.json()["error"]["code"] == "invalid_api_key"
+    assert created["key"] not in refused.text
+    [listed] = alice_client.http.get("/api/keys/").json()["results"]
+    assert listed["revoked_at"] is not None
+
+
+def test_unknown_or_malformed_keys_get_401_without_echoing_them(server, key_client):
+    for secret in ["cs_" + "x" * 43, "not-a-chatsite-key", "cs_"]:
+        response = key_client(secret).http.get("/api/conversations/")
+        assert response.status_code == 401, secret
+        assert response.json()["error"]["code"] == "invalid_api_key"
+        if len(secret) > 3:
+            assert secret not in response.text
+
+
+def test_a_key_cannot_create_keys_but_can_list_and_revoke(server, alice_client, key_client):
+    created = new_key(alice_client)
+    tool = key_client(created["key"])
+    refused = tool.http.post("/api/keys/", json={"name": "minted by a key"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "session_required"
+    assert ApiKey.objects.count() == 1
+    assert [k["id"] for k in tool.http.get("/api/keys/").json()["results"]] == [created["id"]]
+    assert tool.http.delete(f"/api/keys/{created['id']}/").status_code == 204
+    assert tool.http.get("/api/keys/").status_code == 401
+
+
+def test_other_users_keys_are_invisible_and_cannot_be_revoked(server, alice_client, charlie_client):
+    alices = new_key(alice_client)
+    charlies = new_key(charlie_client, "charlie's")
+    assert [k["id"] for k in charlie_client.http.get("/api/keys/").json()["results"]] == [
+        charlies["id"]
+    ]
+    assert charlie_client.http.delete(f"/api/keys/{alices['id']}/").status_code == 404
+    assert charlie_client.http.delete(f"/api/keys/{uuid.uuid4()}/").status_code == 404
+    assert ApiKey.objects.get(pk=alices["id"]).revoked_at is None
+
+
+def test_fields_a_client_sends_for_a_key_are_ignored(server, alice_client, alice, charlie):
+    forged = {
+        "name": "mine",
+        "id": str(uuid.uuid4()),
+        "user": charlie.pk,
+        "key_hash": "0" * 64,
+        "last_four": "abcd",
+        "revoked_at": "2020-01-01T00:00:00Z",
+        "last_used_at": "2020-01-01T00:00:00Z",
+        "key": "cs_chosen-by-the-client",
+    }
+    created = alice_client.http.post("/api/keys/", json=forged).json()
+    stored = ApiKey.objects.get(pk=created["id"])
+    assert str(stored.pk) != forged["id"]
+    assert stored.user == alice
+    assert stored.key_hash == hashlib.sha256(created["key"].encode()).hexdigest()
+    assert created["key"] != forged["key"]
+    assert (stored.revoked_at, stored.last_used_at, stored.name) == (None, None, "mine")
+
+
+def test_revoking_a_key_ends_its_open_stream_but_not_the_reply(
+    start_server, stub, alice, client_for, key_client
+):
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
+    owner = client_for(alice, server.url)
+    created = new_key(owner)
+    tool = key_client(created["key"], server.url)
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Hel"), gate, openai_chunk("lo"), *END]))
+    conversation = tool.new_conversation()
+    body = tool.send(conversation["id"], "Greet me").json()
+
+    with tool.http.stream("GET", body["stream_url"]) as response:
+        assert response.status_code == 200
+        chunks = response.iter_bytes()
+        events = read_events(chunks)
+        first = next(events)
+        assert (first.name, first.data["content"]) == ("delta", "Hel")
+        gate.wait_reached()
+        assert owner.http.delete(f"/api/keys/{created['id']}/").status_code == 204
+        last = next(events)  # the stream idles at the gate until the key check ends it
+        assert last.name == "error"
+        assert last.data["error"]["code"] == "key_revoked"
+        assert b"".join(chunks) == b""  # and then it closes
+
+    assert tool.http.get(body["stream_url"]).status_code == 401
+    gate.open()
+    reply = owner.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert (reply["status"], reply["content"]) == ("complete", "Hello")
+    assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+
+
+def test_a_session_stream_is_not_affected_by_key_checks(start_server, stub, alice, client_for):
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
+    owner = client_for(alice, server.url)
+    stub.queue(Script(steps=[openai_chunk("Hel"), 0.3, openai_chunk("lo"), *END]))
+    conversation = owner.new_conversation()
+    body = owner.send(conversation["id"], "Greet me").json()
+    events = owner.events(body["stream_url"])
+    assert (text_of(events), events[-1].name) == ("Hello", "done")
+
+
+def test_settings_page_creates_a_key_once_and_revokes_it(server, alice_client, key_client):
+    page = alice_client.http.get("/settings/keys/")
+    assert page.status_code == 200 and "No keys yet" in page.text
+
+    created = alice_client.http.post("/settings/keys/", data={"name": "<b>cli</b>"})
+    assert created.status_code == 200
+    assert created.headers["Cache-Control"] == "no-store"
+    secret = re.search(r'id="new-key">(cs_[A-Za-z0-9_-]+)<', created.text).group(1)
+    assert "&lt;b&gt;cli&lt;/b&gt;" in created.text and "<b>cli</b>" not in created.text
+    assert key_client(secret).http.get("/api/conversations/").status_code == 200
+
+    again = alice_client.http.get("/settings/keys/")
+    assert secret not in again.text and f"cs_…{secret[-4:]}" in again.text
+    key = ApiKey.objects.get()
+    revoked = alice_client.http.post(f"/settings/keys/{key.id}/revoke/")
+    assert revoked.status_code == 302
+    assert key_client(secret).http.get("/api/conversations/").status_code == 401
+    assert "revoked" in alice_client.http.get("/settings/keys/").text
+
+
+def test_settings_page_needs_login_and_keeps_keys_private(
+    server, client_for, alice_client, charlie_client
+):
+    assert client_for(None).http.get("/settings/keys/").status_code == 302
+    new_key(alice_client)
+    key = ApiKey.objects.get()
+    assert f"…{key.last_four}" not in charlie_client.http.get("/settings/keys/").text
+    assert charlie_client.http.post(f"/settings/keys/{key.id}/revoke/").status_code == 404
+    assert ApiKey.objects.get().revoked_at is None

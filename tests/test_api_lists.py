@@ -1,0 +1,130 @@
+"""The conversation list is paginated, filtered and private; forged fields change nothing."""
+
+import uuid
+from datetime import timedelta
+
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+from tests.stub import openai_stream
+
+
+def titles(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [c["title"] for c in response.json()["results"]]
+
+
+def test_conversation_list_is_paginated_most_recent_first(server, alice, alice_client):
+    now = timezone.now()
+    Conversation.objects.bulk_create(
+        Conversation(owner=alice, title=f"Chat {n:02}", model="m", updated_at=now - timedelta(n))
+        for n in range(55)
+    )
+    first = alice_client.http.get("/api/conversations/").json()
+    assert first["count"] == 55 and first["previous"] is None
+    assert [c["title"] for c in first["results"]] == [f"Chat {n:02}" for n in range(50)]
+    second = alice_client.http.get(first["next"]).json()
+    assert [c["title"] for c in second["results"]] == [f"Chat {n:02}" for n in range(50, 55)]
+    assert second["next"] is None
+
+    assert len(titles(alice_client.http.get("/api/conversations/?page_size=7"))) == 7
+    assert len(titles(alice_client.http.get("/api/conversations/?page_size=1000"))) == 55
+    beyond = alice_client.http.get("/api/conversations/?page=9")
+    assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
+
+
+def test_conversation_list_filters_by_update_time_model_and_text(server, alice, alice_client):
+    now = timezone.now()
+    old = Conversation.objects.create(
+        owner=alice, title="Old", model="openai:stub-model", updated_at=now - timedelta(days=3)
+    )
+    Conversation.objects.create(owner=alice, title="New", model="openai:stub-other")
+    recipe = Conversation.objects.create(owner=alice, title="Recipe", model="openai:stub-model")
+    recipe.messages.create(role="user", status="complete", content="How do I make PANCAKES?")
+    old.messages.create(role="user", status="complete", content="nothing tasty")
+    since = (now - timedelta(days=1)).isoformat()
+
+    def listed(**query: str) -> set[str]:
+        return set(titles(alice_client.http.get("/api/conversations/", params=query)))
+
+    assert listed(updated_after=since) == {"New", "Recipe"}
+    assert listed(model="openai:stub-other") == {"New"}
+    assert listed(q="pancakes") == {"Recipe"}  # message text, any case
+    assert listed(q="recip") == {"Recipe"}  # title
+    assert listed(q="o", model="openai:stub-model", updated_after=since) == {"Recipe"}
+    bad = alice_client.http.get("/api/conversations/?updated_after=yesterday")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["message"].startswith("updated_after:")
+
+
+def test_lists_never_show_other_users_conversations(
+    server, alice, bob, alice_client, charlie_client, client_for
+):
+    Conversation.objects.create(owner=alice, title="Alice's", model="m")
+    Conversation.objects.create(owner=bob, title="Bob's", model="m")
+    assert titles(charlie_client.http.get("/api/conversations/?owner=alice")) == []
+    assert titles(charlie_client.http.get("/api/conversations/?q=Alice")) == []
+    # The list is the caller's own for staff too; staff read others' data only by export.
+    assert titles(client_for(bob).http.get("/api/conversations/?owner=alice")) == ["Bob's"]
+
+
+def test_fields_a_client_may_not_set_are_never_stored(
+    server, stub, alice, charlie, alice_client, charlie_client
+):
+    forged_id = str(uuid.uuid4())
+    charlies = charlie_client.new_conversation(title="Charlie's")
+    created = alice_client.http.post(
+        "/api/conversations/",
+        json={
+            "title": "Mine",
+            "id": forged_id,
+            "owner": charlie.pk,
+            "created_at": "2000-01-01T00:00:00Z",
+            "updated_at": "2000-01-01T00:00:00Z",
+        },
+    ).json()
+    conversation = Conversation.objects.get(pk=created["id"])
+    assert (str(conversation.pk) != forged_id, conversation.owner) == (True, alice)
+    assert conversation.created_at.year == timezone.now().year
+
+    renamed = alice_client.http.patch(
+        f"/api/conversations/{conversation.pk}/",
+        json={"title": "Renamed", "owner": charlie.pk, "model": "openai:stub-other"},
+    )
+    assert renamed.status_code == 200
+    conversation.refresh_from_db()
+    assert (conversation.title, conversation.owner, conversation.model) == (
+        "Renamed",
+        alice,
+        "openai:stub-model",
+    )
+
+    stub.queue(openai_stream(["Real"], usage=(3, 1)))
+    sent = alice_client.send(
+        str(conversation.pk),
+        "Hello",
+        id=forged_id,
+        role="assistant",
+        status="complete",
+        total_tokens=99999,
+        prompt_tokens=99999,
+        usage_source="provider",
+        conversation=charlies["id"],
+        parent=forged_id,
+        error="forged",
+        metadata={"forged": True},
+    ).json()
+    reply = alice_client.wait_final(str(conversation.pk), sent["assistant_message"]["id"])
+    asked = Message.objects.get(pk=sent["user_message"]["id"])
+    assert (asked.role, asked.total_tokens, asked.error, asked.metadata) == ("user", None, "", {})
+    assert asked.conversation_id == conversation.pk and str(asked.pk) != forged_id
+    assert (reply["total_tokens"], reply["content"]) == (4, "Real")
+    assert Message.objects.filter(conversation_id=charlies["id"]).count() == 0
+
+    stub.queue(openai_stream(["Again"], usage=(3, 1)))
+    regenerated = alice_client.http.post(
+        f"/api/messages/{reply['id']}/regenerate/",
+        json={"status": "complete", "content": "forged", "total_tokens": 1},
+    ).json()["assistant_message"]
+    final = alice_client.wait_final(str(conversation.pk), regenerated["id"])
+    assert (final["content"], final["total_tokens"]) == ("Again", 4)

@@ -1,0 +1,62 @@
+"""The relay benchmark runs end to end in its tiny mode and writes a well-formed report.
+
+Only the shape and the honesty of the report are checked (every token of every stream was
+delivered and counted); how fast anything was is for the benchmark itself, never a test.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+from bench.scenarios import QUICK, TARGETS
+
+FIGURES = ("ttft_ms_p50", "ttft_ms_p99", "chunk_latency_ms_p50", "chunk_latency_ms_p99")
+
+
+def run_quick_benchmark(out: Path) -> list[Path]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--quick", "--out", str(out)],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return sorted(out.iterdir())
+
+
+def test_quick_benchmark_writes_json_markdown_and_chart(tmp_path):
+    files = run_quick_benchmark(tmp_path)
+    assert [path.suffix for path in files] == [".json", ".md", ".png"]
+    assert len({path.stem for path in files}) == 1  # <date>-<machine>, one report
+
+    results = json.loads(files[0].read_text())
+    assert results["meta"]["cores"] >= 1 and results["meta"]["cpu"]
+    assert [scenario["key"] for scenario in results["scenarios"]] == [s.key for s in QUICK]
+    for scenario in results["scenarios"]:
+        assert set(scenario["targets"]) == set(TARGETS)
+        for target, figures in scenario["targets"].items():
+            if "not_run" in figures:  # only chatsite on several workers without Redis
+                assert target == "chatsite" and scenario["workers"] > 1
+                continue
+            assert figures["failed_streams_total"] == 0, figures["errors"]
+            assert figures["delivered_chunks"] == figures["expected_chunks"] > 0
+            assert all(figures[name] is not None and figures[name] >= 0 for name in FIGURES)
+            if target != "stub":
+                # The kernel counts CPU in 10 ms ticks: a tiny floor run may round down to 0.
+                assert figures["cpu_s_per_1000_chunks"] >= 0
+                assert figures["cpu_s_per_1000_chunks"] > 0 or target == "floor"
+                # Peak memory needs Linux's resettable high-water mark; elsewhere it is left out.
+                assert isinstance(figures.get("memory_kb_per_stream", 0.0), float)
+        chatsite = scenario["targets"]["chatsite"]
+        if "not_run" not in chatsite:
+            # The message POST alone writes the user message, the reply and the conversation.
+            assert chatsite["sql_writes_per_reply"] >= 3
+            assert chatsite["sql_select_per_reply"] >= 1
+
+    markdown = files[1].read_text()
+    assert "| Scenario | Target |" in markdown
+    assert all(scenario.title in markdown for scenario in QUICK)
+    assert "## The issue's targets for chatsite" in markdown
+    assert f"]({files[2].name})" in markdown
+    assert files[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,98 @@
+"""Budgets: over a limit, a 429 names the limit and its reset, before anything is stored."""
+
+import re
+
+from django.contrib.auth import get_user_model
+
+from conversations.models import Message, UserBudget
+from tests.stub import openai_stream
+
+
+def exchange(client, conversation_id: str, text: str = "Hi") -> dict:
+    """Send a message and wait for its reply to finish (so the next one is not a 409)."""
+    response = client.send(conversation_id, text)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return client.wait_final(conversation_id, body["assistant_message"]["id"])
+
+
+def assert_refused_before_anything_happens(response, stub, stored_before: int, code: str):
+    assert response.status_code == 429, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert 1 <= int(response.headers["Retry-After"]) <= 24 * 3600
+    assert Message.objects.count() == stored_before  # nothing stored
+    assert len(stub.requests) == stored_before // 2  # and the provider was not called
+    return error["message"]
+
+
+def test_requests_per_minute_limit_gives_429_naming_the_limit_and_its_reset(
+    server, stub, alice, alice_client
+):
+    UserBudget.objects.create(user=alice, requests_per_minute=2)
+    conversation = alice_client.new_conversation()
+    exchange(alice_client, conversation["id"])
+    exchange(alice_client, conversation["id"])
+
+    refused = alice_client.send(conversation["id"], "One too many")
+    message = assert_refused_before_anything_happens(refused, stub, 4, "rate_limited")
+    assert "limit of 2 requests per minute" in message
+    assert re.search(r"resets at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", message)
+    reply_id = Message.objects.filter(role="assistant").first().pk
+    regenerate = alice_client.http.post(f"/api/messages/{reply_id}/regenerate/", json={})
+    assert_refused_before_anything_happens(regenerate, stub, 4, "rate_limited")
+
+
+def test_daily_token_budget_gives_429_once_used_up(server, stub, alice, alice_client):
+    UserBudget.objects.create(user=alice, tokens_per_day=20)
+    stub.queue(openai_stream(["A long", " answer"], usage=(12, 10)))
+    conversation = alice_client.new_conversation()
+    assert exchange(alice_client, conversation["id"])["total_tokens"] == 22
+
+    refused = alice_client.send(conversation["id"], "More please")
+    message = assert_refused_before_anything_happens(refused, stub, 2, "token_budget_exceeded")
+    assert "daily budget of 20 tokens (22 used today)" in message
+    assert "resets at" in message and "00:00:00" in message
+
+
+def test_one_users_budget_does_not_limit_another(server, stub, alice, alice_client, charlie_client):
+    UserBudget.objects.create(user=alice, requests_per_minute=1)
+    exchange(alice_client, alice_client.new_conversation()["id"])
+    assert alice_client.send(alice_client.new_conversation()["id"]).status_code == 429
+    exchange(charlie_client, charlie_client.new_conversation()["id"])
+
+
+def test_site_default_applies_and_a_user_override_lifts_it(
+    start_server, stub, alice, charlie, client_for
+):
+    server = start_server(CHATSITE_REQUESTS_PER_MINUTE="1")
+    alice_client, charlie_client = client_for(alice, server.url), client_for(charlie, server.url)
+    conversation = alice_client.new_conversation()
+    exchange(alice_client, conversation["id"])
+    assert alice_client.send(conversation["id"]).status_code == 429
+
+    UserBudget.objects.create(user=alice, requests_per_minute=0)  # 0: no limit for alice
+    exchange(alice_client, conversation["id"])
+    exchange(alice_client, conversation["id"])
+    charlies = charlie_client.new_conversation()
+    exchange(charlie_client, charlies["id"])
+    assert charlie_client.send(charlies["id"]).status_code == 429
+
+
+def test_a_budget_is_set_per_user_in_admin_by_users_allowed_to(
+    server, stub, alice, bob, alice_client, client_for
+):
+    root = get_user_model().objects.create_superuser("root", password="root-password")
+    form = {"user": str(alice.pk), "tokens_per_day": "", "requests_per_minute": "1"}
+    denied = client_for(bob).http.post("/admin/conversations/userbudget/add/", data=form)
+    assert denied.status_code == 403  # staff review conversations; budgets need the permission
+    added = client_for(root).http.post("/admin/conversations/userbudget/add/", data=form)
+    assert added.status_code == 302, added.text
+    budget = UserBudget.objects.get(user=alice)
+    assert (budget.tokens_per_day, budget.requests_per_minute) == (None, 1)
+    user_page = client_for(root).http.get(f"/admin/auth/user/{alice.pk}/change/").text
+    assert 'name="budget-0-requests_per_minute"' in user_page  # also on the user's own page
+
+    conversation = alice_client.new_conversation()
+    exchange(alice_client, conversation["id"])
+    assert alice_client.send(conversation["id"]).status_code == 429

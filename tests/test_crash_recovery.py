@@ -1,0 +1,103 @@
+"""A server killed mid-reply: the next process marks the reply interrupted with its checkpoint."""
+
+import time
+
+from conversations.models import Message
+from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
+
+WAIT = 30.0
+
+
+def wait_for(predicate, what: str):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_reply_is_interrupted_with_its_checkpoint_after_sigkill(
+    start_server, stub, client_for, alice
+):
+    first = start_server(CHATSITE_CHECKPOINT_SECONDS="0.05")
+    client = client_for(alice, base_url=first.url)
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Half"), openai_chunk(" a reply"), gate]))
+    conversation = client.new_conversation()
+    reply_id = client.send(conversation["id"], "Tell me").json()["assistant_message"]["id"]
+    gate.wait_reached()
+    checkpointed = wait_for(
+        lambda: Message.objects.filter(pk=reply_id, content="Half a reply").first(),
+        "the checkpoint",
+    )
+    assert checkpointed.status == "streaming"
+
+    first.kill()
+    second = start_server()
+    reply = wait_for(
+        lambda: Message.objects.filter(pk=reply_id).exclude(status="streaming").first(),
+        "recovery",
+    )
+    assert reply.status == "interrupted"
+    assert reply.content == "Half a reply"
+    assert "server stopped" in reply.error
+    assert reply.usage_source == "estimated"
+    assert reply.completion_tokens > 0
+
+    # The page's "regenerate" works on the interrupted reply, on the new process.
+    client = client_for(alice, base_url=second.url)
+    again = client.http.post(f"/api/messages/{reply_id}/regenerate/")
+    assert again.status_code == 201
+    assert (
+        client.wait_final(conversation["id"], again.json()["assistant_message"]["id"])["status"]
+        == "complete"
+    )
+
+
+def test_a_reply_is_stored_as_streaming_from_its_first_token(start_server, stub, client_for, alice):
+    # Checkpoints an hour apart: only the first-token save can make the reply "streaming".
+    alice_client = client_for(alice, base_url=start_server(CHATSITE_CHECKPOINT_SECONDS="3600").url)
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("First"), gate]))
+    conversation = alice_client.new_conversation()
+    reply_id = alice_client.send(conversation["id"], "Hi").json()["assistant_message"]["id"]
+    gate.wait_reached()
+    reply = wait_for(
+        lambda: Message.objects.filter(pk=reply_id, status="streaming").first(), "streaming"
+    )
+    assert reply.content == "First"
+    gate.open()
+
+
+def test_every_running_reply_is_checkpointed(start_server, stub, client_for, alice):
+    # Several replies at once share one checkpoint loop: each one's text must still be saved.
+    client = client_for(alice, base_url=start_server(CHATSITE_CHECKPOINT_SECONDS="0.05").url)
+    middles, ends = [Gate() for _ in range(4)], [Gate() for _ in range(4)]
+    for middle, end in zip(middles, ends, strict=True):
+        ending = [openai_chunk(finish_reason="stop"), openai_usage(5, 2), sse("[DONE]")]
+        steps = [openai_chunk("Half"), middle, openai_chunk(" done"), end, *ending]
+        stub.queue(Script(steps=steps))
+    replies = []
+    for _ in middles:
+        conversation = client.new_conversation()
+        sent = client.send(conversation["id"], "Go").json()["assistant_message"]["id"]
+        replies.append((conversation["id"], sent))
+    reply_ids = [reply_id for _, reply_id in replies]
+
+    def stored_with(content: str) -> bool:
+        stored = Message.objects.filter(pk__in=reply_ids, content=content, status="streaming")
+        return stored.count() == len(reply_ids)
+
+    wait_for(lambda: stored_with("Half"), "every first token saved")
+    for middle in middles:
+        middle.open()
+    for end in ends:
+        end.wait_reached()
+    wait_for(lambda: stored_with("Half done"), "every reply's checkpoint")
+
+    for end in ends:
+        end.open()
+    for conversation_id, reply_id in replies:
+        final = client.wait_final(conversation_id, reply_id)
+        assert (final["status"], final["content"]) == ("complete", "Half done")

@@ -1,0 +1,85 @@
+"""Exactly once: a repeated client_id starts nothing, a second POST while generating is a 409."""
+
+import threading
+import uuid
+
+from conversations.models import Message
+from tests.stub import Gate, Script, openai_chunk
+
+
+def held_reply(gate: Gate) -> Script:
+    return Script(steps=[openai_chunk("Thinking"), gate])
+
+
+def test_repeated_client_id_returns_the_first_result_and_starts_nothing(server, stub, alice_client):
+    conversation = alice_client.new_conversation()
+    client_id = str(uuid.uuid4())
+    first = alice_client.send(conversation["id"], "Hello", client_id=client_id)
+    assert first.status_code == 201
+    alice_client.wait_final(conversation["id"], first.json()["assistant_message"]["id"])
+
+    again = alice_client.send(conversation["id"], "Hello", client_id=client_id)
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["user_message"]["id"] == first.json()["user_message"]["id"]
+    assert again.json()["assistant_message"]["id"] == first.json()["assistant_message"]["id"]
+    assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+    assert len(stub.requests) == 1
+
+
+def test_idempotency_key_header_works_like_client_id(server, stub, alice_client):
+    conversation = alice_client.new_conversation()
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    url = f"/api/conversations/{conversation['id']}/messages/"
+    first = alice_client.http.post(url, json={"content": "Hi"}, headers=key)
+    alice_client.wait_final(conversation["id"], first.json()["assistant_message"]["id"])
+    again = alice_client.http.post(url, json={"content": "Hi"}, headers=key)
+    assert again.json()["assistant_message"]["id"] == first.json()["assistant_message"]["id"]
+    assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+
+
+def test_second_message_while_reply_generates_is_a_409(server, stub, alice_client):
+    gate = Gate()
+    stub.queue(held_reply(gate))
+    conversation = alice_client.new_conversation()
+    first = alice_client.send(conversation["id"], "First")
+    gate.wait_reached()
+
+    second = alice_client.send(conversation["id"], "Second")
+    assert second.status_code == 409
+    assert "still being generated" in second.json()["error"]["message"]
+    assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+    gate.open()
+    alice_client.wait_final(conversation["id"], first.json()["assistant_message"]["id"])
+
+
+def test_concurrent_posts_start_exactly_one_reply(server, stub, alice_client):
+    gate = Gate()
+    stub.queue(held_reply(gate))
+    conversation = alice_client.new_conversation()
+    statuses: list[int] = []
+    barrier = threading.Barrier(5)
+
+    def post(n):
+        barrier.wait()
+        statuses.append(alice_client.send(conversation["id"], f"Message {n}").status_code)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [201, 409, 409, 409, 409]
+    gate.wait_reached()
+    gate.open()
+    assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+    assert len(stub.requests) == 1
+
+
+def test_opening_many_streams_never_starts_another_generation(server, stub, alice_client):
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Hi").json()
+    for _ in range(3):
+        alice_client.events(body["stream_url"])
+    alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert len(stub.requests) == 1

@@ -1,0 +1,221 @@
+"""Every provider failure ends the reply as `failed`, stored and streamed, and never leaks the key.
+
+The stub writes each failure as real bytes: JSON error bodies, an error inside the stream,
+broken JSON, a cut connection, a stream that just ends, and silence past the read timeout.
+"""
+
+import json
+
+import pytest
+
+from conversations.models import Message
+from tests.client import read_events, text_of
+from tests.servers import SECRET_PROVIDER_KEY
+from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream, sse
+
+RETRY_ATTEMPTS = 3  # CHATSITE_RETRY_ATTEMPTS' default, which the test servers use
+
+
+def send(client, content: str = "Hi") -> tuple[dict, dict]:
+    """A new conversation with one message; returns the conversation and the 201 body."""
+    conversation = client.new_conversation()
+    response = client.send(conversation["id"], content)
+    assert response.status_code == 201, response.text
+    return conversation, response.json()
+
+
+def failed_reply(client, wait_first: bool = False) -> tuple[dict, list, dict, str]:
+    """Send a message, read its stream to the end; return the reply, events, body, raw exposure.
+
+    The raw exposure is everything a browser could see: the POST answer, the stream, the
+    conversation as the API and as the chat page show it. With wait_first, the stream is
+    read once the reply is final (replayed from its event log), so a failure that never
+    comes cannot hide behind the stream's heartbeats.
+    """
+    conversation, body = send(client)
+    reply_id = body["assistant_message"]["id"]
+    if wait_first:
+        client.wait_final(conversation["id"], reply_id)
+    with client.http.stream("GET", body["stream_url"]) as response:
+        assert response.status_code == 200
+        raw_stream = b"".join(response.iter_bytes()).decode()
+    events = list(read_events(iter([raw_stream.encode()])))
+    reply = client.wait_final(conversation["id"], reply_id)
+    detail = client.http.get(f"/api/conversations/{conversation['id']}/").text
+    page = client.http.get(f"/c/{conversation['id']}/").text
+    exposure = "\n".join([json.dumps(body), raw_stream, detail, page])
+    return reply, events, body, exposure
+
+
+def assert_failed(reply: dict, events: list, code: str) -> None:
+    assert reply["status"] == "failed"
+    assert reply["error_code"] == code
+    assert reply["error"], "the stored error says what went wrong"
+    assert reply["completed_at"] is not None
+    last = events[-1]
+    assert last.name == "error"
+    assert set(last.data) == {"error", "message"}
+    assert last.data["error"] == {"code": code, "message": reply["error"]}
+    assert last.data["message"]["id"] == reply["id"]
+    assert last.data["message"]["status"] == "failed"
+    assert last.data["message"]["error"] == reply["error"]
+    assert [e.name for e in events[:-1]] == ["delta"] * (len(events) - 1)
+
+
+def test_rejected_key_fails_with_the_key_redacted_everywhere(server, stub, alice_client):
+    stub.queue(
+        json_error(401, f"Incorrect API key provided: {SECRET_PROVIDER_KEY}. Check your key.")
+    )
+    reply, events, _, exposure = failed_reply(alice_client)
+    assert_failed(reply, events, "auth_error")
+    assert "Incorrect API key provided" in reply["error"]  # the provider's own words are kept
+    assert "[redacted]" in reply["error"]
+    # The key was really sent, so its absence below is redaction, not luck.
+    assert stub.requests[0].headers["authorization"] == f"Bearer {SECRET_PROVIDER_KEY}"
+    assert SECRET_PROVIDER_KEY not in exposure
+    assert SECRET_PROVIDER_KEY not in json.dumps(reply)
+    stored = Message.objects.get(pk=reply["id"])
+    assert SECRET_PROVIDER_KEY not in stored.error
+    assert SECRET_PROVIDER_KEY not in json.dumps(stored.metadata)
+    assert SECRET_PROVIDER_KEY not in server.log()
+    assert len(stub.requests) == 1, "a rejected key is not retried"
+
+
+def test_bad_request_fails_with_the_providers_message(server, stub, alice_client):
+    stub.queue(json_error(400, "This model's maximum context length is 8192 tokens."))
+    reply, events, _, exposure = failed_reply(alice_client)
+    assert_failed(reply, events, "bad_request")
+    assert "maximum context length is 8192 tokens" in reply["error"]
+    assert "HTTP 400" in reply["error"]
+    assert SECRET_PROVIDER_KEY not in exposure
+    assert len(stub.requests) == 1, "a refused request is not retried"
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(500, "provider_unavailable"), (503, "provider_unavailable"), (429, "rate_limited")],
+)
+def test_retryable_error_is_retried_then_fails(server, stub, alice_client, status, code):
+    message = f"Overloaded; your key {SECRET_PROVIDER_KEY} is fine."
+    stub.queue(*(json_error(status, message, {"Retry-After": "0"}) for _ in range(RETRY_ATTEMPTS)))
+    stub.queue(openai_stream(["never", " sent"]))  # would turn the failure into a reply
+    reply, events, _, exposure = failed_reply(alice_client)
+    assert_failed(reply, events, code)
+    assert f"HTTP {status}" in reply["error"]
+    assert SECRET_PROVIDER_KEY not in exposure
+    assert len(stub.requests) == RETRY_ATTEMPTS
+    attempts = reply["metadata"]["attempts"]
+    assert [(a["attempt"], a["outcome"], a["status"]) for a in attempts] == [
+        (n, code, status) for n in range(1, RETRY_ATTEMPTS + 1)
+    ]
+    assert all("retry_in_seconds" in a for a in attempts[:-1])
+
+
+def test_server_error_then_success_is_retried_into_a_complete_reply(server, stub, alice_client):
+    stub.queue(json_error(502, "Bad gateway"), openai_stream(["Second", " try"], usage=(5, 2)))
+    conversation, body = send(alice_client)
+    events = alice_client.events(body["stream_url"])
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert text_of(events) == reply["content"] == "Second try"
+    assert reply["status"] == "complete"
+    assert [(a["outcome"], a.get("status")) for a in reply["metadata"]["attempts"]] == [
+        ("provider_unavailable", 502),
+        ("ok", None),
+    ]
+    assert len(stub.requests) == 2
+    assert stub.requests[0].json == stub.requests[1].json
+
+
+def test_error_object_inside_the_stream_fails_and_keeps_the_text(server, stub, alice_client):
+    error = {"error": {"message": f"Upstream overloaded ({SECRET_PROVIDER_KEY})", "code": 500}}
+    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Partial"), sse(error)]))
+    reply, events, _, exposure = failed_reply(alice_client)
+    assert_failed(reply, events, "provider_error")
+    assert "Upstream overloaded" in reply["error"]
+    assert reply["content"] == text_of(events) == "Partial"
+    assert SECRET_PROVIDER_KEY not in exposure
+
+
+def test_malformed_json_in_a_data_line_fails(server, stub, alice_client):
+    stub.queue(Script(steps=[openai_chunk("Fine"), b'data: {"choices": [{"delta": \n\n']))
+    reply, events, _, _ = failed_reply(alice_client)
+    assert_failed(reply, events, "malformed")
+    assert "malformed" in reply["error"]
+    assert reply["content"] == "Fine"
+
+
+def test_dropped_connection_fails_and_keeps_the_text_so_far(server, stub, alice_client):
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Hello"), openai_chunk(" wor"), gate, "drop"]))
+    conversation, body = send(alice_client)
+    events = []
+    with alice_client.http.stream("GET", body["stream_url"]) as response:
+        for event in read_events(response.iter_bytes()):
+            events.append(event)
+            if text_of(events) == "Hello wor":
+                gate.open()  # the text has reached the browser: now cut the connection
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert_failed(reply, events, "connection_dropped")
+    assert reply["content"] == "Hello wor"
+    assert "cut off" in reply["error"]
+    assert len(stub.requests) == 1, "nothing is retried once text was streamed"
+
+
+def test_stream_ending_without_done_or_finish_reason_fails(server, stub, alice_client):
+    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Hel"), openai_chunk("lo")]))
+    reply, events, _, _ = failed_reply(alice_client)
+    assert_failed(reply, events, "connection_dropped")
+    assert reply["content"] == "Hello"
+    assert "before the reply was complete" in reply["error"]
+
+
+def test_stream_ending_without_done_but_with_finish_reason_completes(server, stub, alice_client):
+    # The counterpart of the test above: a finish reason alone makes the reply whole.
+    stub.queue(Script(steps=[openai_chunk("Hello"), openai_chunk(finish_reason="length")]))
+    conversation, body = send(alice_client)
+    events = alice_client.events(body["stream_url"])
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert events[-1].name == "done"
+    assert (reply["status"], reply["finish_reason"], reply["content"]) == (
+        "complete",
+        "length",
+        "Hello",
+    )
+
+
+def test_read_timeout_fails_and_closes_the_upstream_request(start_server, stub, client_for, alice):
+    process = start_server(PROVIDER_READ_TIMEOUT="0.5")
+    client = client_for(alice, process.url)
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Thinking"), gate, openai_chunk("!")]))
+    try:
+        # Waits at most WAIT_SECONDS: the 0.5 s timeout must end it, not the 300 s default.
+        reply, events, _, exposure = failed_reply(client, wait_first=True)
+        assert_failed(reply, events, "timeout")
+        assert "did not answer in time" in reply["error"]
+        assert reply["content"] == "Thinking"
+        assert SECRET_PROVIDER_KEY not in exposure
+        assert stub.requests[0].wait_disconnected(), "chatsite hung up on the silent provider"
+        assert len(stub.requests) == 1
+    finally:
+        gate.open()
+
+
+def test_user_message_is_stored_even_when_the_provider_fails(server, stub, alice_client):
+    stub.queue(json_error(400, "Invalid request"))
+    conversation, body = send(alice_client, "Please keep this question")
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert reply["status"] == "failed"
+    messages = alice_client.conversation(conversation["id"])["messages"]
+    assert [(m["role"], m["status"]) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "failed"),
+    ]
+    assert messages[0]["content"] == "Please keep this question"
+    assert messages[1]["parent"] == messages[0]["id"] == body["user_message"]["id"]
+    stored = Message.objects.get(pk=body["user_message"]["id"])
+    assert (stored.role, stored.content) == ("user", "Please keep this question")
+    assert stub.requests[0].json["messages"][-1] == {
+        "role": "user",
+        "content": "Please keep this question",
+    }

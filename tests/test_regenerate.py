@@ -1,0 +1,42 @@
+"""Regenerate: a new reply to the same user message; earlier replies stay as alternatives."""
+
+from tests.stub import Gate, Script, openai_chunk, openai_stream
+
+
+def test_regenerate_keeps_both_replies_as_alternatives(server, stub, alice_client):
+    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Hi").json()
+    first_id = body["assistant_message"]["id"]
+    alice_client.wait_final(conversation["id"], first_id)
+
+    again = alice_client.http.post(f"/api/messages/{first_id}/regenerate/")
+    assert again.status_code == 201
+    second_id = again.json()["assistant_message"]["id"]
+    alice_client.wait_final(conversation["id"], second_id)
+
+    messages = alice_client.conversation(conversation["id"])["messages"]
+    replies = [m for m in messages if m["role"] == "assistant"]
+    assert [r["content"] for r in replies] == ["First", "Second"]
+    assert {r["parent"] for r in replies} == {body["user_message"]["id"]}
+    # The regenerated request carries the conversation without the replaced reply.
+    assert stub.requests[1].json["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_regenerate_while_a_reply_is_generating_is_a_409(server, stub, alice_client):
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Busy"), gate]))
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Hi").json()
+    gate.wait_reached()
+    again = alice_client.http.post(f"/api/messages/{body['assistant_message']['id']}/regenerate/")
+    assert again.status_code == 409
+    gate.open()
+
+
+def test_the_model_last_used_becomes_the_conversations_model(server, stub, alice_client):
+    conversation = alice_client.new_conversation(model="openai:stub-model")
+    body = alice_client.send(conversation["id"], "Hi", model="openai:stub-other").json()
+    alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert alice_client.conversation(conversation["id"])["model"] == "openai:stub-other"
+    assert stub.requests[0].json["model"] == "stub-other"

@@ -1,0 +1,62 @@
+"""Settings come from the environment; bad values and a missing SECRET_KEY fail start-up clearly."""
+
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+
+from chatsite import settings
+
+
+def test_typed_env_helpers_reject_bad_values(monkeypatch):
+    monkeypatch.setenv("SOME_INT", "ten")
+    with pytest.raises(ImproperlyConfigured, match="SOME_INT must be a whole number"):
+        settings.env_int("SOME_INT", 1)
+    monkeypatch.setenv("SOME_BOOL", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="SOME_BOOL must be true or false"):
+        settings.env_bool("SOME_BOOL")
+    monkeypatch.setenv("SOME_FLOAT", "-1")
+    with pytest.raises(ImproperlyConfigured, match="at least 0"):
+        settings.env_float("SOME_FLOAT", 1.0, minimum=0)
+    monkeypatch.setenv("SOME_LIST", " a, ,b ")
+    assert settings.env_list("SOME_LIST") == ["a", "b"]
+
+
+def start_django(**env: str) -> subprocess.CompletedProcess:
+    clean = {"PATH": "/usr/bin:/bin", "SECRET_KEY_FILE": "/nonexistent/secret", **env}
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "chatsite.settings"},
+        cwd=django_settings.BASE_DIR, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_secret_key_is_required_when_debug_is_off():
+    result = start_django()
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_debug_is_off_unless_set_and_a_bad_value_names_the_variable():
+    assert start_django(SECRET_KEY="x" * 50).stdout.strip() == "False"
+    result = start_django(SECRET_KEY="x" * 50, CHATSITE_CHECKPOINT_SECONDS="soon")
+    assert "CHATSITE_CHECKPOINT_SECONDS must be a number" in result.stderr
+
+
+def test_sqlite_uses_wal_and_a_busy_timeout_and_no_persistent_connections():
+    database = django_settings.DATABASES["default"]
+    assert database["CONN_MAX_AGE"] == 0
+    if database["ENGINE"].endswith("sqlite3"):
+        assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
+        assert database["OPTIONS"]["timeout"] > 0
+
+
+def test_no_gzip_and_only_async_capable_middleware():
+    from django.utils.module_loading import import_string
+
+    for path in django_settings.MIDDLEWARE:
+        assert "GZip" not in path
+        assert getattr(import_string(path), "async_capable", False), path

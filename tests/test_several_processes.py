@@ -1,0 +1,93 @@
+"""chatsite on several processes: with the Redis event log any process streams or stops a reply."""
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio
+
+from conversations.eventlog import HEARTBEAT
+from conversations.eventlog_redis import RedisEventLog
+from conversations.models import Message
+from tests.client import read_events, text_of
+from tests.stub import Gate, Script, openai_chunk, openai_stream
+
+
+@pytest.fixture
+def two_processes(start_server, redis_url, client_for, alice):
+    env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"}
+    first, second = start_server(**env), start_server(**env)
+    return client_for(alice, base_url=first.url), client_for(alice, base_url=second.url)
+
+
+def test_reply_produced_by_one_process_streams_from_another_and_resumes(two_processes, stub):
+    producer_side, viewer_side = two_processes
+    stub.queue(openai_stream(["Across", " two", " processes"]))
+    conversation = producer_side.new_conversation()
+    body = producer_side.send(conversation["id"], "Hi").json()
+
+    events = viewer_side.events(body["stream_url"])
+    assert text_of(events) == "Across two processes"
+    assert events[-1].name == "done"
+    assert events[-1].data["message"]["status"] == "complete"
+    resumed = viewer_side.events(body["stream_url"], headers={"Last-Event-ID": "1"})
+    assert resumed == events[1:]
+
+
+def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
+    producer_side, viewer_side = two_processes
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Stop"), openai_chunk(" me"), gate]))
+    conversation = producer_side.new_conversation()
+    body = producer_side.send(conversation["id"], "Hi").json()
+    reply_id = body["assistant_message"]["id"]
+    gate.wait_reached()
+
+    with viewer_side.http.stream("GET", body["stream_url"]) as response:
+        events = read_events(response.iter_bytes())
+        seen = [next(events), next(events)]
+        stopped = viewer_side.http.post(f"/api/messages/{reply_id}/stop/")
+        seen.extend(events)
+
+    assert stopped.status_code == 200
+    assert stopped.json()["status"] == "stopped"
+    assert stub.requests[0].wait_disconnected()
+    assert text_of(seen) == "Stop me"
+    assert seen[-1].data["message"]["status"] == "stopped"
+    assert Message.objects.get(pk=reply_id).content == "Stop me"
+
+
+def test_one_process_holds_more_open_streams_than_a_default_redis_pool(redis_url):
+    # Each follower blocks in XREAD on its own connection; redis-py's default pool stops at 100.
+    followers = 150
+    event_log = RedisEventLog(redis_url, f"chatsite-test-{uuid.uuid4().hex}")
+    reply_id = uuid.uuid4()
+
+    async def follow_to_the_end() -> bytes:
+        received = b""
+        async for _, frame in await event_log.follow(reply_id, 0, idle_seconds=30):
+            received += b"" if frame == HEARTBEAT else frame
+        return received
+
+    async def scenario() -> list[bytes]:
+        await event_log.open(reply_id)
+        readers = [asyncio.ensure_future(follow_to_the_end()) for _ in range(followers)]
+        observer = redis.asyncio.Redis.from_url(redis_url)
+        while await blocked_in_xread(observer) < followers:
+            done = [reader for reader in readers if reader.done()]
+            if done:
+                done[0].result()  # a follower failed to get a connection: raise its error
+            await asyncio.sleep(0.01)
+        await event_log.append(reply_id, "delta", {"text": "all"})
+        await event_log.close(reply_id, "done", {})
+        await observer.aclose()
+        return await asyncio.gather(*readers)
+
+    received = asyncio.run(scenario())
+    assert len(received) == followers
+    assert all(b'"text":"all"' in frames and b"event: done" in frames for frames in received)
+
+
+async def blocked_in_xread(observer) -> int:
+    clients = await observer.client_list()
+    return sum(1 for client in clients if client.get("cmd") == "xread")

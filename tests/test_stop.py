@@ -1,0 +1,94 @@
+"""Stop closes the upstream connection, stores exactly what was streamed, ends every stream."""
+
+import threading
+
+from conversations.models import Conversation, Message
+from tests.client import read_events, text_of
+from tests.stub import Gate, Script, openai_chunk
+
+
+def test_stop_before_the_first_token_closes_upstream_and_stores_an_empty_stopped_reply(
+    server, stub, alice_client
+):
+    gate = Gate()
+    stub.queue(Script(steps=[gate]))  # headers sent, then silence
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Think hard").json()
+    gate.wait_reached()
+    reply_id = body["assistant_message"]["id"]
+
+    stopped = alice_client.http.post(f"/api/messages/{reply_id}/stop/")
+    assert stopped.status_code == 200
+    assert stopped.json()["status"] == "stopped"
+    assert stub.requests[0].wait_disconnected()
+    reply = Message.objects.get(pk=reply_id)
+    assert (reply.status, reply.content, reply.usage_source) == ("stopped", "", "estimated")
+    assert reply.prompt_tokens > 0
+    events = alice_client.events(body["stream_url"])
+    assert events[-1].name == "done"
+    assert events[-1].data["message"]["status"] == "stopped"
+
+
+def test_stop_after_some_tokens_stores_exactly_the_streamed_text_and_ends_every_stream(
+    server, stub, alice_client, client_for, alice
+):
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Hel"), openai_chunk("lo"), gate, openai_chunk("!")]))
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Greet me").json()
+    reply_id = body["assistant_message"]["id"]
+    gate.wait_reached()
+
+    tabs = [alice_client, client_for(alice)]
+    seen: dict[int, list] = {}
+    ready = threading.Barrier(len(tabs) + 1)
+
+    def watch(index, client):
+        with client.http.stream("GET", body["stream_url"]) as response:
+            events = read_events(response.iter_bytes())
+            seen[index] = [next(events), next(events)]
+            ready.wait()
+            seen[index].extend(events)
+
+    threads = [threading.Thread(target=watch, args=(i, c)) for i, c in enumerate(tabs)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    response = client_for(alice).http.post(f"/api/messages/{reply_id}/stop/")
+    for thread in threads:
+        thread.join(30)
+
+    assert response.json()["content"] == "Hello"
+    assert stub.requests[0].wait_disconnected()
+    reply = Message.objects.get(pk=reply_id)
+    assert (reply.status, reply.content, reply.usage_source) == ("stopped", "Hello", "estimated")
+    assert reply.completion_tokens == 2  # "Hello" is 5 characters, about 4 to a token
+    for events in seen.values():
+        assert text_of(events) == "Hello"
+        assert events[-1].name == "done"
+        assert events[-1].data["message"]["status"] == "stopped"
+
+
+def test_stopping_a_finished_reply_changes_nothing(server, stub, alice_client):
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Hi").json()
+    reply_id = body["assistant_message"]["id"]
+    final = alice_client.wait_final(conversation["id"], reply_id)
+    response = alice_client.http.post(f"/api/messages/{reply_id}/stop/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "complete"
+    assert response.json()["content"] == final["content"]
+
+
+def test_deleting_a_conversation_stops_its_running_reply_first(server, stub, alice_client):
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Partial"), gate]))
+    conversation = alice_client.new_conversation()
+    alice_client.send(conversation["id"], "Go")
+    gate.wait_reached()
+
+    response = alice_client.http.delete(f"/api/conversations/{conversation['id']}/")
+    assert response.status_code == 204
+    assert stub.requests[0].wait_disconnected()
+    assert not Conversation.objects.filter(pk=conversation["id"]).exists()
+    assert not Message.objects.filter(conversation_id=conversation["id"]).exists()

@@ -1,0 +1,69 @@
+"""The stream endpoint's wire format: headers, ids on every event, heartbeats, stored replies."""
+
+from conversations.models import Message
+from tests.client import text_of
+from tests.stub import Gate, Script, openai_chunk, openai_stream
+
+
+def test_stream_headers_and_every_event_has_an_id(server, stub, alice_client):
+    stub.queue(openai_stream(["a", "b", "c"]))
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Hi").json()
+    with alice_client.http.stream("GET", body["stream_url"]) as response:
+        raw = response.read().decode()
+        headers = response.headers
+    assert headers["content-type"] == "text/event-stream"
+    assert headers["cache-control"] == "no-cache"
+    assert headers["x-accel-buffering"] == "no"
+    assert "content-length" not in headers
+    assert "content-encoding" not in headers
+    events = [block for block in raw.split("\n\n") if "event:" in block]
+    assert len(events) == 4
+    assert all(block.startswith(f"id: {n}\n") for n, block in enumerate(events, start=1))
+
+
+def test_a_silent_stream_gets_comment_heartbeats(start_server, stub, client_for, alice):
+    server = start_server(CHATSITE_HEARTBEAT_SECONDS="0.05")
+    client = client_for(alice, base_url=server.url)
+    gate = Gate()
+    stub.queue(Script(steps=[gate, openai_chunk("late")]))
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"], "Hi").json()
+    gate.wait_reached()
+    received = b""
+    with client.http.stream("GET", body["stream_url"]) as response:
+        for chunk in response.iter_bytes():
+            received += chunk
+            if received.count(b": keep-alive\n\n") >= 2:
+                break
+    assert b"event:" not in received  # nothing but heartbeats while the model is silent
+    gate.open()
+
+
+def test_a_finished_reply_streams_its_stored_content_and_done_at_once(
+    start_server, stub, client_for, alice
+):
+    # No retention: the finished reply is streamed from the database, not the event log.
+    server = start_server(CHATSITE_EVENT_RETENTION_SECONDS="0")
+    client = client_for(alice, base_url=server.url)
+    stub.queue(openai_stream(["Stored", " reply"]))
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"], "Hi").json()
+    client.wait_final(conversation["id"], body["assistant_message"]["id"])
+
+    events = client.events(body["stream_url"])
+    assert [e.name for e in events] == ["delta", "done"]
+    assert text_of(events) == "Stored reply"
+    assert events[-1].data["message"]["content"] == "Stored reply"
+    resumed = client.events(body["stream_url"], headers={"Last-Event-ID": "3"})
+    assert [(e.id, e.name) for e in resumed] == [(4, "done")]
+    assert len(stub.requests) == 1  # streaming a stored reply never generates again
+    assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+
+
+def test_stream_of_a_user_message_is_a_400(server, stub, alice_client):
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Hi").json()
+    response = alice_client.http.get(f"/api/messages/{body['user_message']['id']}/stream/")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "not_a_reply"
