@@ -4,8 +4,11 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from chatsite.request_threads import RequestThreads
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
-application = get_asgi_application()
+# Requests borrow a kept thread for their sync work instead of starting one each.
+application = RequestThreads(get_asgi_application())
 
 # A process that starts owns no running reply: any reply a dead process left "generating"
 # is marked interrupted now, before anyone can look at it.

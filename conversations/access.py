@@ -14,10 +14,3 @@ def get_for_user[M: Model](model: type[M], user: AbstractBaseUser, pk: UUID | st
         return model.objects.for_user(user).get(pk=pk)
     except (model.DoesNotExist, ValidationError, ValueError):
         raise Http404 from None
-
-
-async def aget_for_user[M: Model](model: type[M], user: AbstractBaseUser, pk: UUID | str) -> M:
-    try:
-        return await model.objects.for_user(user).aget(pk=pk)
-    except (model.DoesNotExist, ValidationError, ValueError):
-        raise Http404 from None

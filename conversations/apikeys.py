@@ -15,7 +15,6 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
 from uuid import UUID
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -97,13 +96,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-async def stream_caller(request: HttpRequest) -> tuple[AbstractBaseUser | None, ApiKey | None]:
+def stream_caller(request: HttpRequest) -> tuple[AbstractBaseUser | None, ApiKey | None]:
     """Who follows a stream: the Bearer key's user, else the session's (None if neither)."""
     secret = bearer_secret(request.headers.get("Authorization", ""))
     if secret is None:
-        user = await request.auser()
+        user = request.user
         return (user if user.is_authenticated else None), None
-    key = await database_sync_to_async(key_for_secret)(secret) if secret else None
+    key = key_for_secret(secret) if secret else None
     return (key.user, key) if key else (None, None)
 
 

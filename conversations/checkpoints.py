@@ -14,9 +14,9 @@ import logging
 from typing import Protocol
 from uuid import UUID
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
+from conversations.background_db import in_background
 from conversations.completion import PartialReply, checkpoint_replies
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class CheckpointLoop:
         # What is saved, and the marker it is saved at, taken together before any await.
         saving = [(tracked, tracked.reply.progress(), tracked.reply.partial()) for tracked in due]
         try:
-            await database_sync_to_async(checkpoint_replies)([partial for *_, partial in saving])
+            await in_background(checkpoint_replies)([partial for *_, partial in saving])
         except Exception:  # a busy database must not end checkpoints for every reply
             logger.exception("Saving %d checkpoints failed; retrying next tick", len(saving))
             return

@@ -15,11 +15,11 @@ import time
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
 
 from conversations import relay
+from conversations.background_db import in_background
 from conversations.checkpoints import HEARTBEAT_EVERY_SECONDS
 from conversations.completion import interrupt_replies
 from conversations.eventlog import event_log
@@ -119,6 +119,6 @@ async def _sweep_forever() -> None:
     while True:
         await asyncio.sleep(SWEEP_SECONDS)
         try:
-            await database_sync_to_async(recover_orphaned_replies)()
+            await in_background(recover_orphaned_replies)()
         except DatabaseError:
             logger.exception("Sweeping for orphaned replies failed")

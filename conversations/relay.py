@@ -13,12 +13,13 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from uuid import UUID
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
+from conversations.background_db import in_background
 from conversations.checkpoints import checkpoint_loop
 from conversations.completion import PartialReply, ReplyOutcome, finish_reply
 from conversations.eventlog import event_log
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 # host:pid:boot: which process produces a reply, for crash recovery.
 PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+# After a reply's Finish, how long its provider may take to end the response.
+END_OF_STREAM_SECONDS = 1.0
 
 _producers: dict[UUID, "ReplyProducer"] = {}
 _tasks: set[asyncio.Task] = set()
@@ -143,7 +147,7 @@ class ReplyProducer:
     async def run(self) -> None:
         job = None
         try:
-            job = await database_sync_to_async(load_job)(self.reply_id)
+            job = await in_background(load_job)(self.reply_id)
             outcome = await self._produce(job)
         except ProviderError as error:
             outcome = self._outcome(Message.Status.FAILED, job, error)
@@ -167,7 +171,8 @@ class ReplyProducer:
         except asyncio.CancelledError:
             if not self.stop_requested:
                 raise  # the server is shutting down: crash recovery marks the reply
-            return self._outcome(Message.Status.STOPPED, job)
+            if self.finish is None:  # a stop after the Finish changes nothing: it is whole
+                return self._outcome(Message.Status.STOPPED, job)
         finally:
             checkpoint_loop.untrack(self.reply_id)
         return self._outcome(Message.Status.COMPLETE, job)
@@ -191,7 +196,8 @@ class ReplyProducer:
 
     async def _read(self, job: ReplyJob) -> None:
         log = event_log()
-        async for event in job.provider.stream(job.request):
+        events = job.provider.stream(job.request)
+        async for event in events:
             if type(event) is TextDelta:
                 self._first_token()
                 self.parts.append(event.text)
@@ -202,10 +208,12 @@ class ReplyProducer:
                 await log.append(self.reply_id, "reasoning", {"content": event.text})
             elif type(event) is Finish:
                 self.finish = event
-                return
-        raise ProviderError(  # a provider ends with Finish or raises; anything else is a bug
-            f"{job.provider.label} ended the reply without finishing it.", code="incomplete"
-        )
+                break
+        else:  # a provider ends with Finish or raises; anything else is a bug
+            raise ProviderError(
+                f"{job.provider.label} ended the reply without finishing it.", code="incomplete"
+            )
+        await read_to_end(events)
 
     def _first_token(self) -> None:
         if self.first_token_at is None:
@@ -252,18 +260,31 @@ class ReplyProducer:
         )
 
     async def _finish(self, outcome: ReplyOutcome) -> None:
-        from conversations.api.serializers import MessageSerializer
+        from conversations.api.serializers import message_data
 
-        message = await database_sync_to_async(finish_reply)(self.reply_id, outcome)
+        message = await in_background(finish_reply)(self.reply_id, outcome)
         if message is None:  # already final (crash recovery or a deleted conversation)
-            message = await database_sync_to_async(Message.objects.filter(pk=self.reply_id).first)()
-        payload = MessageSerializer(message).data if message else None
+            message = await in_background(Message.objects.filter(pk=self.reply_id).first)()
+        payload = message_data(message) if message else None
         log = event_log()
         if outcome.status == Message.Status.FAILED:
             error = {"code": outcome.error_code, "message": outcome.error}
             await log.close(self.reply_id, "error", {"error": error, "message": payload})
         else:
             await log.close(self.reply_id, "done", {"message": payload})
+
+
+async def read_to_end(events: AsyncGenerator) -> None:
+    """Let a provider's stream end by itself after its Finish (briefly): it reads the last
+    bytes of the response, so the connection is kept for the next reply, not closed."""
+    try:
+        async with asyncio.timeout(END_OF_STREAM_SECONDS):
+            async for _ in events:
+                pass
+    except (TimeoutError, ProviderError):
+        pass  # the reply is whole all the same; only its connection is not reused
+    finally:
+        await events.aclose()
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:

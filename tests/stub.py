@@ -45,6 +45,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    connection: int = 0  # which of the stub's connections it came on, counted from 1
     disconnected: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -65,6 +66,7 @@ class ProviderStub:
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="provider-stub", daemon=True)
+        self._connections = 0
         self.port = 0
 
     # --- control, from the test thread -------------------------------------------
@@ -113,11 +115,14 @@ class ProviderStub:
         self._loop.run_forever()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._connections += 1
+        connection = self._connections
         try:
             while True:
                 request = await read_request(reader)
                 if request is None:
                     return
+                request.connection = connection
                 with self._lock:
                     self.requests.append(request)
                     script = self._scripts.pop(0) if self._scripts else default_script()

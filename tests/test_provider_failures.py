@@ -183,6 +183,30 @@ def test_stream_ending_without_done_but_with_finish_reason_completes(server, stu
     )
 
 
+def test_reply_completes_when_the_provider_holds_its_response_open_after_done(
+    server, stub, alice_client
+):
+    # chatsite reads past [DONE] to keep the connection; a provider that never ends the
+    # response must not hold the reply: it is stored complete and the connection dropped.
+    gate = Gate()
+    held_open = openai_stream(["Hello"], usage=(4, 1))
+    held_open.steps.append(gate)
+    stub.queue(held_open)
+    try:
+        conversation, body = send(alice_client)
+        events = alice_client.events(body["stream_url"])
+        reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+        assert events[-1].name == "done"
+        assert (reply["status"], reply["content"], reply["completion_tokens"]) == (
+            "complete",
+            "Hello",
+            1,
+        )
+        assert stub.requests[0].wait_disconnected(), "the held-open response was not dropped"
+    finally:
+        gate.open()
+
+
 def test_read_timeout_fails_and_closes_the_upstream_request(start_server, stub, client_for, alice):
     process = start_server(PROVIDER_READ_TIMEOUT="0.5")
     client = client_for(alice, process.url)

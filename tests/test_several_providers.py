@@ -151,3 +151,5 @@ def test_all_four_providers_together(start_server, stub, client_for, alice):
         "/api/paas/v4/chat/completions",
         "/v1/messages",
     ]
+    # Each reply's response is read to its end, so one kept connection served all four.
+    assert [r.connection for r in stub.requests] == [stub.requests[0].connection] * 4

@@ -1,5 +1,7 @@
 """API input and output shapes. Inputs name only what a client may set; the rest is ignored."""
 
+import functools
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -42,6 +44,20 @@ class MessageSerializer(serializers.ModelSerializer):
         if message.role != Message.Role.ASSISTANT:
             return None
         return f"/api/messages/{message.id}/stream/"
+
+
+@functools.cache
+def _message_output() -> MessageSerializer:
+    serializer = MessageSerializer()
+    serializer.fields  # noqa: B018  (built once, here, not by the first concurrent callers)
+    return serializer
+
+
+def message_data(message: Message) -> dict:
+    """A message as the API shows it. One serializer serves every call on the hot paths
+    (message POST, done events): DRF builds a ModelSerializer's fields anew per instance,
+    which cost more than the data."""
+    return _message_output().to_representation(message)
 
 
 class ConversationSerializer(serializers.ModelSerializer):

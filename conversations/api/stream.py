@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import (
@@ -21,24 +22,21 @@ from django.http import (
     StreamingHttpResponse,
 )
 
-from conversations.access import aget_for_user
-from conversations.api.serializers import MessageSerializer
+from conversations.access import get_for_user
+from conversations.api.serializers import message_data
 from conversations.apikeys import stream_caller, stream_heartbeat_seconds, until_revoked
 from conversations.eventlog import HEARTBEAT, Frames, encode_event, event_log
-from conversations.models import Message
+from conversations.models import ApiKey, Message
 from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
 
 
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
-    user, api_key = await stream_caller(request)  # a Bearer API key, else the session
-    if user is None:
-        return json_error(401, "not_authenticated", "Log in or send a valid API key.")
-    try:
-        reply = await aget_for_user(Message, user, message_id)
-    except Http404:  # JSON like every other API error, not the HTML page
-        return json_error(404, "not_found", "Not found.")
-    if reply.role != Message.Role.ASSISTANT:
-        return json_error(400, "not_a_reply", "Only a reply has a stream.")
+    # The caller and the reply in one trip to the request's thread: this precedes every
+    # first token, and each trip is a thread hop each way.
+    found = await sync_to_async(caller_and_reply)(request, message_id)
+    if isinstance(found, HttpResponse):
+        return found
+    reply, api_key = found
     ensure_background_tasks()
     frames = reply_events(reply.pk, last_event_id(request), stream_heartbeat_seconds(api_key))
     if api_key is not None:
@@ -47,6 +45,22 @@ async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
+
+
+def caller_and_reply(
+    request: HttpRequest, message_id: UUID
+) -> tuple[Message, ApiKey | None] | JsonResponse:
+    """The reply the caller may follow, and the API key it came with; or the error to send."""
+    user, api_key = stream_caller(request)  # a Bearer API key, else the session
+    if user is None:
+        return json_error(401, "not_authenticated", "Log in or send a valid API key.")
+    try:
+        reply = get_for_user(Message, user, message_id)
+    except Http404:  # JSON like every other API error, not the HTML page
+        return json_error(404, "not_found", "Not found.")
+    if reply.role != Message.Role.ASSISTANT:
+        return json_error(400, "not_a_reply", "Only a reply has a stream.")
+    return reply, api_key
 
 
 # EventSource waits this long before reconnecting (its default is about 3 s).
@@ -114,7 +128,7 @@ def final_frames(reply: Message, after: int) -> bytes:
         if reply.content:
             event_id += 1
             frames.append(encode_event(event_id, "delta", {"content": reply.content}))
-    payload = MessageSerializer(reply).data
+    payload = message_data(reply)
     if reply.status == Message.Status.FAILED:
         error = {"code": reply.error_code, "message": reply.error}
         frames.append(encode_event(event_id + 1, "error", {"error": error, "message": payload}))

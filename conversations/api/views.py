@@ -18,9 +18,9 @@ from conversations.api.serializers import (
     ConversationSerializer,
     ConversationUpdateInput,
     MessageCreateInput,
-    MessageSerializer,
     ModelSerializer,
     RegenerateInput,
+    message_data,
 )
 from conversations.budgets import check_budget
 from conversations.models import Conversation, Message, ReplyInProgress
@@ -110,7 +110,7 @@ class ReplyStop(APIView):
         if reply.is_active:
             stop_reply_now(reply)
             reply.refresh_from_db()
-        return Response(MessageSerializer(reply).data)
+        return Response(message_data(reply))
 
 
 class ReplyRegenerate(APIView):
@@ -140,8 +140,8 @@ async def start_producer(reply_id: UUID) -> None:
 
 def message_pair(user_message: Message, reply: Message) -> dict:
     return {
-        "user_message": MessageSerializer(user_message).data,
-        "assistant_message": MessageSerializer(reply).data,
+        "user_message": message_data(user_message),
+        "assistant_message": message_data(reply),
         "stream_url": f"/api/messages/{reply.id}/stream/",
     }
 

@@ -7,8 +7,6 @@ and error. Event types added later are ignored, as Anthropic asks clients to do.
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
-
 from conversations.providers.base import (
     ChatRequest,
     Finish,
@@ -19,11 +17,11 @@ from conversations.providers.base import (
     Usage,
 )
 from conversations.providers.http import (
+    EventStream,
     error_for_status,
     fetch_json,
     open_stream,
     parse_json,
-    server_sent_events,
     translated_errors,
 )
 from conversations.usage import usage_from_input_output
@@ -78,15 +76,15 @@ class AnthropicProvider:
                 for event in self._whole_reply(payload):
                     yield event
                 return
-            async with open_stream(self.url, self.body(request), self.headers, self.label) as r:
-                async for event in self._events(r):
+            async with open_stream(self.url, self.body(request), self.headers, self.label) as s:
+                async for event in self._events(s):
                     yield event
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[ProviderEvent]:
+    async def _events(self, stream: EventStream) -> AsyncIterator[ProviderEvent]:
         usage: dict = {}  # latest value of each count: they are totals so far, never added up
         stop_reason = ""
         stopped = False
-        async for sse in server_sent_events(response):
+        async for sse in stream.events():
             data = parse_json(sse.data, self.label)
             kind = data.get("type") or sse.event
             if kind == "message_start":

@@ -8,8 +8,6 @@ named `error` (or HTTP errors) carrying `code` and `message`.
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 
-import httpx
-
 from conversations.providers.base import (
     ChatRequest,
     Finish,
@@ -19,11 +17,11 @@ from conversations.providers.base import (
     TextDelta,
 )
 from conversations.providers.http import (
+    EventStream,
     error_for_status,
     fetch_json,
     open_stream,
     parse_json,
-    server_sent_events,
     translated_errors,
 )
 from conversations.usage import usage_from_input_output
@@ -68,16 +66,14 @@ class DashScopeProvider:
                     yield event
                 return
             cumulative = request.model in self.non_incremental
-            async with open_stream(self.url, body, headers, self.label) as response:
-                async for event in self._events(response, cumulative):
+            async with open_stream(self.url, body, headers, self.label) as stream:
+                async for event in self._events(stream, cumulative):
                     yield event
 
-    async def _events(
-        self, response: httpx.Response, cumulative: bool
-    ) -> AsyncIterator[ProviderEvent]:
+    async def _events(self, stream: EventStream, cumulative: bool) -> AsyncIterator[ProviderEvent]:
         text, reasoning = NewText(cumulative), NewText(cumulative)
         usage = None
-        async for sse in server_sent_events(response):
+        async for sse in stream.events():
             frame = parse_json(sse.data, self.label)
             if sse.event == "error" or frame.get("code"):
                 raise frame_error(frame, self.label)

@@ -28,8 +28,12 @@ def client() -> httpx.AsyncClient:
                 write=30.0,
                 pool=30.0,
             ),
+            # Idle connections are kept for the next reply, which usually comes within a
+            # minute; a connection the provider closed meanwhile is noticed and replaced.
             limits=httpx.Limits(
-                max_connections=settings.PROVIDER_MAX_CONNECTIONS, max_keepalive_connections=20
+                max_connections=settings.PROVIDER_MAX_CONNECTIONS,
+                max_keepalive_connections=20,
+                keepalive_expiry=60.0,
             ),
         )
     return _clients[loop]
@@ -125,14 +129,39 @@ def parse_retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare from APIs, and backoff covers it
 
 
+class EventStream:
+    """A provider's open, successful event-stream response, read as Server-Sent Events."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._chunks = response.aiter_bytes()
+
+    async def events(self) -> AsyncIterator[ServerSentEvent]:
+        decoder = SSEDecoder()
+        async for chunk in self._chunks:
+            for event in decoder.feed(chunk):
+                yield event
+        for event in decoder.close():
+            yield event
+
+    async def read_rest(self) -> None:
+        """Whatever follows the provider's last event (usually only the end of the body)."""
+        async for _ in self._chunks:
+            pass
+
+
 @contextlib.asynccontextmanager
 async def open_stream(
     url: str, body: dict, headers: dict[str, str], label: str
-) -> AsyncIterator[httpx.Response]:
+) -> AsyncIterator[EventStream]:
     """POST a streaming request; the response is open and known to be a success."""
     async with client().stream("POST", url, json=body, headers=headers) as response:
         await raise_for_status(response, label)
-        yield response
+        stream = EventStream(response)
+        yield stream
+        # Reached when the provider's reply ended normally. A response read to its end gives
+        # its connection back to the pool: the next reply skips the TCP and TLS handshakes.
+        await stream.read_rest()
 
 
 async def fetch_json(url: str, body: dict, headers: dict[str, str], label: str) -> dict:
@@ -150,12 +179,3 @@ def parse_json(data: str, label: str) -> dict:
     if not isinstance(payload, dict):
         raise ProviderError(f"{label} sent a malformed response.", code="malformed")
     return payload
-
-
-async def server_sent_events(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
-    decoder = SSEDecoder()
-    async for chunk in response.aiter_bytes():
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.close():
-        yield event

@@ -12,10 +12,11 @@ from conversations.providers.base import (
     Usage,
 )
 from conversations.providers.http import (
+    EventStream,
     client,
+    open_stream,
     parse_json,
     raise_for_status,
-    server_sent_events,
     translated_errors,
 )
 
@@ -52,17 +53,15 @@ class OpenAICompatibleProvider:
                 async for event in self._fetch_whole(request):
                     yield event
                 return
-            async with client().stream(
-                "POST", self.url, json=self.body(request), headers=self.headers()
-            ) as response:
-                await raise_for_status(response, self.label)
-                async for event in self._events(response):
+            body, headers = self.body(request), self.headers()
+            async with open_stream(self.url, body, headers, self.label) as stream:
+                async for event in self._events(stream):
                     yield event
 
-    async def _events(self, response: object) -> AsyncIterator[ProviderEvent]:
+    async def _events(self, stream: EventStream) -> AsyncIterator[ProviderEvent]:
         finish_reason = ""
         usage = None
-        async for sse in server_sent_events(response):
+        async for sse in stream.events():
             if sse.data == "[DONE]":
                 yield Finish(finish_reason or "stop", usage)
                 return
