@@ -12,6 +12,7 @@ from conversations.models import Message
 from tests.client import read_events, text_of
 from tests.servers import SECRET_PROVIDER_KEY
 from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream, sse
+from tests.stub_protocols import ask
 
 RETRY_ATTEMPTS = 3  # CHATSITE_RETRY_ATTEMPTS' default, which the test servers use
 
@@ -172,9 +173,7 @@ def test_stream_ending_without_done_or_finish_reason_fails(server, stub, alice_c
 def test_stream_ending_without_done_but_with_finish_reason_completes(server, stub, alice_client):
     # The counterpart of the test above: a finish reason alone makes the reply whole.
     stub.queue(Script(steps=[openai_chunk("Hello"), openai_chunk(finish_reason="length")]))
-    conversation, body = send(alice_client)
-    events = alice_client.events(body["stream_url"])
-    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    _, events, reply = ask(alice_client)
     assert events[-1].name == "done"
     assert (reply["status"], reply["finish_reason"], reply["content"]) == (
         "complete",
@@ -194,8 +193,10 @@ def test_reply_completes_when_the_provider_holds_its_response_open_after_done(
     stub.queue(held_open)
     try:
         conversation, body = send(alice_client)
-        events = alice_client.events(body["stream_url"])
+        # Waited for first, within the suite's bounded wait: a relay that waited for the
+        # held-open response to end would sit there until the 300 s read timeout.
         reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+        events = alice_client.events(body["stream_url"])
         assert events[-1].name == "done"
         assert (reply["status"], reply["content"], reply["completion_tokens"]) == (
             "complete",

@@ -133,7 +133,6 @@ class EventStream:
     """A provider's open, successful event-stream response, read as Server-Sent Events."""
 
     def __init__(self, response: httpx.Response) -> None:
-        self.response = response
         self._chunks = response.aiter_bytes()
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
