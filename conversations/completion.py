@@ -5,6 +5,7 @@ stream ends however it ends (or by crash recovery for a producer that died). The
 guard in its UPDATE makes any second call a no-op, so a reply is never stored twice.
 """
 
+import copy
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -31,31 +32,37 @@ class ReplyOutcome:
     metadata: dict = field(default_factory=dict)
 
 
-def finish_reply(reply_id: UUID, outcome: ReplyOutcome) -> Message | None:
-    """Store the reply's final text, status, usage and timings; None if it was already final."""
+def finish_reply(reply: Message, outcome: ReplyOutcome) -> Message | None:
+    """Store the reply's final text, status, usage and timings; the reply as stored, or None
+    if it was already final."""
+    final = {
+        "status": outcome.status,
+        "content": outcome.content,
+        "reasoning": outcome.reasoning,
+        "finish_reason": outcome.finish_reason,
+        "prompt_tokens": outcome.usage.prompt_tokens,
+        "completion_tokens": outcome.usage.completion_tokens,
+        "total_tokens": outcome.usage.total_tokens,
+        "reasoning_tokens": outcome.usage.reasoning_tokens,
+        "usage_source": outcome.usage_source,
+        "error_code": outcome.error_code,
+        "error": outcome.error,
+        "time_to_first_token_ms": outcome.time_to_first_token_ms,
+        "duration_ms": outcome.duration_ms,
+        "metadata": outcome.metadata,
+        "completed_at": timezone.now(),
+    }
     # Text, usage and status land together, and only on a reply that is still active.
     with transaction.atomic():
-        updated = Message.objects.filter(pk=reply_id, status__in=Message.ACTIVE_STATUSES).update(
-            status=outcome.status,
-            content=outcome.content,
-            reasoning=outcome.reasoning,
-            finish_reason=outcome.finish_reason,
-            prompt_tokens=outcome.usage.prompt_tokens,
-            completion_tokens=outcome.usage.completion_tokens,
-            total_tokens=outcome.usage.total_tokens,
-            reasoning_tokens=outcome.usage.reasoning_tokens,
-            usage_source=outcome.usage_source,
-            error_code=outcome.error_code,
-            error=outcome.error,
-            time_to_first_token_ms=outcome.time_to_first_token_ms,
-            duration_ms=outcome.duration_ms,
-            metadata=outcome.metadata,
-            completed_at=timezone.now(),
-        )
-        if not updated:
+        active = Message.objects.filter(pk=reply.pk, status__in=Message.ACTIVE_STATUSES)
+        if not active.update(**final):
             return None
-        Conversation.objects.filter(messages=reply_id).update(updated_at=Now())
-    return Message.objects.get(pk=reply_id)
+        Conversation.objects.filter(messages=reply.pk).update(updated_at=Now())
+    # What was written, on a copy of the reply: no second read for the done event.
+    stored = copy.copy(reply)
+    for name, value in final.items():
+        setattr(stored, name, value)
+    return stored
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,10 @@ class ReplyJob:
         return [self.request.system, *(m["content"] for m in self.request.messages)]
 
 
-def load_job(reply_id: UUID) -> ReplyJob:
+def load_job(reply: Message) -> ReplyJob:
     """The request for a reply: the conversation up to the user message it answers."""
-    reply = Message.objects.select_related("parent").get(pk=reply_id)
-    # The history in one query: this runs before every reply's first token.
+    # The history in one query (the reply and its parent come from the request that made
+    # them): this runs before every reply's first token.
     earlier = list(
         Message.objects.filter(
             conversation_id=reply.conversation_id, created_at__lte=reply.parent.created_at
@@ -98,11 +98,11 @@ def running_replies() -> set[UUID]:
     return set(_producers)
 
 
-async def start_reply(reply_id: UUID) -> None:
+async def start_reply(reply: Message) -> None:
     """Start the one producer of a new reply, detached from the request that asked for it."""
-    await event_log().open(reply_id)
-    producer = ReplyProducer(reply_id)
-    _producers[reply_id] = producer
+    await event_log().open(reply.pk)
+    producer = ReplyProducer(reply)
+    _producers[reply.pk] = producer
     # A fresh context: the task must not inherit the request's (see streaming-notes.md).
     task = asyncio.get_running_loop().create_task(producer.run(), context=contextvars.Context())
     _tasks.add(task)
@@ -126,8 +126,9 @@ def stop_if_produced_here(reply_id: UUID) -> None:
 
 
 class ReplyProducer:
-    def __init__(self, reply_id: UUID) -> None:
-        self.reply_id = reply_id
+    def __init__(self, reply: Message) -> None:
+        self.reply = reply  # as created, with its user message (parent)
+        self.reply_id = reply.pk
         self.parts: list[str] = []
         self.reasoning_parts: list[str] = []
         self.finish: Finish | None = None
@@ -147,7 +148,7 @@ class ReplyProducer:
     async def run(self) -> None:
         job = None
         try:
-            job = await in_background(load_job)(self.reply_id)
+            job = await in_background(load_job)(self.reply)
             outcome = await self._produce(job)
         except ProviderError as error:
             outcome = self._outcome(Message.Status.FAILED, job, error)
@@ -262,7 +263,7 @@ class ReplyProducer:
     async def _finish(self, outcome: ReplyOutcome) -> None:
         from conversations.api.serializers import message_data
 
-        message = await in_background(finish_reply)(self.reply_id, outcome)
+        message = await in_background(finish_reply)(self.reply, outcome)
         if message is None:  # already final (crash recovery or a deleted conversation)
             message = await in_background(Message.objects.filter(pk=self.reply_id).first)()
         payload = message_data(message) if message else None

@@ -2,7 +2,8 @@
 
 from conversations.models import Message
 from tests.client import text_of
-from tests.stub import Gate, Script, openai_chunk, openai_stream
+from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream
+from tests.stub_protocols import ask
 
 
 def test_stream_headers_and_every_event_has_an_id(server, stub, alice_client):
@@ -67,3 +68,13 @@ def test_stream_of_a_user_message_is_a_400(server, stub, alice_client):
     response = alice_client.http.get(f"/api/messages/{body['user_message']['id']}/stream/")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "not_a_reply"
+
+
+def test_done_and_error_events_carry_the_reply_exactly_as_stored(server, stub, alice_client):
+    stub.queue(openai_stream(["Stored", " as", " sent"], usage=(13, 3)))
+    stub.queue(json_error(400, "The model refused the request."))
+    for final_event in ("done", "error"):
+        _, events, stored = ask(alice_client, "Hi")
+        assert events[-1].name == final_event
+        assert events[-1].data["message"] == stored  # every field, as the API reads it back
+    assert stored["status"] == "failed"

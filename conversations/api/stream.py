@@ -4,6 +4,10 @@ The view only reads: it follows the reply's event log from Last-Event-ID (or
 ?last_event_id=), so a reconnecting EventSource gets exactly the events it missed. It never
 starts or repeats a generation. A connection is closed after CHATSITE_STREAM_MAX_SECONDS so
 no proxy cuts it first; the browser reconnects and resumes.
+
+Its database calls go through channels' database_sync_to_async, which closes the thread's
+connection after each: Django would otherwise close it only when the response ends, so every
+open stream held a database connection for minutes.
 """
 
 import asyncio
@@ -11,7 +15,6 @@ import contextlib
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import (
@@ -33,7 +36,7 @@ from conversations.recovery import ensure_background_tasks, is_orphan, recover_o
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
     # The caller and the reply in one trip to the request's thread: this precedes every
     # first token, and each trip is a thread hop each way.
-    found = await sync_to_async(caller_and_reply)(request, message_id)
+    found = await database_sync_to_async(caller_and_reply)(request, message_id)
     if isinstance(found, HttpResponse):
         return found
     reply, api_key = found
@@ -92,10 +95,10 @@ async def reply_events(
 
 async def ended_without_log(reply_id: UUID, last_id: int) -> bytes | None:
     """While a stream idles, check that its reply is still running; if not, its final frames."""
-    reply = await Message.objects.filter(pk=reply_id).afirst()
+    reply = await stored_reply(reply_id)
     if reply is not None and reply.is_active and is_orphan(reply):
         await database_sync_to_async(recover_orphaned_replies)()
-        reply = await Message.objects.filter(pk=reply_id).afirst()
+        reply = await stored_reply(reply_id)
     if reply is None or reply.is_active:
         return None
     return await database_sync_to_async(final_frames)(reply, last_id)
@@ -104,7 +107,7 @@ async def ended_without_log(reply_id: UUID, last_id: int) -> bytes | None:
 async def stored_reply_events(reply_id: UUID, after: int) -> Frames:
     """A reply no event log knows: its stored state, waiting while it runs elsewhere."""
     while True:
-        reply = await Message.objects.filter(pk=reply_id).afirst()
+        reply = await stored_reply(reply_id)
         if reply is None:
             return
         if not reply.is_active:
@@ -115,6 +118,10 @@ async def stored_reply_events(reply_id: UUID, after: int) -> Frames:
             continue
         yield after, HEARTBEAT
         await asyncio.sleep(settings.CHATSITE_CHECKPOINT_SECONDS)
+
+
+async def stored_reply(reply_id: UUID) -> Message | None:
+    return await database_sync_to_async(Message.objects.filter(pk=reply_id).first)()
 
 
 def final_frames(reply: Message, after: int) -> bytes:

@@ -95,7 +95,7 @@ class MessageCreate(APIView):
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
         if created:
-            async_to_sync(start_producer)(reply.id)
+            async_to_sync(start_producer)(reply)
         response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
         if not created:
             response["Idempotent-Replayed"] = "true"
@@ -129,13 +129,13 @@ class ReplyRegenerate(APIView):
             reply = conversation.add_reply(user_message, model or default_model(), PRODUCER_ID)
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
-        async_to_sync(start_producer)(reply.id)
+        async_to_sync(start_producer)(reply)
         return Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
 
 
-async def start_producer(reply_id: UUID) -> None:
+async def start_producer(reply: Message) -> None:
     ensure_background_tasks()
-    await start_reply(reply_id)
+    await start_reply(reply)
 
 
 def message_pair(user_message: Message, reply: Message) -> dict:
