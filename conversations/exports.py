@@ -22,6 +22,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db.models import Model, QuerySet
 
+from chatsite.request_threads import hold_request_thread
 from conversations.models import Conversation, Message
 
 FORMATS = {  # name: (content type, file extension)
@@ -149,6 +150,7 @@ def render_all(conversations: QuerySet, format: str) -> str:
 
 
 async def batches(conversations: QuerySet) -> AsyncIterator[list[Conversation]]:
+    hold_request_thread()  # aiterator reads one cursor across calls: one thread for them all
     batch = []
     async for conversation in conversations.select_related("owner").aiterator(chunk_size=BATCH):
         batch.append(conversation)

@@ -15,7 +15,7 @@ import time
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from conversations import relay
@@ -73,6 +73,8 @@ def recover_at_startup() -> None:
         recover_orphaned_replies()
     except DatabaseError:
         logger.warning("Could not check for interrupted replies (is the database migrated?)")
+    finally:
+        connections.close_all()  # this thread becomes the event loop's: it keeps none
 
 
 def stop_reply_now(reply: Message) -> None:

@@ -1,13 +1,14 @@
-"""Requests borrow a kept thread for their sync work (chatsite/request_threads.py): each
-request still has one thread to itself, threads are reused instead of started per request,
-and a thread still busy for a finished request is never lent to the next one."""
+"""Requests' sync work runs on kept threads, lent while it runs (chatsite/request_threads.py):
+threads are reused instead of started per request, a request that waits holds none unless it
+asked to keep one, sync calls that overlap never share one, and a thread still busy for a
+finished request is never lent."""
 
 import asyncio
 import threading
 
 from asgiref.sync import sync_to_async
 
-from chatsite.request_threads import RequestThreads
+from chatsite.request_threads import RequestThreads, hold_request_thread
 
 HTTP = {"type": "http"}
 
@@ -21,31 +22,37 @@ async def no_send(message: dict) -> None:
 
 
 class ThreadRecorder:
-    """An ASGI app whose requests note the thread of each thread-sensitive sync call."""
+    """An ASGI app whose requests note the thread of each thread-sensitive sync call, and may
+    wait between calls (as a stream waits for tokens) until released."""
 
-    def __init__(self, calls_per_request: int = 2) -> None:
+    def __init__(self, calls_per_request: int = 2, hold: bool = False) -> None:
         self.calls_per_request = calls_per_request
+        self.hold_thread = hold
         self.threads: list[list[int]] = []
-        self.entered: asyncio.Queue[None] = asyncio.Queue()
+        self.waiting: asyncio.Queue[None] = asyncio.Queue()
         self.release = asyncio.Event()
         self.hold = False
 
     async def __call__(self, scope: dict, receive, send) -> None:
         seen: list[int] = []
         self.threads.append(seen)
+        if self.hold_thread:
+            hold_request_thread()
         for _ in range(self.calls_per_request):
             seen.append(await sync_to_async(threading.get_ident)())
             if self.hold:
-                self.entered.put_nowait(None)
+                self.waiting.put_nowait(None)
                 await self.release.wait()
 
 
-def test_one_request_runs_all_its_sync_work_on_one_thread():
+def test_a_requests_sync_calls_run_on_a_kept_thread_not_the_loops():
     app = ThreadRecorder(calls_per_request=3)
-    asyncio.run(RequestThreads(app)(HTTP, no_receive, no_send))
+    threads = RequestThreads(app)
+    asyncio.run(threads(HTTP, no_receive, no_send))
     [seen] = app.threads
     assert len(set(seen)) == 1
-    assert seen[0] != threading.get_ident()  # not on the event loop's thread
+    assert seen[0] != threading.get_ident()
+    assert len(threads.idle) == 1  # given back, kept for the next request
 
 
 def test_a_later_request_reuses_the_thread_instead_of_starting_one():
@@ -62,22 +69,58 @@ def test_a_later_request_reuses_the_thread_instead_of_starting_one():
     assert len(threads.idle) == 1
 
 
-def test_overlapping_requests_each_get_a_thread_of_their_own():
-    app = ThreadRecorder(calls_per_request=1)
+def run_two_where_the_first_waits(app: ThreadRecorder, threads: RequestThreads) -> None:
     app.hold = True
-    threads = RequestThreads(app)
 
-    async def overlapping() -> None:
+    async def one_waits_while_another_works() -> None:
         first = asyncio.create_task(threads(HTTP, no_receive, no_send))
-        await app.entered.get()  # the first request is in the middle of its work
+        await app.waiting.get()  # the first request's sync call is done; it waits
         second = asyncio.create_task(threads(HTTP, no_receive, no_send))
-        await app.entered.get()
+        await app.waiting.get()
         app.release.set()
         await asyncio.gather(first, second)
 
-    asyncio.run(overlapping())
+    asyncio.run(one_waits_while_another_works())
+
+
+def test_a_waiting_request_holds_no_thread():
+    app = ThreadRecorder(calls_per_request=1)
+    threads = RequestThreads(app)
+    run_two_where_the_first_waits(app, threads)
     (first,), (second,) = app.threads
-    assert first != second
+    assert first == second  # the waiting request's thread was free to lend
+    assert len(threads.idle) == 1
+
+
+def test_a_request_that_holds_its_thread_keeps_it_while_it_waits():
+    app = ThreadRecorder(calls_per_request=2, hold=True)
+    threads = RequestThreads(app)
+    run_two_where_the_first_waits(app, threads)
+    first, second = app.threads
+    assert len(set(first)) == 1  # both of its calls on one thread
+    assert not set(first) & set(second)  # not lent to the other request meanwhile
+    assert len(threads.idle) == 2
+
+
+def test_sync_calls_that_overlap_each_get_a_thread():
+    both_running = threading.Barrier(2, timeout=10)
+
+    def meet() -> int:
+        both_running.wait()  # returns only while the other request's call runs too
+        return threading.get_ident()
+
+    seen = []
+
+    async def app(scope: dict, receive, send) -> None:
+        seen.append(await sync_to_async(meet)())
+
+    threads = RequestThreads(app)
+
+    async def overlapping() -> None:
+        await asyncio.gather(*(threads(HTTP, no_receive, no_send) for _ in range(2)))
+
+    asyncio.run(overlapping())
+    assert len(set(seen)) == 2
     assert len(threads.idle) == 2
 
 
@@ -104,6 +147,21 @@ def test_a_thread_still_busy_after_its_request_ended_is_not_lent_again():
         assert threads.idle == []
     finally:
         finish.set()
+
+
+def test_threads_beyond_those_kept_end_after_their_work():
+    both_running = threading.Barrier(2, timeout=10)
+
+    async def app(scope: dict, receive, send) -> None:
+        await sync_to_async(both_running.wait)()
+
+    threads = RequestThreads(app, keep=1)
+
+    async def overlapping() -> None:
+        await asyncio.gather(*(threads(HTTP, no_receive, no_send) for _ in range(2)))
+
+    asyncio.run(overlapping())
+    assert len(threads.idle) == 1
 
 
 def test_websocket_and_lifespan_scopes_pass_straight_through():

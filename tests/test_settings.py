@@ -46,12 +46,14 @@ def test_debug_is_off_unless_set_and_a_bad_value_names_the_variable():
     assert "CHATSITE_CHECKPOINT_SECONDS must be a number" in result.stderr
 
 
-def test_sqlite_uses_wal_and_a_busy_timeout_and_no_persistent_connections():
+def test_sqlite_uses_wal_a_busy_timeout_and_kept_connections_postgres_none():
     database = django_settings.DATABASES["default"]
-    assert database["CONN_MAX_AGE"] == 0
     if database["ENGINE"].endswith("sqlite3"):
         assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
         assert database["OPTIONS"]["timeout"] > 0
+        assert database["CONN_MAX_AGE"] > 0  # kept with its request thread
+    else:
+        assert database["CONN_MAX_AGE"] == 0  # closed when its thread is given back
 
 
 def test_no_gzip_and_only_async_capable_middleware():

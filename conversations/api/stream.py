@@ -5,9 +5,10 @@ The view only reads: it follows the reply's event log from Last-Event-ID (or
 starts or repeats a generation. A connection is closed after CHATSITE_STREAM_MAX_SECONDS so
 no proxy cuts it first; the browser reconnects and resumes.
 
-Its database calls go through channels' database_sync_to_async, which closes the thread's
-connection after each: Django would otherwise close it only when the response ends, so every
-open stream held a database connection for minutes.
+An open stream holds no thread and no database connection: request threads are lent only
+while sync calls run (chatsite/request_threads.py), and the stream's database calls go through
+channels' database_sync_to_async, which closes the thread's connection after each unless it
+is a kept one. Django would otherwise keep both until the response ends, minutes later.
 """
 
 import asyncio
