@@ -44,7 +44,7 @@ class RequestThreads:
 
     def __init__(self, app: ASGIApp, keep: int = 64) -> None:
         self.app = app
-        self.keep = keep  # idle threads kept; more are made when more requests overlap
+        self.keep = keep  # idle threads kept; more are made when more sync calls overlap
         self.idle: list[ThreadPoolExecutor] = []
         self._lock = threading.Lock()  # threads are given back from the threads themselves
 

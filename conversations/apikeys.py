@@ -15,7 +15,6 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
 from uuid import UUID
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -107,10 +106,6 @@ def stream_caller(request: HttpRequest) -> tuple[AbstractBaseUser | None, ApiKey
     return (key.user, key) if key else (None, None)
 
 
-def key_is_active(key_id: UUID) -> bool:
-    return ApiKey.objects.active().filter(pk=key_id).exists()
-
-
 def stream_heartbeat_seconds(key: ApiKey | None) -> float:
     """A key's stream sends a heartbeat at least as often as the key is re-checked."""
     if key is None:
@@ -129,7 +124,7 @@ async def until_revoked(frames: AsyncGenerator[bytes], key_id: UUID) -> AsyncIte
     async with contextlib.aclosing(frames):
         async for frame in frames:
             if loop.time() >= next_check:
-                if not await database_sync_to_async(key_is_active)(key_id):
+                if not await ApiKey.objects.active().filter(pk=key_id).aexists():
                     yield KEY_REVOKED_EVENT
                     return
                 next_check = loop.time() + settings.CHATSITE_API_KEY_RECHECK_SECONDS

@@ -1,7 +1,7 @@
 """Database calls from background tasks: producers, the checkpoint loop, the recovery sweep.
 
-Requests open a connection and close it when they end (CONN_MAX_AGE=0). Background tasks
-belong to no request. Their calls run on asgiref's one thread for thread-sensitive code
+Requests' connections go with their lent threads (chatsite/request_threads.py). Background
+tasks belong to no request. Their calls run on asgiref's one thread for thread-sensitive code
 outside any request, and keep that thread's connection from one call to the next, instead
 of opening and closing one for each reply's start, finish and every checkpoint. As Django
 does at the start of a request, a connection that had an error is dropped if it no longer

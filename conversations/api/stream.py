@@ -6,9 +6,9 @@ starts or repeats a generation. A connection is closed after CHATSITE_STREAM_MAX
 no proxy cuts it first; the browser reconnects and resumes.
 
 An open stream holds no thread and no database connection: request threads are lent only
-while sync calls run (chatsite/request_threads.py), and the stream's database calls go through
-channels' database_sync_to_async, which closes the thread's connection after each unless it
-is a kept one. Django would otherwise keep both until the response ends, minutes later.
+while sync calls run, and each is given back like a request that ended, its connection closed
+unless it is a kept one (chatsite/request_threads.py). Django would otherwise keep both until
+the response ends, minutes later.
 """
 
 import asyncio
@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import AsyncGenerator
 from uuid import UUID
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http import (
@@ -37,7 +38,7 @@ from conversations.recovery import ensure_background_tasks, is_orphan, recover_o
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
     # The caller and the reply in one trip to the request's thread: this precedes every
     # first token, and each trip is a thread hop each way.
-    found = await database_sync_to_async(caller_and_reply)(request, message_id)
+    found = await sync_to_async(caller_and_reply)(request, message_id)
     if isinstance(found, HttpResponse):
         return found
     reply, api_key = found
@@ -96,10 +97,10 @@ async def reply_events(
 
 async def ended_without_log(reply_id: UUID, last_id: int) -> bytes | None:
     """While a stream idles, check that its reply is still running; if not, its final frames."""
-    reply = await stored_reply(reply_id)
+    reply = await Message.objects.filter(pk=reply_id).afirst()
     if reply is not None and reply.is_active and is_orphan(reply):
         await database_sync_to_async(recover_orphaned_replies)()
-        reply = await stored_reply(reply_id)
+        reply = await Message.objects.filter(pk=reply_id).afirst()
     if reply is None or reply.is_active:
         return None
     return await database_sync_to_async(final_frames)(reply, last_id)
@@ -108,7 +109,7 @@ async def ended_without_log(reply_id: UUID, last_id: int) -> bytes | None:
 async def stored_reply_events(reply_id: UUID, after: int) -> Frames:
     """A reply no event log knows: its stored state, waiting while it runs elsewhere."""
     while True:
-        reply = await stored_reply(reply_id)
+        reply = await Message.objects.filter(pk=reply_id).afirst()
         if reply is None:
             return
         if not reply.is_active:
@@ -119,10 +120,6 @@ async def stored_reply_events(reply_id: UUID, after: int) -> Frames:
             continue
         yield after, HEARTBEAT
         await asyncio.sleep(settings.CHATSITE_CHECKPOINT_SECONDS)
-
-
-async def stored_reply(reply_id: UUID) -> Message | None:
-    return await database_sync_to_async(Message.objects.filter(pk=reply_id).first)()
 
 
 def final_frames(reply: Message, after: int) -> bytes:
