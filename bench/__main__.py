@@ -47,12 +47,20 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="chatsite-bench-"))
     print(f"work folder: {work}", flush=True)
     started, load_before = time.time(), os.getloadavg()
+    bench = Bench(work=work, logins=[])
     try:
-        bench = Bench(work=work, logins=chatdb.prepare(work / "bench.sqlite3"))
+        bench.logins = chatdb.prepare(bench.database)
+        if any(scenario.workers > 1 for scenario in scenarios):
+            bench.postgres_url = chatdb.create_postgres_database()
+        if bench.postgres_url:
+            bench.postgres_logins = chatdb.prepare_postgres(bench.postgres_url)
         runs = run_all(bench, scenarios, repeats, tuple(args.targets or TARGETS))
     except BaseException:
         print(f"benchmark failed; logs kept in {work}", file=sys.stderr)
         raise
+    finally:
+        if bench.postgres_url:
+            chatdb.drop_postgres_database(bench.postgres_url)
     results = {
         "meta": report.machine()
         | {

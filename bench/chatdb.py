@@ -1,22 +1,32 @@
-"""The benchmark's own chatsite database: a fresh SQLite file, users, sessions, conversations.
+"""The benchmark's own chatsite databases: users, sessions and conversations to post to.
 
-The benchmark process uses Django against the same file the chatsite server processes use,
-and writes only between scenarios, never while one is measured.
+SQLite (a fresh file) serves the one-worker scenarios, as chatsite runs by default. Several
+workers run as chatsite is deployed past one process: PostgreSQL (a fresh database on the
+server BENCH_POSTGRES_URL names, dropped afterwards) and Redis. The benchmark process uses
+Django against both (PostgreSQL as the alias "postgres") and writes only between
+scenarios, never while one is measured.
 """
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 MODEL = "bench"
 USERS = 50
+POSTGRES = "postgres"  # the benchmark process's alias for the PostgreSQL database
+POSTGRES_SERVER = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+
+type Login = tuple[object, str]  # (user, session key)
 
 
-def server_env(database: Path, stub_port: int, query_dir: Path, max_streams: int) -> dict:
+def server_env(database_url: str, stub_port: int, query_dir: Path, max_streams: int) -> dict:
     """Environment for chatsite's server processes (and for this one, before Django starts)."""
     return {
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": database_url,
         "SECRET_KEY": "bench-not-secret-" + "x" * 40,
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -30,38 +40,90 @@ def server_env(database: Path, stub_port: int, query_dir: Path, max_streams: int
     }
 
 
-def prepare(database: Path) -> list[tuple[object, str]]:
-    """Create and migrate the database; return (user, session key) pairs to log in with."""
-    os.environ.update(server_env(database, 9, database.parent, 0))
+def sqlite_url(database: Path) -> str:
+    return f"sqlite:///{database}"
+
+
+def prepare(database: Path) -> list[Login]:
+    """Start Django on a new SQLite database, migrate it; return logins to post with."""
+    os.environ.update(server_env(sqlite_url(database), 9, database.parent, 0))
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)
+    return users_and_sessions("default")
+
+
+def create_postgres_database() -> str | None:
+    """A new empty database on the benchmark's PostgreSQL server; its URL, None if unreachable."""
+    import psycopg
+
+    name = f"chatsite_bench_{os.getpid()}"
+    try:
+        with psycopg.connect(POSTGRES_SERVER, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        return None
+    return POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+    from django.db import connections
+
+    connections[POSTGRES].close()
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def prepare_postgres(url: str) -> list[Login]:
+    """Add the PostgreSQL database as the alias "postgres", migrate it; return its logins."""
+    import dj_database_url
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+
+    databases = {"default": settings.DATABASES["default"], POSTGRES: dj_database_url.parse(url)}
+    connections.settings[POSTGRES] = connections.configure_settings(databases)[POSTGRES]
+    call_command("migrate", database=POSTGRES, verbosity=0, interactive=False)
+    return users_and_sessions(POSTGRES)
+
+
+def users_and_sessions(using: str) -> list[Login]:
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
     user_model = get_user_model()
-    users = user_model.objects.bulk_create(
+    users = user_model.objects.using(using).bulk_create(
         user_model(username=f"bench{i}", password="!unusable") for i in range(USERS)
     )
     logins = []
-    for user in user_model.objects.filter(pk__in=[u.pk for u in users]):
-        session = SessionStore()
-        session["_auth_user_id"] = str(user.pk)
-        session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-        session["_auth_user_hash"] = user.get_session_auth_hash()
-        session.create()
+    for user in user_model.objects.using(using).filter(pk__in=[u.pk for u in users]):
+        data = {
+            "_auth_user_id": str(user.pk),
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": user.get_session_auth_hash(),
+        }
+        session = Session.objects.using(using).create(
+            session_key=secrets.token_hex(16),
+            session_data=SessionStore().encode(data),
+            expire_date=timezone.now() + timedelta(days=1),
+        )
         logins.append((user, session.session_key))
     return logins
 
 
-def new_conversations(logins: list[tuple[object, str]], count: int) -> list[tuple[str, str]]:
+def new_conversations(logins: list[Login], count: int, using: str = "default") -> list[tuple]:
     """`count` empty conversations, owners taken in turn: (conversation id, session key)."""
     from conversations.models import Conversation
 
     owners = [logins[i % len(logins)] for i in range(count)]
-    created = Conversation.objects.bulk_create(
+    created = Conversation.objects.using(using).bulk_create(
         Conversation(owner=user, model=f"openai:{MODEL}") for user, _ in owners
     )
     return [

@@ -8,6 +8,7 @@ CPU is user + system time from psutil; peak memory is the kernel's high-water ma
 resident set (VmHWM), reset after warm-up, so it covers exactly the measured scenario.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,6 +74,46 @@ class Measured:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+class PostgresBackends(Measured):
+    """The PostgreSQL server processes serving one database: those alive when the measurement
+    starts (the workers' connection pools keep theirs open) and any started during it.
+    Their CPU counts; their memory does not (shared buffers are not per stream)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database = database_url.rsplit("/", 1)[1]
+        super().__init__([])
+
+    def _backends(self) -> list[psutil.Process]:
+        # A backend's title is "postgres: USER DATABASE HOST(PORT) STATE".
+        return [
+            process
+            for process in psutil.process_iter(["cmdline"])
+            if self.database in " ".join(process.info["cmdline"] or []).split()
+        ]
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for handle in self.handles:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += sum(handle.cpu_times()[:2])
+        return total
+
+    def mark(self) -> None:
+        self.handles = self._backends()
+        self._cpu_mark = self.cpu_seconds()
+
+    def cpu_since_mark(self) -> float:
+        known = {handle.pid for handle in self.handles}
+        self.handles += [p for p in self._backends() if p.pid not in known]  # started since
+        return self.cpu_seconds() - self._cpu_mark
+
+    def peak_bytes_above_idle(self) -> int:
+        return 0
+
+    def stop(self) -> None:
+        pass  # the server is the machine's; its backends end with the workers' connections
 
 
 def peak_rss(pid: int) -> int:

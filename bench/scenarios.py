@@ -5,6 +5,10 @@ Targets: the provider stub directly (the client's and stub's own cost), the floo
 same connection). Every run starts fresh processes, warms them up with two short streams,
 then measures only the scenario: the server's CPU and peak memory, the stub's and the
 client's CPU, chatsite's SQL statements, and every chunk's timing.
+
+chatsite runs as it is meant to at each size: one worker on SQLite and the in-process event
+log; several workers on PostgreSQL (with Django's connection pool) and Redis, whose CPU
+counts as the server's (PostgreSQL's memory does not: its shared buffers are not per stream).
 """
 
 import asyncio
@@ -17,7 +21,14 @@ from pathlib import Path
 import psutil
 
 from bench import chatdb, load
-from bench.procs import Measured, QueryCounts, Server, start_redis, start_stub
+from bench.procs import (
+    Measured,
+    PostgresBackends,
+    QueryCounts,
+    Server,
+    start_redis,
+    start_stub,
+)
 from bench.stats import summarize
 
 TARGETS = ("stub", "floor", "chatsite")
@@ -33,7 +44,7 @@ class Scenario:
     rate: float  # tokens per second per stream; 0: as fast as possible
     ramp: float = 0.0  # seconds over which the streams start; 0: all at once
     sequential: bool = False  # one stream after another (time to first token samples)
-    workers: int = 1  # several: chatsite shares replies through Redis (REDIS_URL)
+    workers: int = 1  # several: chatsite on PostgreSQL, sharing replies through Redis
 
     @property
     def concurrency(self) -> int:
@@ -51,7 +62,7 @@ FULL = (
     Scenario("500x100-20tps", "500 streams x 100 tokens at 20/s, started over 2 s",
              streams=500, tokens=100, rate=20, ramp=2.0),
     Scenario("1000x100-20tps-workers", f"1,000 streams x 100 tokens at 20/s on {CORES} workers "
-             "(chatsite: Redis event log), started over 4 s",
+             "(chatsite: PostgreSQL and Redis), started over 4 s",
              streams=1000, tokens=100, rate=20, ramp=4.0, workers=CORES),
 )  # fmt: skip
 QUICK = (
@@ -66,10 +77,12 @@ QUICK = (
 
 @dataclass
 class Bench:
-    """What every run shares: the work folder and chatsite's database and logins."""
+    """What every run shares: the work folder, chatsite's databases and their logins."""
 
     work: Path
-    logins: list
+    logins: list  # on the SQLite database
+    postgres_url: str | None = None  # None: no PostgreSQL server was reachable
+    postgres_logins: list | None = None
 
     @property
     def database(self) -> Path:
@@ -84,10 +97,11 @@ class Processes:
     stub_port: int
     server: Server | None = None
     redis: Measured | None = None
+    postgres: PostgresBackends | None = None
 
     @property
     def server_side(self) -> list[Measured]:
-        return [p for p in (self.server, self.redis) if p is not None]
+        return [p for p in (self.server, self.redis, self.postgres) if p is not None]
 
     def stop(self) -> None:
         for process in (self.server, self.redis, self.stub):
@@ -97,15 +111,15 @@ class Processes:
 
 def run_once(bench: Bench, scenario: Scenario, target: str) -> dict:
     """Measure one scenario against one target with fresh processes; the run's figures."""
-    if target == "chatsite" and scenario.workers > 1 and not shutil.which("redis-server"):
-        return {"not_run": "redis-server is not installed; several chatsite processes share "
-                "replies through Redis (REDIS_URL)"}  # fmt: skip
+    if target == "chatsite" and scenario.workers > 1 and (why := cannot_scale_out(bench)):
+        return {"not_run": why}
     logins = []
     if target == "chatsite":  # written now: nothing touches the database during the run
         total = WARM_UP_ROUNDS * 2 * scenario.workers + scenario.streams
+        on = (bench.postgres_logins, chatdb.POSTGRES) if scenario.workers > 1 else (bench.logins,)
         logins = [
             load.ChatLogin(session_key, chatdb.csrf_token(), conversation)
-            for conversation, session_key in chatdb.new_conversations(bench.logins, total)
+            for conversation, session_key in chatdb.new_conversations(on[0], total, *on[1:])
         ]
     stub, stub_port = start_stub(bench.work)
     processes = Processes(stub, stub_port)
@@ -130,14 +144,27 @@ def start_server(bench: Bench, scenario: Scenario, target: str, processes: Proce
         env = {"BENCH_STUB_URL": stub_url, "BENCH_MAX_CONNECTIONS": str(scenario.streams + 100)}
         processes.server = Server("bench.floor:application", scenario.workers, env, bench.work)
     elif target == "chatsite":
-        env = chatdb.server_env(bench.database, processes.stub_port, bench.work, scenario.streams)
+        url = chatdb.sqlite_url(bench.database)
+        env = chatdb.server_env(url, processes.stub_port, bench.work, scenario.streams)
         if scenario.workers > 1:
+            env |= {"DATABASE_URL": bench.postgres_url, "DATABASE_POOL": "on"}
+            processes.postgres = PostgresBackends(bench.postgres_url)
             processes.redis, redis_port = start_redis(bench.work)
             # Every open stream holds a Redis connection (a blocking XREAD); redis-py's pool
             # allows 100 unless the URL says otherwise.
             pool = scenario.streams + 100
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0?max_connections={pool}"
         processes.server = Server("bench.counted:application", scenario.workers, env, bench.work)
+
+
+def cannot_scale_out(bench: Bench) -> str | None:
+    """Why chatsite cannot run on several workers here, if it cannot."""
+    if not shutil.which("redis-server"):
+        return "redis-server is not installed; several chatsite processes share replies "\
+               "through Redis (REDIS_URL)"  # fmt: skip
+    if bench.postgres_url is None:
+        return f"no PostgreSQL server at {chatdb.POSTGRES_SERVER} (BENCH_POSTGRES_URL)"
+    return None
 
 
 async def warm_up(processes: Processes, make_stream, target: str, workers: int) -> None:
@@ -181,6 +208,8 @@ async def measure(
         figures["server_cpu_s"] = sum(m.cpu_since_mark() for m in processes.server_side)
         if processes.redis:
             figures["redis_cpu_s"] = processes.redis.cpu_since_mark()
+        if processes.postgres:
+            figures["postgres_cpu_s"] = processes.postgres.cpu_since_mark()
         peaks = [m.peak_bytes_above_idle() for m in processes.server_side]
         if None not in peaks:
             figures["memory_kb_per_stream"] = sum(peaks) / 1024 / max(peak, 1)

@@ -16,7 +16,10 @@ first (conversations/exports.py does).
 
 Database connections belong to threads. When a thread is given back, Django's
 close_old_connections runs on it, as at the end of a request: a connection past CONN_MAX_AGE
-is closed (with 0, every one), a persistent one stays with the kept thread.
+is closed (with 0, every one), a persistent one stays with the kept thread. That makes
+Django's request_started receivers (close_old_connections, and reset_queries for DEBUG's
+query log, which Django caps) redundant here; they are disconnected, as each cost a thread
+trip before every request's view.
 """
 
 import threading
@@ -26,7 +29,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
-from django.db import close_old_connections, connections
+from django.core.signals import request_started
+from django.db import close_old_connections, connections, reset_queries
 
 ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 
@@ -47,6 +51,8 @@ class RequestThreads:
         self.keep = keep  # idle threads kept; more are made when more sync calls overlap
         self.idle: list[ThreadPoolExecutor] = []
         self._lock = threading.Lock()  # threads are given back from the threads themselves
+        request_started.disconnect(close_old_connections)  # done when a thread is given back
+        request_started.disconnect(reset_queries)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":

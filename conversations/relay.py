@@ -14,7 +14,6 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from uuid import UUID
 
 from django.conf import settings
@@ -24,16 +23,8 @@ from conversations.checkpoints import checkpoint_loop
 from conversations.completion import PartialReply, ReplyOutcome, finish_reply
 from conversations.eventlog import event_log
 from conversations.models import Message
-from conversations.providers.base import (
-    ChatRequest,
-    Finish,
-    ModelChoice,
-    Provider,
-    ProviderError,
-    ReasoningDelta,
-    TextDelta,
-)
-from conversations.providers.registry import find_model, provider_for
+from conversations.providers.base import Finish, ProviderError, ReasoningDelta, TextDelta
+from conversations.reply_job import ReplyJob, load_job
 from conversations.usage import complete_usage
 
 logger = logging.getLogger(__name__)
@@ -48,60 +39,14 @@ _producers: dict[UUID, "ReplyProducer"] = {}
 _tasks: set[asyncio.Task] = set()
 
 
-@dataclass
-class ReplyJob:
-    reply_id: UUID
-    choice: ModelChoice
-    provider: Provider
-    request: ChatRequest
-
-    @property
-    def prompt_texts(self) -> list[str]:
-        return [self.request.system, *(m["content"] for m in self.request.messages)]
-
-
-def load_job(reply: Message) -> ReplyJob:
-    """The request for a reply: the conversation up to the user message it answers."""
-    # The history in one query (the reply and its parent come from the request that made
-    # them): this runs before every reply's first token.
-    earlier = list(
-        Message.objects.filter(
-            conversation_id=reply.conversation_id, created_at__lte=reply.parent.created_at
-        )
-        .exclude(pk=reply.pk)
-        .order_by("created_at")
-        .only("role", "content", "parent_id")
-    )
-    messages: list[dict[str, str]] = []
-    answer_to: dict[UUID, str] = {}  # the latest usable reply to each user message
-    for message in earlier:
-        if message.role == Message.Role.ASSISTANT and message.content:
-            answer_to[message.parent_id] = message.content
-    for message in earlier:
-        if message.role == Message.Role.USER:
-            messages.append({"role": "user", "content": message.content})
-            if message.pk in answer_to:
-                messages.append({"role": "assistant", "content": answer_to[message.pk]})
-    choice = find_model(reply.model)
-    if choice is None:
-        raise ProviderError(f"The model {reply.model} is no longer configured.", code="bad_model")
-    request = ChatRequest(
-        model=choice.name,
-        messages=messages,
-        system=settings.CHATSITE_SYSTEM_PROMPT,
-        stream=choice.stream,
-    )
-    return ReplyJob(reply.pk, choice, provider_for(choice), request)
-
-
 def running_replies() -> set[UUID]:
     return set(_producers)
 
 
-async def start_reply(reply: Message) -> None:
+async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
     """Start the one producer of a new reply, detached from the request that asked for it."""
     await event_log().open(reply.pk)
-    producer = ReplyProducer(reply)
+    producer = ReplyProducer(reply, job)
     _producers[reply.pk] = producer
     # A fresh context: the task must not inherit the request's (see streaming-notes.md).
     task = asyncio.get_running_loop().create_task(producer.run(), context=contextvars.Context())
@@ -126,9 +71,10 @@ def stop_if_produced_here(reply_id: UUID) -> None:
 
 
 class ReplyProducer:
-    def __init__(self, reply: Message) -> None:
+    def __init__(self, reply: Message, job: ReplyJob | None = None) -> None:
         self.reply = reply  # as created, with its user message (parent)
         self.reply_id = reply.pk
+        self.job = job  # loaded by the request that created the reply, or by run()
         self.parts: list[str] = []
         self.reasoning_parts: list[str] = []
         self.finish: Finish | None = None
@@ -146,9 +92,9 @@ class ReplyProducer:
             self._reading.cancel()
 
     async def run(self) -> None:
-        job = None
+        job = self.job
         try:
-            job = await in_background(load_job)(self.reply)
+            job = job or await in_background(load_job)(self.reply)
             outcome = await self._produce(job)
         except ProviderError as error:
             outcome = self._outcome(Message.Status.FAILED, job, error)

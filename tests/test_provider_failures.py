@@ -4,11 +4,16 @@ The stub writes each failure as real bytes: JSON error bodies, an error inside t
 broken JSON, a cut connection, a stream that just ends, and silence past the read timeout.
 """
 
+import asyncio
 import json
 
 import pytest
 
-from conversations.models import Message
+from conversations.eventlog import event_log
+from conversations.models import Conversation, Message
+from conversations.providers.registry import default_model
+from conversations.relay import PRODUCER_ID, start_reply
+from conversations.reply_job import prepared_job
 from tests.client import read_events, text_of
 from tests.servers import SECRET_PROVIDER_KEY
 from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream, sse
@@ -244,3 +249,25 @@ def test_user_message_is_stored_even_when_the_provider_fails(server, stub, alice
         "role": "user",
         "content": "Please keep this question",
     }
+
+
+def test_a_reply_whose_model_is_no_longer_configured_is_stored_as_failed(alice):
+    # The message POST prepares the provider request itself; a model that vanished from the
+    # configuration in between must not fail the POST but the reply, stored with its reason.
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    Message.objects.filter(pk=reply.pk).update(model="openai:retired")
+    reply.model = "openai:retired"
+    assert prepared_job(reply) is None
+
+    async def produce() -> bytes:
+        await start_reply(reply, None)
+        frames = await event_log().follow(reply.pk, 0, 60)
+        return b"".join([frame async for _, frame in frames])
+
+    streamed = asyncio.run(produce())
+    assert b"event: error" in streamed and b"bad_model" in streamed
+    reply.refresh_from_db()
+    assert reply.status == Message.Status.FAILED
+    assert reply.error_code == "bad_model"
+    assert "openai:retired" in reply.error

@@ -2,6 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from conversations.api import export, keys, schema, stream, views
+from conversations.api.reply_start import starts_replies
 
 urlpatterns = [
     path("models/", views.ModelList.as_view(), name="api-models"),
@@ -13,7 +14,7 @@ urlpatterns = [
     ),
     path(
         "conversations/<uuid:conversation_id>/messages/",
-        views.MessageCreate.as_view(),
+        starts_replies(views.MessageCreate.as_view()),
         name="api-messages",
     ),
     path(
@@ -32,7 +33,7 @@ urlpatterns = [
     path("messages/<uuid:message_id>/stop/", views.ReplyStop.as_view(), name="api-reply-stop"),
     path(
         "messages/<uuid:message_id>/regenerate/",
-        views.ReplyRegenerate.as_view(),
+        starts_replies(views.ReplyRegenerate.as_view()),
         name="api-reply-regenerate",
     ),
 ]

@@ -2,7 +2,6 @@
 
 from uuid import UUID
 
-from asgiref.sync import async_to_sync
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,8 +24,8 @@ from conversations.api.serializers import (
 from conversations.budgets import check_budget
 from conversations.models import Conversation, Message, ReplyInProgress
 from conversations.providers.registry import available_models, default_model, find_model
-from conversations.recovery import ensure_background_tasks, stop_reply_now
-from conversations.relay import PRODUCER_ID, start_reply
+from conversations.recovery import stop_reply_now
+from conversations.relay import PRODUCER_ID
 
 REPLY_IN_PROGRESS = (
     "The previous reply is still being generated. Stop it or wait for it to finish first."
@@ -94,10 +93,10 @@ class MessageCreate(APIView):
             )
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
-        if created:
-            async_to_sync(start_producer)(reply)
         response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
-        if not created:
+        if created:
+            response.reply_to_start = reply  # started once the response is ready (reply_start.py)
+        else:
             response["Idempotent-Replayed"] = "true"
         return response
 
@@ -129,13 +128,9 @@ class ReplyRegenerate(APIView):
             reply = conversation.add_reply(user_message, model or default_model(), PRODUCER_ID)
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
-        async_to_sync(start_producer)(reply)
-        return Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
-
-
-async def start_producer(reply: Message) -> None:
-    ensure_background_tasks()
-    await start_reply(reply)
+        response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
+        response.reply_to_start = reply  # started once the response is ready (reply_start.py)
+        return response
 
 
 def message_pair(user_message: Message, reply: Message) -> dict:

@@ -81,17 +81,21 @@ class Conversation(models.Model):
             existing = self._pair_for_client_id(client_id)
             if existing:
                 return *existing, False
+        user_message = Message(
+            conversation=self,
+            role=Message.Role.USER,
+            content=content,
+            status=Message.Status.COMPLETE,
+            client_id=client_id,
+            completed_at=timezone.now(),
+        )
+        reply = self._reply_to(user_message, model, producer)
         try:
             # Both rows or neither: the partial unique index on active replies is the lock.
+            # One INSERT for both (their ids are made here), as SQLite's one write lock is
+            # held from BEGIN to COMMIT and every other writer waits for it.
             with transaction.atomic():
-                user_message = self.messages.create(
-                    role=Message.Role.USER,
-                    content=content,
-                    status=Message.Status.COMPLETE,
-                    client_id=client_id,
-                    completed_at=timezone.now(),
-                )
-                reply = self._new_reply(user_message, model, producer)
+                Message.objects.bulk_create([user_message, reply])
                 self._touch(model.id, first_message=content)
         except IntegrityError:
             if client_id is not None and (existing := self._pair_for_client_id(client_id)):
@@ -103,16 +107,19 @@ class Conversation(models.Model):
 
     def add_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
         """A new pending reply to an earlier user message (regenerate); the old ones stay."""
+        reply = self._reply_to(user_message, model, producer)
         try:
             with transaction.atomic():  # the active-reply index and the touch go together
-                reply = self._new_reply(user_message, model, producer)
+                reply.save(force_insert=True)
                 self._touch(model.id)
         except IntegrityError:
             raise ReplyInProgress from None
         return reply
 
-    def _new_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
-        return self.messages.create(
+    def _reply_to(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
+        """A pending reply, not saved yet."""
+        return Message(
+            conversation=self,
             role=Message.Role.ASSISTANT,
             status=Message.Status.PENDING,
             provider=model.provider,

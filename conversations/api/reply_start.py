@@ -1,0 +1,56 @@
+"""The views that create a reply (message POST, regenerate) and start its producer.
+
+Django runs a sync view in a thread, then renders a DRF Response in a second trip to that
+thread, and starting the producer from inside the view needed a third, the other way, onto
+the event loop. Each trip is a thread hop; together they were a large part of the time
+before a reply's first token. Here the view, the reply's provider request (one history
+query) and the rendering run in one trip; the producer starts on the loop afterwards, before
+the response is sent, so the stream GET that follows finds the reply's event log open.
+"""
+
+import functools
+from collections.abc import Callable
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from conversations.models import Message
+from conversations.recovery import ensure_background_tasks
+from conversations.relay import start_reply
+from conversations.reply_job import ReplyJob, prepared_job
+
+type View = Callable[..., HttpResponseBase]
+
+
+def starts_replies(view: View) -> Callable:
+    """An APIView's view (as_view()) whose responses may carry `reply_to_start`."""
+
+    def respond(request: HttpRequest, **kwargs: object) -> tuple[HttpResponseBase, tuple | None]:
+        response = view(request, **kwargs)
+        reply = getattr(response, "reply_to_start", None)
+        start = (reply, prepared_job(reply)) if reply is not None else None
+        return rendered(response), start
+
+    async def respond_then_start(request: HttpRequest, **kwargs: object) -> HttpResponseBase:
+        response, start = await sync_to_async(respond)(request, **kwargs)
+        if start is not None:
+            await start_producer(*start)
+        return response
+
+    # as_view()'s attributes: csrf_exempt (DRF checks CSRF itself), cls for the API schema.
+    return functools.update_wrapper(respond_then_start, view)
+
+
+async def start_producer(reply: Message, job: ReplyJob | None) -> None:
+    ensure_background_tasks()
+    await start_reply(reply, job)
+
+
+def rendered(response: HttpResponseBase) -> HttpResponseBase:
+    """A DRF Response rendered now, as a plain HttpResponse Django will not render again."""
+    if not callable(getattr(response, "render", None)):
+        return response
+    response.render()
+    plain = HttpResponse(response.content, status=response.status_code, headers=response.headers)
+    plain.cookies = response.cookies
+    return plain

@@ -1,0 +1,65 @@
+"""What a reply asks its provider: the model, and the conversation up to the message it answers."""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.conf import settings
+
+from conversations.models import Message
+from conversations.providers.base import ChatRequest, ModelChoice, Provider, ProviderError
+from conversations.providers.registry import find_model, provider_for
+
+
+@dataclass
+class ReplyJob:
+    reply_id: UUID
+    choice: ModelChoice
+    provider: Provider
+    request: ChatRequest
+
+    @property
+    def prompt_texts(self) -> list[str]:
+        return [self.request.system, *(m["content"] for m in self.request.messages)]
+
+
+def load_job(reply: Message) -> ReplyJob:
+    """The request for a reply: the conversation up to the user message it answers."""
+    # The history in one query (the reply and its parent come from the request that made
+    # them): this runs before every reply's first token.
+    earlier = list(
+        Message.objects.filter(
+            conversation_id=reply.conversation_id, created_at__lte=reply.parent.created_at
+        )
+        .exclude(pk=reply.pk)
+        .order_by("created_at")
+        .only("role", "content", "parent_id")
+    )
+    messages: list[dict[str, str]] = []
+    answer_to: dict[UUID, str] = {}  # the latest usable reply to each user message
+    for message in earlier:
+        if message.role == Message.Role.ASSISTANT and message.content:
+            answer_to[message.parent_id] = message.content
+    for message in earlier:
+        if message.role == Message.Role.USER:
+            messages.append({"role": "user", "content": message.content})
+            if message.pk in answer_to:
+                messages.append({"role": "assistant", "content": answer_to[message.pk]})
+    choice = find_model(reply.model)
+    if choice is None:
+        raise ProviderError(f"The model {reply.model} is no longer configured.", code="bad_model")
+    request = ChatRequest(
+        model=choice.name,
+        messages=messages,
+        system=settings.CHATSITE_SYSTEM_PROMPT,
+        stream=choice.stream,
+    )
+    return ReplyJob(reply.pk, choice, provider_for(choice), request)
+
+
+def prepared_job(reply: Message) -> ReplyJob | None:
+    """load_job in the thread trip that created the reply; None: the producer meets the error
+    again and stores it as the reply's failure."""
+    try:
+        return load_job(reply)
+    except ProviderError:
+        return None
