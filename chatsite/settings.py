@@ -146,6 +146,8 @@ def database_settings() -> dict:
             "NAME": BASE_DIR / "db.sqlite3",
         }
     if database["ENGINE"] == "django.db.backends.sqlite3":
+        # Django's backend, with the process's writers queued (chatsite/sqlite3/base.py).
+        database["ENGINE"] = "chatsite.sqlite3"
         # WAL lets readers and the writer work at once; IMMEDIATE plus a busy timeout turns
         # "database is locked" into a short wait when two writers meet.
         database.setdefault("OPTIONS", {}).update(
@@ -162,7 +164,7 @@ def database_settings() -> dict:
     # code runs (chatsite/request_threads.py). A SQLite connection (0.7 ms to open) stays with
     # its kept thread; a PostgreSQL one is closed when its thread is given back, so idle
     # threads hold no server connection (DATABASE_POOL makes opening them cheap).
-    is_sqlite = database["ENGINE"] == "django.db.backends.sqlite3"
+    is_sqlite = database["ENGINE"] == "chatsite.sqlite3"
     database["CONN_MAX_AGE"] = SQLITE_CONNECTION_SECONDS if is_sqlite else 0
     return database
 

@@ -30,7 +30,7 @@ def free_port() -> int:
 def database_url() -> str:
     """The URL of the database the test run created, for the server process to share."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or "postgres"
     return (

@@ -49,6 +49,7 @@ def test_debug_is_off_unless_set_and_a_bad_value_names_the_variable():
 def test_sqlite_uses_wal_a_busy_timeout_and_kept_connections_postgres_none():
     database = django_settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
+        assert database["ENGINE"] == "chatsite.sqlite3"  # writers queue on a lock
         assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
         assert database["OPTIONS"]["timeout"] > 0
         assert database["CONN_MAX_AGE"] > 0  # kept with its request thread
