@@ -7,12 +7,16 @@ request's cost under load, and every request in flight, a reply's stream open fo
 included, held a thread (and its database connection) while it only waited. asgiref (3.13+)
 lets the caller own a context's executor, so each request here gets a LentThread: its sync
 calls still run one at a time, on a kept thread borrowed while calls run and given back when
-none is left. Threads are as many as the sync calls that overlap, not as the open requests.
+none is left. Threads are as many as the sync calls that overlap, not as the open requests,
+and at most CHATSITE_REQUEST_THREADS: past that, a call waits on the event loop for a thread
+to be given back (a few threads keep the process as busy as hundreds would, as only one of
+them runs Python at a time; each more costs memory and a database connection).
 
 A request whose sync calls share state through the thread's database connection must keep
 one thread: QuerySet.aiterator (``async for`` over a QuerySet) reads through one cursor, on
 PostgreSQL a server-side one, across several calls. Such code calls hold_request_thread()
-first (conversations/exports.py does).
+first (conversations/exports.py does). A thread held from a request's first call is not
+counted against the limit, so slow exports cannot starve other requests.
 
 Database connections belong to threads. When a thread is given back, Django's
 close_old_connections runs on it, as at the end of a request: a connection past CONN_MAX_AGE
@@ -23,6 +27,7 @@ trip before every request's view.
 """
 
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextvars import ContextVar
@@ -40,16 +45,20 @@ _current: ContextVar["LentThread | None"] = ContextVar("chatsite_request_thread"
 def hold_request_thread() -> None:
     """From now on, this request keeps one thread for all its sync calls, until it ends."""
     if lent := _current.get():
-        lent.held = True
+        lent.hold()
 
 
 class RequestThreads:
     """ASGI wrapper: every HTTP request runs its sync code on threads lent by this pool."""
 
-    def __init__(self, app: ASGIApp, keep: int = 64) -> None:
+    def __init__(self, app: ASGIApp, threads: int = 32) -> None:
         self.app = app
-        self.keep = keep  # idle threads kept; more are made when more sync calls overlap
+        self.most = threads  # lent at once (held ones aside), and kept when idle
         self.idle: list[ThreadPoolExecutor] = []
+        self.lent = 0  # threads lent now that count against `most`
+        # Requests whose calls wait for a thread: reads first (a reply's stream, a page), as
+        # finishing what was accepted comes before accepting more (a message POST).
+        self.waiting: dict[bool, deque[LentThread]] = {True: deque(), False: deque()}
         self._lock = threading.Lock()  # threads are given back from the threads themselves
         request_started.disconnect(close_old_connections)  # done when a thread is given back
         request_started.disconnect(reset_queries)
@@ -57,7 +66,7 @@ class RequestThreads:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        lent = LentThread(self)
+        lent = LentThread(self, reads_only=scope["method"] in ("GET", "HEAD"))
         token = _current.set(lent)
         try:
             async with ThreadSensitiveContext(executor=lent):
@@ -66,61 +75,118 @@ class RequestThreads:
             _current.reset(token)
             lent.end()  # a call still running (a cancelled request's) keeps it until done
 
-    def borrow(self) -> ThreadPoolExecutor:
+    def borrow(self, lent: "LentThread", counted: bool) -> ThreadPoolExecutor | None:
+        """A thread for `lent`; None when all are lent: it is handed one later (receive)."""
         with self._lock:
-            if self.idle:
-                return self.idle.pop()
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatsite-request")
+            if counted and self.lent >= self.most:
+                self.waiting[lent.reads_only].append(lent)
+                return None
+            self.lent += counted
+            return self._idle_or_new()
 
-    def give_back(self, thread: ThreadPoolExecutor) -> None:
-        """Keep an idle thread for the next request, or end it when enough are kept."""
+    def give_back(self, thread: ThreadPoolExecutor, counted: bool) -> None:
+        """Hand a thread to a waiting request, keep it idle, or end it when enough are kept."""
         with self._lock:
-            if len(self.idle) < self.keep:
+            self.lent -= counted
+            waiter = self._next_waiter()
+            if waiter is None and len(self.idle) < self.most:
                 self.idle.append(thread)
                 return
+        if waiter is not None:
+            waiter.receive(thread)
+            return
         thread.submit(connections.close_all)  # on that thread: its connections go with it
         thread.shutdown(wait=False)
+
+    def _next_waiter(self) -> "LentThread | None":
+        """The first waiting request, its thread counted (under the lock)."""
+        queue = self.waiting[True] or self.waiting[False]
+        if not queue or self.lent >= self.most:
+            return None
+        self.lent += 1
+        return queue.popleft()
+
+    def _idle_or_new(self) -> ThreadPoolExecutor:
+        if self.idle:
+            return self.idle.pop()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatsite-request")
+
+
+type Call = tuple[Future, Callable, tuple, dict]
 
 
 class LentThread(Executor):
     """One request's executor: runs its sync calls one at a time on a borrowed kept thread,
     held while calls run (or, once held, until the request ends)."""
 
-    def __init__(self, pool: RequestThreads) -> None:
+    def __init__(self, pool: RequestThreads, reads_only: bool) -> None:
         self.pool = pool
+        self.reads_only = reads_only  # a safe method: served first when calls wait
         self.thread: ThreadPoolExecutor | None = None
-        self.held = False  # keep the thread between calls
+        self.counted = False  # the thread counts against the pool's limit
+        self.held = False  # keep the thread between calls, uncounted
         self.running = 0  # calls submitted and not finished
+        self.pending: list[Call] = []  # calls waiting for a thread
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        call = (Future(), fn, args, kwargs)
         with self._lock:
-            if self.thread is None:
-                self.thread = self.pool.borrow()
             self.running += 1
-            return self.thread.submit(self._run, fn, args, kwargs)
+            if self.thread is None and not self.pending:
+                counted = not self.held
+                self.thread = self.pool.borrow(self, counted)
+                self.counted = counted and self.thread is not None
+            if self.thread is None:
+                self.pending.append(call)
+            else:
+                self.thread.submit(self._run, *call)
+        return call[0]
+
+    def receive(self, thread: ThreadPoolExecutor) -> None:
+        """The pool's answer to a borrow that had to wait: run the calls that waited."""
+        with self._lock:
+            self.thread, self.counted = thread, True
+            for call in self.pending:
+                thread.submit(self._run, *call)
+            self.pending.clear()
+
+    def hold(self) -> None:
+        """Keep the thread from the next call on (held before its first call, as exports
+        are, it is not counted; a thread already lent stays counted until the request ends)."""
+        with self._lock:
+            self.held = True
 
     def end(self) -> None:
         with self._lock:
             self.held = False
-            thread = self._unneeded_thread()
-        if thread is not None:  # Django's request_finished saw to its connections
-            self.pool.give_back(thread)
+            thread, counted = self._unneeded_thread()
+        if thread is not None:  # its connections were seen to when its last call ended
+            self.pool.give_back(thread, counted)
 
-    def _run(self, fn: Callable, args: tuple, kwargs: dict) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            with self._lock:
-                self.running -= 1
-                thread = self._unneeded_thread()
-            if thread is not None:
-                close_old_connections()  # on the thread itself, as at a request's end
-                self.pool.give_back(thread)
+    def _run(self, future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
+        result = error = None
+        if future.set_running_or_notify_cancel():  # not cancelled while it waited
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as raised:  # handed to the awaiting coroutine, as an executor does
+                error = raised
+        with self._lock:
+            self.running -= 1
+            thread, counted = self._unneeded_thread()
+        if thread is not None:  # given back before the caller resumes, so it can reuse it
+            close_old_connections()  # on the thread itself, as at a request's end
+            self.pool.give_back(thread, counted)
+        if future.running():
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
-    def _unneeded_thread(self) -> ThreadPoolExecutor | None:
+    def _unneeded_thread(self) -> tuple[ThreadPoolExecutor | None, bool]:
         """The thread, taken from this request, if it no longer needs it (under the lock)."""
         if self.held or self.running or self.thread is None:
-            return None
+            return None, False
         thread, self.thread = self.thread, None
-        return thread
+        counted, self.counted = self.counted, False
+        return thread, counted

@@ -287,6 +287,8 @@ PROVIDER_MAX_CONNECTIONS = env_int("PROVIDER_MAX_CONNECTIONS", 200, minimum=1)
 # --- chatsite: replies and streams ---------------------------------------------------
 CHATSITE_MAX_MESSAGE_CHARS = env_int("CHATSITE_MAX_MESSAGE_CHARS", 32_000, minimum=1)
 CHATSITE_HEARTBEAT_SECONDS = env_float("CHATSITE_HEARTBEAT_SECONDS", 15.0, minimum=0.01)
+# Threads lent to requests' sync code at once (chatsite/request_threads.py); more calls wait.
+CHATSITE_REQUEST_THREADS = env_int("CHATSITE_REQUEST_THREADS", 32, minimum=1)
 CHATSITE_STREAM_MAX_SECONDS = env_float("CHATSITE_STREAM_MAX_SECONDS", 300.0, minimum=0.01)
 CHATSITE_CHECKPOINT_SECONDS = env_float("CHATSITE_CHECKPOINT_SECONDS", 1.0, minimum=0.01)
 CHATSITE_RETRY_ATTEMPTS = env_int("CHATSITE_RETRY_ATTEMPTS", 3, minimum=1)

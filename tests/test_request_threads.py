@@ -1,7 +1,8 @@
 """Requests' sync work runs on kept threads, lent while it runs (chatsite/request_threads.py):
 threads are reused instead of started per request, a request that waits holds none unless it
 asked to keep one, sync calls that overlap never share one, and a thread still busy for a
-finished request is never lent."""
+finished request is never lent; past the limit calls wait, reads first, and a held thread is
+not counted."""
 
 import asyncio
 import threading
@@ -10,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from chatsite.request_threads import RequestThreads, hold_request_thread
 
-HTTP = {"type": "http"}
+HTTP = {"type": "http", "method": "GET"}
 
 
 async def no_receive() -> dict:
@@ -149,19 +150,102 @@ def test_a_thread_still_busy_after_its_request_ended_is_not_lent_again():
         finish.set()
 
 
-def test_threads_beyond_those_kept_end_after_their_work():
-    both_running = threading.Barrier(2, timeout=10)
+def test_calls_past_the_limit_wait_for_a_thread_instead_of_starting_one():
+    first_running, release = threading.Event(), threading.Event()
+    seen = []
+
+    def work() -> None:
+        if not first_running.is_set():
+            first_running.set()
+            release.wait(10)
+        seen.append(threading.get_ident())
+
+    arrivals: asyncio.Queue[None] = asyncio.Queue()
 
     async def app(scope: dict, receive, send) -> None:
-        await sync_to_async(both_running.wait)()
+        arrivals.put_nowait(None)  # this request's call is submitted before anyone else runs
+        await sync_to_async(work)()
 
-    threads = RequestThreads(app, keep=1)
+    threads = RequestThreads(app, threads=1)
 
-    async def overlapping() -> None:
-        await asyncio.gather(*(threads(HTTP, no_receive, no_send) for _ in range(2)))
+    async def two_at_once() -> None:
+        first = asyncio.create_task(threads(HTTP, no_receive, no_send))
+        await asyncio.to_thread(first_running.wait, 10)
+        second = asyncio.create_task(threads(HTTP, no_receive, no_send))
+        await arrivals.get()
+        await arrivals.get()
+        assert list(threads.waiting[True]) != []  # the second request's call waits its turn
+        release.set()
+        await asyncio.gather(first, second)
 
-    asyncio.run(overlapping())
-    assert len(threads.idle) == 1
+    asyncio.run(two_at_once())
+    assert len(seen) == 2 and len(set(seen)) == 1  # the second ran on the first's thread
+    assert len(threads.idle) == 1 and threads.lent == 0
+
+
+def test_a_waiting_read_gets_the_next_thread_before_a_waiting_write():
+    # Under load a reply's stream (a GET) is served before more messages are accepted.
+    first_running, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def work(name: str) -> None:
+        if name == "first":
+            first_running.set()
+            release.wait(10)
+        order.append(name)
+
+    arrivals: asyncio.Queue[None] = asyncio.Queue()
+
+    async def app(scope: dict, receive, send) -> None:
+        arrivals.put_nowait(None)
+        await sync_to_async(work)(scope["path"])
+
+    threads = RequestThreads(app, threads=1)
+
+    def request(method: str, name: str) -> asyncio.Task:
+        scope = {"type": "http", "method": method, "path": name}
+        return asyncio.create_task(threads(scope, no_receive, no_send))
+
+    async def write_then_read_while_busy() -> None:
+        first = request("POST", "first")
+        await asyncio.to_thread(first_running.wait, 10)
+        later = [request("POST", "write"), request("GET", "read")]
+        for _ in range(3):
+            await arrivals.get()
+        release.set()
+        await asyncio.gather(first, *later)
+
+    asyncio.run(write_then_read_while_busy())
+    assert order == ["first", "read", "write"]
+
+
+def test_a_held_thread_does_not_count_against_the_limit():
+    # A slow export holds its thread; other requests must not wait for it to end.
+    export_has_a_thread, export_may_end = asyncio.Event(), asyncio.Event()
+    seen: dict[str, int] = {}
+
+    async def app(scope: dict, receive, send) -> None:
+        if scope["path"] == "/export/":
+            hold_request_thread()
+            seen["export"] = await sync_to_async(threading.get_ident)()
+            export_has_a_thread.set()
+            await export_may_end.wait()
+            seen["export, later"] = await sync_to_async(threading.get_ident)()
+        else:
+            seen["other"] = await sync_to_async(threading.get_ident)()
+
+    threads = RequestThreads(app, threads=1)
+
+    async def export_and_another() -> None:
+        export = asyncio.create_task(threads(HTTP | {"path": "/export/"}, no_receive, no_send))
+        await export_has_a_thread.wait()
+        await threads(HTTP | {"path": "/other/"}, no_receive, no_send)  # not queued behind it
+        export_may_end.set()
+        await export
+
+    asyncio.run(export_and_another())
+    assert seen["export"] == seen["export, later"] != seen["other"]
+    assert len(threads.idle) == 1 and threads.lent == 0  # the thread past the limit ended
 
 
 def test_websocket_and_lifespan_scopes_pass_straight_through():
