@@ -200,10 +200,12 @@ client's and stub's own cost); floor and chatsite rows are *added* times over th
 TTFT runs from just before the client connects (for chatsite: the message POST, then the
 stream GET, on the same connection with one worker, on a new one with several) to the first
 token; chunk latency is each later token's receive time minus the stub's write time (same
-machine, same monotonic clock). CPU is the server processes' user + system seconds (Redis's
-included) while the scenario ran, per 1,000 delivered tokens, so it includes the requests,
-the database work and the event log. Memory is the peak resident set above idle (the
-kernel's high-water mark) divided by the most streams open at once; with one stream open it
+machine, same monotonic clock). CPU is the server processes' user + system seconds (on
+several workers Redis's and PostgreSQL's included) while the scenario ran, per 1,000
+delivered tokens, so it includes the requests, the database work and the event log. One
+worker runs on SQLite, several on PostgreSQL and Redis. Memory is the peak resident set
+above idle (the kernel's high-water mark; PostgreSQL's not counted) divided by the most
+streams open at once; with one stream open it
 is mostly the requests' own transient memory. SQL counts every statement chatsite's
 processes sent (execute wrappers, see bench/counted.py), per reply, reads and BEGIN/SAVEPOINT
 included. Streams per core is one core-second divided by what a stream costs per second at
