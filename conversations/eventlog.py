@@ -103,16 +103,22 @@ class InProcessEventLog:
 
     async def append(self, reply_id: UUID, name: str, payload: object) -> None:
         events = self._replies[reply_id]
-        events.add(encode_event(len(events.frames) + 1, name, payload))
+        self.add_frame(reply_id, encode_event(len(events.frames) + 1, name, payload))
 
     async def close(self, reply_id: UUID, name: str, payload: object) -> None:
         """Append the final event; listeners end after it. Forget the reply a while later."""
         events = self._replies[reply_id]
-        events.closed = True
-        events.add(encode_event(len(events.frames) + 1, name, payload))
-        asyncio.get_running_loop().call_later(
-            settings.CHATSITE_EVENT_RETENTION_SECONDS, self._replies.pop, reply_id, None
-        )
+        self.add_frame(reply_id, encode_event(len(events.frames) + 1, name, payload), last=True)
+
+    def add_frame(self, reply_id: UUID, frame: bytes, last: bool = False) -> None:
+        """Add an encoded event (its id the next in sequence); the last one closes the reply."""
+        events = self._replies[reply_id]
+        events.closed = events.closed or last
+        events.add(frame)
+        if last:
+            asyncio.get_running_loop().call_later(
+                settings.CHATSITE_EVENT_RETENTION_SECONDS, self._replies.pop, reply_id, None
+            )
 
     async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
         events = self._replies.get(reply_id)

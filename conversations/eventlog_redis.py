@@ -3,6 +3,10 @@
 Each reply is a Redis stream whose entry ids are `0-N`, N being the SSE event id, so a
 follower resumes with XREAD from `0-<Last-Event-ID>`. Stop requests travel on one pub/sub
 channel that every process listens to; the process producing the reply acts on it.
+
+The producing process also keeps its replies' events in memory, added just before Redis gets
+them: its own followers read them there, as on one process, instead of a Redis read per token
+each (and what they saw is what the producer stores, even if Redis then fails).
 """
 
 import asyncio
@@ -13,7 +17,7 @@ from uuid import UUID
 import redis.asyncio as redis
 from django.conf import settings
 
-from conversations.eventlog import HEARTBEAT, Frames, encode_event
+from conversations.eventlog import HEARTBEAT, Frames, InProcessEventLog, encode_event
 
 logger = logging.getLogger(__name__)
 OPEN_TTL_SECONDS = 24 * 3600  # a reply's stream outlives any sane generation
@@ -25,6 +29,7 @@ class RedisEventLog:
         self._prefix = prefix
         self._clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
         self._next_id: dict[UUID, int] = {}  # only the producing process appends
+        self._here = InProcessEventLog()  # the replies this process produces
         self._stop_callbacks: list[Callable[[UUID], None]] = []
         self._listener: asyncio.Task | None = None
 
@@ -41,12 +46,14 @@ class RedisEventLog:
 
     async def open(self, reply_id: UUID) -> None:
         self._next_id[reply_id] = 1
+        await self._here.open(reply_id)
         await self._redis().set(f"{self._key(reply_id)}:open", 1, ex=OPEN_TTL_SECONDS)
 
     async def append(self, reply_id: UUID, name: str, payload: object) -> None:
         event_id = self._next_id[reply_id]
         self._next_id[reply_id] = event_id + 1
         frame = encode_event(event_id, name, payload)
+        self._here.add_frame(reply_id, frame)
         await self._redis().xadd(self._key(reply_id), {"f": frame}, id=f"0-{event_id}")
 
     async def close(self, reply_id: UUID, name: str, payload: object) -> None:
@@ -54,6 +61,7 @@ class RedisEventLog:
         frame = encode_event(event_id, name, payload)
         key = self._key(reply_id)
         retention = max(1, int(settings.CHATSITE_EVENT_RETENTION_SECONDS))
+        self._here.add_frame(reply_id, frame, last=True)
         async with self._redis().pipeline(transaction=True) as pipe:
             pipe.xadd(key, {"f": frame, "end": 1}, id=f"0-{event_id}")
             pipe.expire(key, retention)
@@ -61,6 +69,8 @@ class RedisEventLog:
             await pipe.execute()
 
     async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
+        if (produced_here := await self._here.follow(reply_id, after, idle_seconds)) is not None:
+            return produced_here
         if not await self._redis().exists(f"{self._key(reply_id)}:open"):
             return None
         return self._follow(self._key(reply_id), after, idle_seconds)

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 
 import pytest
+import redis
 import redis.asyncio
 
 from conversations.eventlog import HEARTBEAT
@@ -34,6 +35,32 @@ def test_reply_produced_by_one_process_streams_from_another_and_resumes(two_proc
     assert resumed == events[1:]
 
 
+def test_the_producing_process_streams_its_reply_without_reading_redis(
+    start_server, redis_url, client_for, alice, stub
+):
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    client = client_for(
+        alice, base_url=start_server(REDIS_URL=redis_url, CHATSITE_REDIS_PREFIX=prefix).url
+    )
+    stub.queue(openai_stream(["Served", " from", " memory"]))
+    conversation = client.new_conversation()
+    store = redis.Redis.from_url(redis_url)
+    reads_before = xread_calls(store)
+    body = client.send(conversation["id"], "Hi").json()
+
+    events = client.events(body["stream_url"])
+    assert text_of(events) == "Served from memory"
+    assert events[-1].name == "done"
+    assert xread_calls(store) == reads_before  # no XREAD per token: read from memory
+    # Redis holds every event all the same, for the other processes.
+    key = f"{prefix}:reply:{body['assistant_message']['id']}"
+    assert store.xlen(key) == len(events)
+
+
+def xread_calls(store: redis.Redis) -> int:
+    return store.info("commandstats").get("cmdstat_xread", {}).get("calls", 0)
+
+
 def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
     producer_side, viewer_side = two_processes
     gate = Gate()
@@ -60,12 +87,14 @@ def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
 def test_one_process_holds_more_open_streams_than_a_default_redis_pool(redis_url):
     # Each follower blocks in XREAD on its own connection; redis-py's default pool stops at 100.
     followers = 150
-    event_log = RedisEventLog(redis_url, f"chatsite-test-{uuid.uuid4().hex}")
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    # The producing process's own followers read from memory: these follow from another.
+    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
     reply_id = uuid.uuid4()
 
     async def follow_to_the_end() -> bytes:
         received = b""
-        async for _, frame in await event_log.follow(reply_id, 0, idle_seconds=30):
+        async for _, frame in await elsewhere.follow(reply_id, 0, idle_seconds=30):
             received += b"" if frame == HEARTBEAT else frame
         return received
 
