@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 
 from conversations.background_db import in_background
 from conversations.checkpoints import checkpoint_loop
@@ -41,6 +42,14 @@ _tasks: set[asyncio.Task] = set()
 
 def running_replies() -> set[UUID]:
     return set(_producers)
+
+
+def running_reply_of(user: AbstractBaseUser, reply_id: UUID) -> Message | None:
+    """A reply this process is producing, if `user` owns it: its stream needs no query."""
+    producer = _producers.get(reply_id)
+    if producer is None or producer.reply.conversation.owner_id != user.pk:
+        return None
+    return producer.reply
 
 
 async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:

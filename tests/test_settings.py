@@ -1,5 +1,6 @@
 """Settings come from the environment; bad values and a missing SECRET_KEY fail start-up clearly."""
 
+import os
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from chatsite import settings
+from tests.servers import database_url
 
 
 def test_typed_env_helpers_reject_bad_values(monkeypatch):
@@ -63,3 +65,16 @@ def test_no_gzip_and_only_async_capable_middleware():
     for path in django_settings.MIDDLEWARE:
         assert "GZip" not in path
         assert getattr(import_string(path), "async_capable", False), path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_server_process_freezes_start_up_objects_and_collects_garbage_less_often():
+    code = "import gc, chatsite.asgi; print(*gc.get_threshold(), gc.get_freeze_count())"
+    env = {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "x" * 50}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env, cwd=django_settings.BASE_DIR, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    young, *_, frozen = map(int, result.stdout.split())
+    assert young > 700  # Python's default
+    assert frozen > 10_000  # Django and chatsite's modules, loaded before the first request

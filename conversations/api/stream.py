@@ -33,6 +33,7 @@ from conversations.apikeys import stream_caller, stream_heartbeat_seconds, until
 from conversations.eventlog import HEARTBEAT, Frames, encode_event, event_log
 from conversations.models import ApiKey, Message
 from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
+from conversations.relay import running_reply_of
 
 
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
@@ -60,7 +61,8 @@ def caller_and_reply(
     if user is None:
         return json_error(401, "not_authenticated", "Log in or send a valid API key.")
     try:
-        reply = get_for_user(Message, user, message_id)
+        # A reply running here is known with its owner; others are looked up.
+        reply = running_reply_of(user, message_id) or get_for_user(Message, user, message_id)
     except Http404:  # JSON like every other API error, not the HTML page
         return json_error(404, "not_found", "Not found.")
     if reply.role != Message.Role.ASSISTANT:

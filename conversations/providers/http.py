@@ -133,7 +133,11 @@ class EventStream:
     """A provider's open, successful event-stream response, read as Server-Sent Events."""
 
     def __init__(self, response: httpx.Response) -> None:
-        self._chunks = response.aiter_bytes()
+        # Event streams usually come uncompressed: their raw bytes skip httpx's decoder layer,
+        # one generator step per chunk.
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        identity = encoding in ("", "identity")
+        self._chunks = response.aiter_raw() if identity else response.aiter_bytes()
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
         decoder = SSEDecoder()
