@@ -16,11 +16,17 @@ from uuid import UUID
 
 import redis.asyncio as redis
 from django.conf import settings
+from redis.driver_info import DriverInfo
 
 from conversations.eventlog import HEARTBEAT, Frames, InProcessEventLog, encode_event
 
 logger = logging.getLogger(__name__)
 OPEN_TTL_SECONDS = 24 * 3600  # a reply's stream outlives any sane generation
+
+# What each new connection tells Redis about its client (CLIENT SETINFO), made once: left to
+# redis-py, every connection looks its version up in the installed packages' metadata, and
+# with a connection per open stream that was a large part of starting hundreds of streams.
+DRIVER_INFO = DriverInfo()
 
 
 class RedisEventLog:
@@ -37,7 +43,9 @@ class RedisEventLog:
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
             self._clients[loop] = redis.Redis.from_url(
-                self._url, max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS
+                self._url,
+                max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS,
+                driver_info=DRIVER_INFO,
             )
         return self._clients[loop]
 
