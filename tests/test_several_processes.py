@@ -128,3 +128,33 @@ def test_one_process_holds_more_open_streams_than_a_default_redis_pool(redis_url
 async def blocked_in_xread(observer) -> int:
     clients = await observer.client_list()
     return sum(1 for client in clients if client.get("cmd") == "xread")
+
+
+def test_appends_of_many_replies_at_once_all_reach_redis_in_order(redis_url):
+    # Appends travel together in pipelines; a producer stopped mid-append cancels no other's.
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    event_log = RedisEventLog(redis_url, prefix)
+    replies = [uuid.uuid4() for _ in range(40)]
+
+    async def produce(reply_id: uuid.UUID) -> None:
+        for n in range(25):
+            await event_log.append(reply_id, "delta", {"content": f"{n} "})
+        await event_log.close(reply_id, "done", {})
+
+    async def scenario() -> None:
+        for reply_id in replies:
+            await event_log.open(reply_id)
+        stopped = asyncio.ensure_future(event_log.append(replies[0], "delta", {"content": "x"}))
+        producers = [asyncio.ensure_future(produce(reply_id)) for reply_id in replies[1:]]
+        await asyncio.sleep(0)
+        stopped.cancel()
+        await asyncio.gather(*producers)
+
+    asyncio.run(scenario())
+    store = redis.Redis.from_url(redis_url)
+    for reply_id in replies[1:]:
+        entries = store.xrange(f"{prefix}:reply:{reply_id}")
+        assert [entry_id for entry_id, _ in entries] == [f"0-{n}".encode() for n in range(1, 27)]
+        texts = [fields[b"f"].split(b"data: ")[1] for _, fields in entries[:-1]]
+        assert texts == [f'{{"content":"{n} "}}\n\n'.encode() for n in range(25)]
+        assert b"end" in entries[-1][1]
