@@ -65,6 +65,9 @@ class _Appends:
                 stored.exception()  # retrieved here: no warning if every waiter was stopped
             else:
                 stored.set_result(None)
+            finally:
+                if not stored.done():  # this task was cancelled (shutdown): so are the waits
+                    stored.cancel()
 
 
 class RedisEventLog:
