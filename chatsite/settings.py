@@ -302,8 +302,9 @@ REDIS_URL = env_str("REDIS_URL")
 CHATSITE_NON_STREAMING_MODELS = env_list("CHATSITE_NON_STREAMING_MODELS")
 # Keys in Redis start with this, so several chatsite sites (or test runs) can share one server.
 CHATSITE_REDIS_PREFIX = env_str("CHATSITE_REDIS_PREFIX", "chatsite")
-# Every open stream holds one Redis connection in a blocking read, so the per-process pool
-# must be larger than the streams one process serves (redis-py's default is 100).
+# The most Redis connections one process opens. Open streams hold none (one reader serves
+# them all); short commands (a reply's start and end, stop requests) take one each briefly,
+# and redis-py refuses a command past the cap instead of waiting, so it is set well above.
 CHATSITE_REDIS_MAX_CONNECTIONS = env_int("CHATSITE_REDIS_MAX_CONNECTIONS", 5000, minimum=2)
 
 # --- chatsite: budgets and API keys ---------------------------------------------------

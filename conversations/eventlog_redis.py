@@ -70,12 +70,108 @@ class _Appends:
                     stored.cancel()
 
 
+class _Follower:
+    __slots__ = ("arrived", "ended", "frames", "position")
+
+    def __init__(self, position: int) -> None:
+        self.position = position  # the last event id handed to it
+        self.frames: list[bytes] = []
+        self.ended = False
+        self.arrived = asyncio.Event()
+
+
+class _Reads:
+    """Every reply this process follows from another process, read by one XREAD at a time.
+
+    A blocking XREAD per follower held a Redis connection per open stream and cost a read per
+    token each. One reader serves them all; each new follower wakes it (CLIENT UNBLOCK), so
+    its next XREAD includes that follower's reply from where the follower starts.
+    """
+
+    # At most this long before the reader's XREAD includes a new follower, should the wake-up
+    # reach Redis before the XREAD it meant to cut short.
+    BLOCK_MS = 250
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._followers: dict[str, set[_Follower]] = {}
+        self._reader: asyncio.Task | None = None
+        self._reader_id: int | None = None  # its connection's CLIENT ID
+
+    async def follow(self, key: str, after: int, idle_seconds: float) -> Frames:
+        follower = _Follower(max(0, after))
+        self._followers.setdefault(key, set()).add(follower)
+        try:
+            await self._include(key)
+            while True:
+                if follower.frames:
+                    frames, follower.frames = follower.frames, []
+                    yield follower.position, b"".join(frames)
+                    if follower.ended:
+                        return
+                    continue
+                follower.arrived.clear()
+                try:
+                    await asyncio.wait_for(follower.arrived.wait(), idle_seconds)
+                except TimeoutError:
+                    yield follower.position, HEARTBEAT
+        finally:
+            followers = self._followers.get(key, set())
+            followers.discard(follower)
+            if not followers:
+                self._followers.pop(key, None)
+
+    async def _include(self, key: str) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        elif self._reader_id is not None:
+            await self._client.client_unblock(self._reader_id)
+
+    async def _read(self) -> None:
+        while self._followers:
+            try:
+                async with self._client.client() as connection:
+                    self._reader_id = await connection.client_id()
+                    while self._followers:
+                        await self._read_once(connection)
+            except (redis.RedisError, OSError):
+                # Followers send heartbeats meanwhile; the stream view checks the database.
+                logger.exception("Reading followed replies failed; reading again in a second")
+                self._reader_id = None
+                await asyncio.sleep(1)
+
+    async def _read_once(self, connection: redis.Redis) -> None:
+        starts = {
+            key: min(follower.position for follower in followers)
+            for key, followers in self._followers.items()
+        }
+        streams = {key: f"0-{start}" for key, start in starts.items()}
+        found = await connection.xread(streams, block=self.BLOCK_MS)
+        for key, entries in found.items() if isinstance(found, dict) else found or []:
+            key = key.decode() if isinstance(key, bytes) else key
+            self._hand_out(key, starts[key], entries)
+
+    def _hand_out(self, key: str, start: int, entries: list) -> None:
+        """Entries after event `start`, to each follower they continue without a gap."""
+        numbered = [(int(entry_id.split(b"-")[1]), fields) for entry_id, fields in entries]
+        for follower in self._followers.get(key, ()):
+            if follower.position < start:
+                continue  # it came during this XREAD: the next one starts from its position
+            new = [(number, fields) for number, fields in numbered if number > follower.position]
+            if new:
+                follower.frames += [fields[b"f"] for _, fields in new]
+                follower.position = new[-1][0]
+                follower.ended = b"end" in new[-1][1]
+                follower.arrived.set()
+
+
 class RedisEventLog:
     def __init__(self, url: str, prefix: str) -> None:
         self._url = url
         self._prefix = prefix
         self._clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
         self._appends: dict[asyncio.AbstractEventLoop, _Appends] = {}
+        self._reads: dict[asyncio.AbstractEventLoop, _Reads] = {}
         self._next_id: dict[UUID, int] = {}  # only the producing process appends
         self._here = InProcessEventLog()  # the replies this process produces
         self._stop_callbacks: list[Callable[[UUID], None]] = []
@@ -126,21 +222,10 @@ class RedisEventLog:
             return produced_here
         if not await self._redis().exists(f"{self._key(reply_id)}:open"):
             return None
-        return self._follow(self._key(reply_id), after, idle_seconds)
-
-    async def _follow(self, key: str, after: int, idle_seconds: float) -> Frames:
-        position = max(0, after)
-        client = self._redis()
-        while True:
-            found = await client.xread({key: f"0-{position}"}, block=int(idle_seconds * 1000))
-            if not found:
-                yield position, HEARTBEAT
-                continue
-            entries = found[0][1]
-            position = int(entries[-1][0].split(b"-")[1])
-            yield position, b"".join(fields[b"f"] for _, fields in entries)
-            if b"end" in entries[-1][1]:
-                return
+        loop = asyncio.get_running_loop()
+        if loop not in self._reads:
+            self._reads[loop] = _Reads(self._redis())
+        return self._reads[loop].follow(self._key(reply_id), after, idle_seconds)
 
     async def request_stop(self, reply_id: UUID) -> bool:
         receivers = await self._redis().publish(f"{self._prefix}:stop", str(reply_id))

@@ -2,6 +2,7 @@
 
 import asyncio
 import importlib.metadata
+import re
 import uuid
 
 import pytest
@@ -85,8 +86,9 @@ def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
     assert Message.objects.get(pk=reply_id).content == "Stop me"
 
 
-def test_one_process_holds_more_open_streams_than_a_default_redis_pool(redis_url, monkeypatch):
-    # Each follower blocks in XREAD on its own connection; redis-py's default pool stops at 100.
+def test_many_followers_on_one_process_share_one_redis_reader(redis_url, monkeypatch):
+    # A blocked XREAD per follower held a connection per open stream (redis-py's default pool
+    # stops at 100) and a read per token each; one reader now serves every follower.
     followers = 150
     # Nor may a new connection look redis-py's version up in the installed packages each time.
     lookups = []
@@ -105,24 +107,52 @@ def test_one_process_holds_more_open_streams_than_a_default_redis_pool(redis_url
             received += b"" if frame == HEARTBEAT else frame
         return received
 
-    async def scenario() -> list[bytes]:
+    async def scenario() -> tuple[list[bytes], int]:
         await event_log.open(reply_id)
         readers = [asyncio.ensure_future(follow_to_the_end()) for _ in range(followers)]
         observer = redis.asyncio.Redis.from_url(redis_url, driver_info=None)  # sends no SETINFO
-        while await blocked_in_xread(observer) < followers:
-            done = [reader for reader in readers if reader.done()]
-            if done:
-                done[0].result()  # a follower failed to get a connection: raise its error
-            await asyncio.sleep(0.01)
+        blocked = 0
+        while not blocked:  # until the followers wait, then a moment longer for stragglers
+            await asyncio.sleep(0.1)
+            blocked = await blocked_in_xread(observer)
+        await asyncio.sleep(0.1)
+        blocked = await blocked_in_xread(observer)
         await event_log.append(reply_id, "delta", {"text": "all"})
         await event_log.close(reply_id, "done", {})
         await observer.aclose()
-        return await asyncio.gather(*readers)
+        return await asyncio.gather(*readers), blocked
 
-    received = asyncio.run(scenario())
+    received, blocked = asyncio.run(scenario())
+    assert blocked == 1
     assert len(received) == followers
     assert all(b'"text":"all"' in frames and b"event: done" in frames for frames in received)
     assert lookups == []
+
+
+def test_followers_on_another_process_joining_at_different_points_miss_nothing(redis_url):
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
+    reply_id = uuid.uuid4()
+
+    async def follow(after: int) -> list[bytes]:
+        frames = b""
+        async for _, frame in await elsewhere.follow(reply_id, after, idle_seconds=30):
+            frames += b"" if frame == HEARTBEAT else frame
+        return re.findall(rb"^id: (\d+)$", frames, re.MULTILINE)
+
+    async def scenario() -> list[list[bytes]]:
+        await event_log.open(reply_id)
+        joined = []
+        for n in range(1, 41):  # a follower joins before each event, while the reader reads
+            joined.append(asyncio.ensure_future(follow(0 if n % 2 else n // 2)))
+            await event_log.append(reply_id, "delta", {"n": n})
+        await event_log.close(reply_id, "done", {})
+        return await asyncio.gather(*joined)
+
+    received = asyncio.run(scenario())
+    everything = [str(n).encode() for n in range(1, 42)]
+    for n, ids in enumerate(received, start=1):
+        assert ids == everything[0 if n % 2 else n // 2 :], f"follower {n}"
 
 
 async def blocked_in_xread(observer) -> int:
