@@ -10,6 +10,7 @@ each (and what they saw is what the producer stores, even if Redis then fails).
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from uuid import UUID
@@ -123,9 +124,14 @@ class _Reads:
 
     async def _include(self, key: str) -> None:
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.get_running_loop().create_task(self._read())
+            # A fresh context: the reader outlives the request whose stream started it.
+            loop = asyncio.get_running_loop()
+            self._reader = loop.create_task(self._read(), context=contextvars.Context())
         elif self._reader_id is not None:
-            await self._client.client_unblock(self._reader_id)
+            try:
+                await self._client.client_unblock(self._reader_id)
+            except (redis.RedisError, OSError):  # the reader's next XREAD includes it anyway
+                logger.warning("Could not wake the Redis reader for %s", key, exc_info=True)
 
     async def _read(self) -> None:
         while self._followers:
