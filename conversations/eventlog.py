@@ -46,7 +46,7 @@ class EventLog(Protocol):
     def on_stop_request(self, callback: Callable[[UUID], None]) -> None: ...
 
 
-class _ReplyEvents:
+class ReplyEvents:
     """A reply's frames, and one timer that wakes its followers when it has been silent.
 
     One timer per reply instead of a timeout per follower per frame: re-arming a timeout for
@@ -64,10 +64,18 @@ class _ReplyEvents:
         self.idle_seconds = math.inf
         self.timer: asyncio.TimerHandle | None = None
 
-    def add(self, frame: bytes) -> None:
+    def add(self, frame: bytes, last: bool = False) -> None:
+        """Add the next event's frame; the last one closes the reply."""
+        self.closed = self.closed or last
         self.frames.append(frame)
         self.quiet_since = self.loop.time()
         self._wake()
+
+    def forget(self) -> None:
+        """No one follows this reply any more: its silence timer stops."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def _wake(self) -> None:
         # Wake everyone waiting now; later waiters get a fresh Event.
@@ -96,10 +104,10 @@ class _ReplyEvents:
 
 class InProcessEventLog:
     def __init__(self) -> None:
-        self._replies: dict[UUID, _ReplyEvents] = {}
+        self._replies: dict[UUID, ReplyEvents] = {}
 
     async def open(self, reply_id: UUID) -> None:
-        self._replies.setdefault(reply_id, _ReplyEvents())
+        self._replies.setdefault(reply_id, ReplyEvents())
 
     async def append(self, reply_id: UUID, name: str, payload: object) -> None:
         events = self._replies[reply_id]
@@ -112,9 +120,7 @@ class InProcessEventLog:
 
     def add_frame(self, reply_id: UUID, frame: bytes, last: bool = False) -> None:
         """Add an encoded event (its id the next in sequence); the last one closes the reply."""
-        events = self._replies[reply_id]
-        events.closed = events.closed or last
-        events.add(frame)
+        self._replies[reply_id].add(frame, last)
         if last:
             asyncio.get_running_loop().call_later(
                 settings.CHATSITE_EVENT_RETENTION_SECONDS, self._replies.pop, reply_id, None
@@ -124,28 +130,30 @@ class InProcessEventLog:
         events = self._replies.get(reply_id)
         if events is None:
             return None
-        return self._follow(events, after, idle_seconds)
-
-    async def _follow(self, events: _ReplyEvents, after: int, idle_seconds: float) -> Frames:
-        position = max(0, after)
-        while True:
-            if position < len(events.frames):
-                # Everything queued goes out in one write.
-                frames = events.frames[position:]
-                position += len(frames)
-                yield position, b"".join(frames)
-                continue
-            if events.closed:
-                return
-            await events.wait(idle_seconds)
-            if position == len(events.frames) and not events.closed:
-                yield position, HEARTBEAT
+        return follow_events(events, after, idle_seconds)
 
     async def request_stop(self, reply_id: UUID) -> bool:
         return False  # one process: its producers are stopped directly
 
     def on_stop_request(self, callback: Callable[[UUID], None]) -> None:
         pass
+
+
+async def follow_events(events: ReplyEvents, after: int, idle_seconds: float) -> Frames:
+    """A reply's frames after event `after`, then live ones, with heartbeats while it is silent."""
+    position = max(0, after)
+    while True:
+        if position < len(events.frames):
+            # Everything queued goes out in one write.
+            frames = events.frames[position:]
+            position += len(frames)
+            yield position, b"".join(frames)
+            continue
+        if events.closed:
+            return
+        await events.wait(idle_seconds)
+        if position == len(events.frames) and not events.closed:
+            yield position, HEARTBEAT
 
 
 _event_log: EventLog | None = None

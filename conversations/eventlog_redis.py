@@ -19,7 +19,13 @@ import redis.asyncio as redis
 from django.conf import settings
 from redis.driver_info import DriverInfo
 
-from conversations.eventlog import HEARTBEAT, Frames, InProcessEventLog, encode_event
+from conversations.eventlog import (
+    Frames,
+    InProcessEventLog,
+    ReplyEvents,
+    encode_event,
+    follow_events,
+)
 
 logger = logging.getLogger(__name__)
 OPEN_TTL_SECONDS = 24 * 3600  # a reply's stream outlives any sane generation
@@ -71,56 +77,41 @@ class _Appends:
                     stored.cancel()
 
 
-class _Follower:
-    __slots__ = ("arrived", "ended", "frames", "position")
-
-    def __init__(self, position: int) -> None:
-        self.position = position  # the last event id handed to it
-        self.frames: list[bytes] = []
-        self.ended = False
-        self.arrived = asyncio.Event()
-
-
 class _Reads:
     """Every reply this process follows from another process, read by one XREAD at a time.
 
     A blocking XREAD per follower held a Redis connection per open stream and cost a read per
-    token each. One reader serves them all; each new follower wakes it (CLIENT UNBLOCK), so
-    its next XREAD includes that follower's reply from where the follower starts.
+    token each. Here one reader copies each followed reply's events, from the first, into
+    ReplyEvents, and followers read those as they read a reply produced here (follow_events):
+    a follower joining late starts from the copy. A reply not read yet wakes the reader
+    (CLIENT UNBLOCK), so its next XREAD includes it.
     """
 
-    # At most this long before the reader's XREAD includes a new follower, should the wake-up
-    # reach Redis before the XREAD it meant to cut short.
+    # At most this long before the reader's XREAD includes a newly followed reply, should the
+    # wake-up reach Redis before the XREAD it meant to cut short.
     BLOCK_MS = 250
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._followers: dict[str, set[_Follower]] = {}
+        self._replies: dict[str, ReplyEvents] = {}  # by Redis key: the events read so far
+        self._followers: dict[str, int] = {}  # by Redis key: how many follow it here
         self._reader: asyncio.Task | None = None
         self._reader_id: int | None = None  # its connection's CLIENT ID
 
     async def follow(self, key: str, after: int, idle_seconds: float) -> Frames:
-        follower = _Follower(max(0, after))
-        self._followers.setdefault(key, set()).add(follower)
-        try:
+        events = self._replies.get(key)
+        if events is None:
+            events = self._replies[key] = ReplyEvents()
             await self._include(key)
-            while True:
-                if follower.frames:
-                    frames, follower.frames = follower.frames, []
-                    yield follower.position, b"".join(frames)
-                    if follower.ended:
-                        return
-                    continue
-                follower.arrived.clear()
-                try:
-                    await asyncio.wait_for(follower.arrived.wait(), idle_seconds)
-                except TimeoutError:
-                    yield follower.position, HEARTBEAT
+        self._followers[key] = self._followers.get(key, 0) + 1
+        try:
+            async for position, frames in follow_events(events, after, idle_seconds):
+                yield position, frames
         finally:
-            followers = self._followers.get(key, set())
-            followers.discard(follower)
-            if not followers:
-                self._followers.pop(key, None)
+            self._followers[key] -= 1
+            if not self._followers[key]:
+                del self._followers[key], self._replies[key]
+                events.forget()
 
     async def _include(self, key: str) -> None:
         if self._reader is None or self._reader.done():
@@ -134,64 +125,70 @@ class _Reads:
                 logger.warning("Could not wake the Redis reader for %s", key, exc_info=True)
 
     async def _read(self) -> None:
-        while self._followers:
+        while self._unfinished():
             try:
                 async with self._client.client() as connection:
                     self._reader_id = await connection.client_id()
-                    while self._followers:
-                        await self._read_once(connection)
+                    while streams := self._unfinished():
+                        found = await connection.xread(streams, block=self.BLOCK_MS)
+                        # Pairs in RESP2, a dict in RESP3 (REDIS_URL may ask for either).
+                        pairs = found.items() if isinstance(found, dict) else found or []
+                        for key, entries in pairs:
+                            self._copy(key.decode() if isinstance(key, bytes) else key, entries)
             except (redis.RedisError, OSError):
                 # Followers send heartbeats meanwhile; the stream view checks the database.
                 logger.exception("Reading followed replies failed; reading again in a second")
                 self._reader_id = None
                 await asyncio.sleep(1)
 
-    async def _read_once(self, connection: redis.Redis) -> None:
-        starts = {
-            key: min(follower.position for follower in followers)
-            for key, followers in self._followers.items()
+    def _unfinished(self) -> dict[str, str]:
+        """XREAD's streams: each followed reply not ended yet, after the events read so far."""
+        return {
+            key: f"0-{len(events.frames)}"
+            for key, events in self._replies.items()
+            if not events.closed
         }
-        streams = {key: f"0-{start}" for key, start in starts.items()}
-        found = await connection.xread(streams, block=self.BLOCK_MS)
-        for key, entries in found.items() if isinstance(found, dict) else found or []:
-            key = key.decode() if isinstance(key, bytes) else key
-            self._hand_out(key, starts[key], entries)
 
-    def _hand_out(self, key: str, start: int, entries: list) -> None:
-        """Entries after event `start`, to each follower they continue without a gap."""
-        numbered = [(int(entry_id.split(b"-")[1]), fields) for entry_id, fields in entries]
-        for follower in self._followers.get(key, ()):
-            if follower.position < start:
-                continue  # it came during this XREAD: the next one starts from its position
-            new = [(number, fields) for number, fields in numbered if number > follower.position]
-            if new:
-                follower.frames += [fields[b"f"] for _, fields in new]
-                follower.position = new[-1][0]
-                follower.ended = b"end" in new[-1][1]
-                follower.arrived.set()
+    def _copy(self, key: str, entries: list) -> None:
+        events = self._replies.get(key)
+        for entry_id, fields in entries if events is not None else ():
+            # Only the next event in sequence: entries read for a copy since dropped and begun
+            # again (every follower left, another came) start later than the new copy.
+            if int(entry_id.split(b"-")[1]) != len(events.frames) + 1:
+                return
+            events.add(fields[b"f"], last=b"end" in fields)
+
+
+class _OnLoop:
+    """A client and what shares it, for one event loop (a client cannot cross loops; tests
+    run several)."""
+
+    def __init__(self, url: str) -> None:
+        self.redis = redis.Redis.from_url(
+            url, max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS, driver_info=DRIVER_INFO
+        )
+        self.appends = _Appends(self.redis)
+        self.reads = _Reads(self.redis)
 
 
 class RedisEventLog:
     def __init__(self, url: str, prefix: str) -> None:
         self._url = url
         self._prefix = prefix
-        self._clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
-        self._appends: dict[asyncio.AbstractEventLoop, _Appends] = {}
-        self._reads: dict[asyncio.AbstractEventLoop, _Reads] = {}
+        self._loops: dict[asyncio.AbstractEventLoop, _OnLoop] = {}
         self._next_id: dict[UUID, int] = {}  # only the producing process appends
         self._here = InProcessEventLog()  # the replies this process produces
         self._stop_callbacks: list[Callable[[UUID], None]] = []
         self._listener: asyncio.Task | None = None
 
-    def _redis(self) -> redis.Redis:
+    def _on_loop(self) -> _OnLoop:
         loop = asyncio.get_running_loop()
-        if loop not in self._clients:
-            self._clients[loop] = redis.Redis.from_url(
-                self._url,
-                max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS,
-                driver_info=DRIVER_INFO,
-            )
-        return self._clients[loop]
+        if loop not in self._loops:
+            self._loops[loop] = _OnLoop(self._url)
+        return self._loops[loop]
+
+    def _redis(self) -> redis.Redis:
+        return self._on_loop().redis
 
     def _key(self, reply_id: UUID) -> str:
         return f"{self._prefix}:reply:{reply_id}"
@@ -206,10 +203,7 @@ class RedisEventLog:
         self._next_id[reply_id] = event_id + 1
         frame = encode_event(event_id, name, payload)
         self._here.add_frame(reply_id, frame)
-        loop = asyncio.get_running_loop()
-        if loop not in self._appends:
-            self._appends[loop] = _Appends(self._redis())
-        await self._appends[loop].add(self._key(reply_id), frame, f"0-{event_id}")
+        await self._on_loop().appends.add(self._key(reply_id), frame, f"0-{event_id}")
 
     async def close(self, reply_id: UUID, name: str, payload: object) -> None:
         event_id = self._next_id.pop(reply_id)
@@ -228,10 +222,7 @@ class RedisEventLog:
             return produced_here
         if not await self._redis().exists(f"{self._key(reply_id)}:open"):
             return None
-        loop = asyncio.get_running_loop()
-        if loop not in self._reads:
-            self._reads[loop] = _Reads(self._redis())
-        return self._reads[loop].follow(self._key(reply_id), after, idle_seconds)
+        return self._on_loop().reads.follow(self._key(reply_id), after, idle_seconds)
 
     async def request_stop(self, reply_id: UUID) -> bool:
         receivers = await self._redis().publish(f"{self._prefix}:stop", str(reply_id))

@@ -9,7 +9,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from conversations.eventlog import HEARTBEAT
+from conversations.eventlog import HEARTBEAT, ReplyEvents
 from conversations.eventlog_redis import RedisEventLog
 from conversations.models import Message
 from tests.client import read_events, text_of
@@ -188,3 +188,54 @@ def test_appends_of_many_replies_at_once_all_reach_redis_in_order(redis_url):
         texts = [fields[b"f"].split(b"data: ")[1] for _, fields in entries[:-1]]
         assert texts == [f'{{"content":"{n} "}}\n\n'.encode() for n in range(25)]
         assert b"end" in entries[-1][1]
+
+
+def test_a_follower_after_all_others_left_still_gets_every_event(redis_url):
+    # When the last follower of a reply leaves, its copy is dropped; the next one begins a new
+    # copy from the first event, whatever the reader was reading for the old one meanwhile.
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
+    reply_id = uuid.uuid4()
+    firsts = []
+
+    async def follow_briefly() -> None:
+        frames = await elsewhere.follow(reply_id, 0, idle_seconds=30)
+        _, frame = await anext(frames)  # what it has so far, then it leaves
+        await frames.aclose()
+        firsts.append(re.findall(rb"^id: (\d+)$", frame, re.MULTILINE))
+
+    async def churn(appending: asyncio.Task) -> None:
+        while not appending.done():
+            await follow_briefly()
+
+    async def scenario() -> None:
+        await event_log.open(reply_id)
+        await event_log.append(reply_id, "delta", {"n": 1})
+
+        async def append() -> None:
+            for n in range(2, 501):
+                await event_log.append(reply_id, "delta", {"n": n})
+
+        appending = asyncio.ensure_future(append())
+        await asyncio.gather(appending, churn(appending))
+
+    asyncio.run(scenario())
+    assert len(firsts) > 10
+    for ids in firsts:
+        assert ids == [str(n).encode() for n in range(1, len(ids) + 1)]
+
+
+def test_a_copy_no_one_follows_stops_its_silence_timer():
+    # A dropped copy of an unfinished reply never closes: its heartbeat timer must not run on.
+    async def scenario() -> tuple[float, float]:
+        events = ReplyEvents()
+        waiting = asyncio.ensure_future(events.wait(idle_seconds=0.02))
+        await asyncio.sleep(0.05)  # heartbeats are due, and re-armed, every 0.02 s
+        waiting.cancel()
+        events.forget()
+        stopped_at = events.quiet_since
+        await asyncio.sleep(0.1)
+        return stopped_at, events.quiet_since
+
+    stopped_at, later = asyncio.run(scenario())
+    assert later == stopped_at
