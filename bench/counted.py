@@ -30,8 +30,10 @@ _snapshots = 0
 
 def count_statement(execute, sql, params, many, context):
     word = sql.lstrip()[:6].lower()
+    # executemany runs the statement once per row of parameters.
+    statements = len(params) if many and isinstance(params, list) else 1
     with _lock:
-        counts[word if word in KINDS else "other"] += 1
+        counts[word if word in KINDS else "other"] += statements
     return execute(sql, params, many, context)
 
 

@@ -6,10 +6,12 @@ guard in its UPDATE makes any second call a no-op, so a reply is never stored tw
 """
 
 import copy
+import functools
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Length, Now
 from django.utils import timezone
 
@@ -57,7 +59,7 @@ def finish_reply(reply: Message, outcome: ReplyOutcome) -> Message | None:
         active = Message.objects.filter(pk=reply.pk, status__in=Message.ACTIVE_STATUSES)
         if not active.update(**final):
             return None
-        Conversation.objects.filter(messages=reply.pk).update(updated_at=Now())
+        Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=Now())
     # What was written, on a copy of the reply: no second read for the done event.
     stored = copy.copy(reply)
     for name, value in final.items():
@@ -77,14 +79,47 @@ def checkpoint_replies(partials: list[PartialReply]) -> None:
     """Save running replies' partial text, so a crash loses at most one checkpoint interval."""
     now = timezone.now()
     # One commit for all of them: a commit per reply per interval crowded out everything else.
-    with transaction.atomic():
-        for partial in partials:
-            fields: dict = {"content": partial.content, "reasoning": partial.reasoning}
-            if partial.streaming:
-                fields["status"] = Message.Status.STREAMING
-            Message.objects.filter(pk=partial.reply_id, status__in=Message.ACTIVE_STATUSES).update(
-                heartbeat_at=now, **fields
-            )
+    with transaction.atomic(), connection.cursor() as cursor:
+        for streaming in (True, False):
+            rows = [
+                checkpoint_row(partial, now)
+                for partial in partials
+                if partial.streaming == streaming
+            ]
+            if rows:
+                cursor.executemany(checkpoint_sql(sets_streaming=streaming), rows)
+
+
+@functools.cache
+def checkpoint_sql(sets_streaming: bool) -> str:
+    """One reply's checkpoint UPDATE, guarded by status like every write to a running reply.
+
+    Written once and run for every reply with executemany: built by the ORM for each reply it
+    cost about 20 times as much CPU (0.25 ms a row on SQLite, 0.6 ms on PostgreSQL, where
+    executemany also pipelines), and there is a row per running reply per interval."""
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        return quote(Message._meta.get_field(name).column)
+
+    fields = ["heartbeat_at", "content", "reasoning", *(["status"] if sets_streaming else [])]
+    assignments = ", ".join(f"{column(name)} = %s" for name in fields)
+    active = ", ".join(["%s"] * len(Message.ACTIVE_STATUSES))
+    where = f"{column('id')} = %s AND {column('status')} IN ({active})"
+    return f"UPDATE {quote(Message._meta.db_table)} SET {assignments} WHERE {where}"
+
+
+def checkpoint_row(partial: PartialReply, now: datetime) -> list:
+    """checkpoint_sql's parameters, adapted for the database by the model's own fields."""
+    values = {"heartbeat_at": now, "content": partial.content, "reasoning": partial.reasoning}
+    if partial.streaming:
+        values["status"] = Message.Status.STREAMING
+    values["id"] = partial.reply_id
+    row = [
+        Message._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in values.items()
+    ]
+    return row + list(Message.ACTIVE_STATUSES)
 
 
 def interrupt_replies(replies: MessageQuerySet, reason: str) -> int:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
-from tests.stub import openai_stream
+from tests.stub import Gate, Script, openai_chunk, openai_stream, openai_usage, sse
 
 
 def titles(response) -> list[str]:
@@ -128,3 +128,18 @@ def test_fields_a_client_may_not_set_are_never_stored(
     ).json()["assistant_message"]
     final = alice_client.wait_final(str(conversation.pk), regenerated["id"])
     assert (final["content"], final["total_tokens"]) == ("Again", 4)
+
+
+def test_a_reply_that_finishes_moves_its_conversation_to_the_top(server, stub, alice_client):
+    gate = Gate()
+    ending = [openai_chunk(finish_reason="stop"), openai_usage(3, 2), sse("[DONE]")]
+    stub.queue(Script(steps=[openai_chunk("Thinking"), gate, openai_chunk(" done"), *ending]))
+    asked = alice_client.new_conversation(title="Asked first")
+    reply_id = alice_client.send(asked["id"], "Hi").json()["assistant_message"]["id"]
+    gate.wait_reached()
+    alice_client.new_conversation(title="Opened while it ran")
+    assert titles(alice_client.http.get("/api/conversations/"))[0] == "Opened while it ran"
+
+    gate.open()
+    assert alice_client.wait_final(asked["id"], reply_id)["content"] == "Thinking done"
+    assert titles(alice_client.http.get("/api/conversations/"))[0] == "Asked first"

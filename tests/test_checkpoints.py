@@ -1,0 +1,54 @@
+"""Checkpoints: running replies' partial text saved together, never over a final reply."""
+
+from conversations.completion import PartialReply, checkpoint_replies
+from conversations.models import Conversation, Message
+
+
+def reply_for(user, status: str = "pending", content: str = "") -> Message:
+    conversation = Conversation.objects.create(owner=user, title="Chat", model="openai:stub-model")
+    question = conversation.messages.create(role="user", status="complete", content="Hi")
+    return conversation.messages.create(
+        role="assistant", parent=question, status=status, content=content
+    )
+
+
+def test_checkpoints_save_each_running_replys_text_and_status(alice):
+    streaming = reply_for(alice)
+    thinking = reply_for(alice)
+    waiting = reply_for(alice)
+
+    checkpoint_replies(
+        [
+            PartialReply(streaming.pk, "Half a ré—plý 😀", "", streaming=True),
+            PartialReply(thinking.pk, "", "Let me think", streaming=True),
+            PartialReply(waiting.pk, "", "", streaming=False),
+        ]
+    )
+
+    streaming.refresh_from_db()
+    thinking.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (streaming.status, streaming.content) == ("streaming", "Half a ré—plý 😀")
+    assert (thinking.status, thinking.reasoning) == ("streaming", "Let me think")
+    assert waiting.status == "pending"  # no first token yet: it does not show as streaming
+    assert None not in (streaming.heartbeat_at, thinking.heartbeat_at, waiting.heartbeat_at)
+
+
+def test_a_checkpoint_never_overwrites_a_finished_reply(alice):
+    stopped = reply_for(alice, status="stopped", content="Stopped here")
+    running = reply_for(alice)
+
+    checkpoint_replies(
+        [
+            PartialReply(stopped.pk, "Stopped here and more", "", streaming=True),
+            PartialReply(running.pk, "Still going", "", streaming=True),
+        ]
+    )
+
+    stopped.refresh_from_db()
+    assert (stopped.status, stopped.content, stopped.heartbeat_at) == (
+        "stopped",
+        "Stopped here",
+        None,
+    )
+    assert Message.objects.get(pk=running.pk).content == "Still going"
