@@ -291,6 +291,9 @@ CHATSITE_HEARTBEAT_SECONDS = env_float("CHATSITE_HEARTBEAT_SECONDS", 15.0, minim
 CHATSITE_REQUEST_THREADS = env_int("CHATSITE_REQUEST_THREADS", 32, minimum=1)
 CHATSITE_STREAM_MAX_SECONDS = env_float("CHATSITE_STREAM_MAX_SECONDS", 300.0, minimum=0.01)
 CHATSITE_CHECKPOINT_SECONDS = env_float("CHATSITE_CHECKPOINT_SECONDS", 1.0, minimum=0.01)
+# A reply is saved as streaming this long after its first token (at the latest with the next
+# checkpoint): the first tokens of that time share one write, and a reply done by then needs none.
+CHATSITE_FIRST_TOKEN_SAVE_SECONDS = env_float("CHATSITE_FIRST_TOKEN_SAVE_SECONDS", 0.2, minimum=0)
 CHATSITE_RETRY_ATTEMPTS = env_int("CHATSITE_RETRY_ATTEMPTS", 3, minimum=1)
 CHATSITE_RETRY_BACKOFF_SECONDS = env_float("CHATSITE_RETRY_BACKOFF_SECONDS", 0.5, minimum=0)
 CHATSITE_RETRY_MAX_SECONDS = env_float("CHATSITE_RETRY_MAX_SECONDS", 20.0, minimum=0)

@@ -3,8 +3,9 @@
 One loop per process writes every reply that changed since the last tick in one transaction,
 every CHATSITE_CHECKPOINT_SECONDS, so a killed process loses at most one interval. A
 transaction per reply per tick put hundreds of small commits a second on the one database
-thread. A reply's first token is saved at once, grouped with any others that arrived
-meanwhile, so it shows as streaming.
+thread. A reply's first token is saved soon after it arrives (CHATSITE_FIRST_TOKEN_SAVE_SECONDS),
+so the reply shows as streaming; the first tokens arriving meanwhile are saved with it, and a
+reply that ends before then is written only once, by the completion hook.
 """
 
 import asyncio
@@ -76,6 +77,9 @@ class CheckpointLoop:
         while self._tracked:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._first_tokens.wait(), next_tick - loop.time())
+            if self._first_tokens.is_set() and loop.time() < next_tick:
+                gather = min(settings.CHATSITE_FIRST_TOKEN_SAVE_SECONDS, next_tick - loop.time())
+                await asyncio.sleep(gather)  # more first tokens, or replies that end meanwhile
             self._first_tokens.clear()
             if loop.time() >= next_tick:
                 next_tick = loop.time() + settings.CHATSITE_CHECKPOINT_SECONDS

@@ -70,6 +70,29 @@ def test_a_reply_is_stored_as_streaming_from_its_first_token(start_server, stub,
     gate.open()
 
 
+def test_a_reply_done_before_its_first_token_is_saved_is_written_once(
+    start_server, stub, client_for, alice
+):
+    # First-token saves an hour off: a reply that ends before then is written by its end alone.
+    server = start_server(
+        CHATSITE_CHECKPOINT_SECONDS="3600", CHATSITE_FIRST_TOKEN_SAVE_SECONDS="3600"
+    )
+    client = client_for(alice, base_url=server.url)
+    gate = Gate()
+    ending = [openai_chunk(finish_reason="stop"), openai_usage(3, 1), sse("[DONE]")]
+    stub.queue(Script(steps=[openai_chunk("Quick"), gate, *ending]))
+    conversation = client.new_conversation()
+    reply_id = client.send(conversation["id"], "Hi").json()["assistant_message"]["id"]
+    gate.wait_reached()
+    created = Message.objects.get(pk=reply_id)
+    gate.open()
+
+    assert client.wait_final(conversation["id"], reply_id)["content"] == "Quick"
+    stored = Message.objects.get(pk=reply_id)
+    assert created.status == "pending"  # the first token was not saved on its own
+    assert stored.heartbeat_at == created.heartbeat_at  # nor checkpointed before the end
+
+
 def test_every_running_reply_is_checkpointed(start_server, stub, client_for, alice):
     # Several replies at once share one checkpoint loop: each one's text must still be saved.
     client = client_for(alice, base_url=start_server(CHATSITE_CHECKPOINT_SECONDS="0.05").url)
