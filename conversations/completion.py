@@ -8,7 +8,6 @@ guard in its UPDATE makes any second call a no-op, so a reply is never stored tw
 import copy
 import functools
 from dataclasses import dataclass, field
-from datetime import datetime
 from uuid import UUID
 
 from django.db import connection, transaction
@@ -78,20 +77,22 @@ class PartialReply:
 def checkpoint_replies(partials: list[PartialReply]) -> None:
     """Save running replies' partial text, so a crash loses at most one checkpoint interval."""
     now = timezone.now()
+    rows: dict[str, list[list]] = {}  # statement -> one row of parameters per reply
+    for partial in partials:
+        values = {"heartbeat_at": now, "content": partial.content, "reasoning": partial.reasoning}
+        if partial.streaming:
+            values["status"] = Message.Status.STREAMING
+        rows.setdefault(checkpoint_sql(tuple(values)), []).append(
+            checkpoint_params(values, partial.reply_id)
+        )
     # One commit for all of them: a commit per reply per interval crowded out everything else.
     with transaction.atomic(), connection.cursor() as cursor:
-        for streaming in (True, False):
-            rows = [
-                checkpoint_row(partial, now)
-                for partial in partials
-                if partial.streaming == streaming
-            ]
-            if rows:
-                cursor.executemany(checkpoint_sql(sets_streaming=streaming), rows)
+        for sql, params in rows.items():
+            cursor.executemany(sql, params)
 
 
 @functools.cache
-def checkpoint_sql(sets_streaming: bool) -> str:
+def checkpoint_sql(fields: tuple[str, ...]) -> str:
     """One reply's checkpoint UPDATE, guarded by status like every write to a running reply.
 
     Written once and run for every reply with executemany: built by the ORM for each reply it
@@ -102,22 +103,18 @@ def checkpoint_sql(sets_streaming: bool) -> str:
     def column(name: str) -> str:
         return quote(Message._meta.get_field(name).column)
 
-    fields = ["heartbeat_at", "content", "reasoning", *(["status"] if sets_streaming else [])]
     assignments = ", ".join(f"{column(name)} = %s" for name in fields)
     active = ", ".join(["%s"] * len(Message.ACTIVE_STATUSES))
     where = f"{column('id')} = %s AND {column('status')} IN ({active})"
     return f"UPDATE {quote(Message._meta.db_table)} SET {assignments} WHERE {where}"
 
 
-def checkpoint_row(partial: PartialReply, now: datetime) -> list:
+def checkpoint_params(values: dict, reply_id: UUID) -> list:
     """checkpoint_sql's parameters, adapted for the database by the model's own fields."""
-    values = {"heartbeat_at": now, "content": partial.content, "reasoning": partial.reasoning}
-    if partial.streaming:
-        values["status"] = Message.Status.STREAMING
-    values["id"] = partial.reply_id
+    assigned = {**values, "id": reply_id}
     row = [
         Message._meta.get_field(name).get_db_prep_save(value, connection)
-        for name, value in values.items()
+        for name, value in assigned.items()
     ]
     return row + list(Message.ACTIVE_STATUSES)
 

@@ -10,20 +10,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
+from tests.chats import add_chat
 from tests.stub import Script, openai_chunk, openai_usage, sse
 
 PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 CONVERSATIONS = "/admin/conversations/conversation/"
 MESSAGES = "/admin/conversations/message/"
-
-
-def add_chat(owner, title: str, model: str = "openai:stub-model", **reply: object) -> Conversation:
-    """A conversation with one user message and its reply, written straight to the DB."""
-    conversation = Conversation.objects.create(owner=owner, title=title, model=model)
-    asked = conversation.messages.create(role="user", status="complete", content=f"{title}?")
-    fields = {"status": "complete", "content": f"{title}!", "model": model, **reply}
-    conversation.messages.create(role="assistant", parent=asked, **fields)
-    return conversation
 
 
 def row_of(html: str, title: str) -> str:

@@ -1,15 +1,13 @@
 """Checkpoints: running replies' partial text saved together, never over a final reply."""
 
 from conversations.completion import PartialReply, checkpoint_replies
-from conversations.models import Conversation, Message
+from conversations.models import Message
+from tests.chats import add_chat
 
 
 def reply_for(user, status: str = "pending", content: str = "") -> Message:
-    conversation = Conversation.objects.create(owner=user, title="Chat", model="openai:stub-model")
-    question = conversation.messages.create(role="user", status="complete", content="Hi")
-    return conversation.messages.create(
-        role="assistant", parent=question, status=status, content=content
-    )
+    conversation = add_chat(user, "Chat", status=status, content=content)
+    return conversation.messages.get(role="assistant")
 
 
 def test_checkpoints_save_each_running_replys_text_and_status(alice):
