@@ -195,6 +195,29 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "conversation-list"
 LOGOUT_REDIRECT_URL = "login"
 
+REDIS_URL = env_str("REDIS_URL")
+# Keys in Redis start with this, so several chatsite sites (or test runs) can share one server.
+CHATSITE_REDIS_PREFIX = env_str("CHATSITE_REDIS_PREFIX", "chatsite")
+
+# Every request reads its session: cached_db serves it from the cache (no query) and writes
+# it through to the database. The cache is Redis when several processes share REDIS_URL;
+# without it, this process's memory, right for one process only, like the event log.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CHATSITE_REDIS_PREFIX,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 10_000},  # sessions of a few hundred bytes each
+        }
+    }
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -300,11 +323,8 @@ CHATSITE_RETRY_MAX_SECONDS = env_float("CHATSITE_RETRY_MAX_SECONDS", 20.0, minim
 # A finished reply's events stay in memory this long for late reconnects, then the stream
 # is served from the database.
 CHATSITE_EVENT_RETENTION_SECONDS = env_float("CHATSITE_EVENT_RETENTION_SECONDS", 60.0, minimum=0)
-REDIS_URL = env_str("REDIS_URL")
 # Models (as `provider:name`) that are fetched in one request instead of streamed.
 CHATSITE_NON_STREAMING_MODELS = env_list("CHATSITE_NON_STREAMING_MODELS")
-# Keys in Redis start with this, so several chatsite sites (or test runs) can share one server.
-CHATSITE_REDIS_PREFIX = env_str("CHATSITE_REDIS_PREFIX", "chatsite")
 # The most Redis connections one process opens. Open streams hold none (one reader serves
 # them all); short commands (a reply's start and end, stop requests) take one each briefly,
 # and redis-py refuses a command past the cap instead of waiting, so it is set well above.

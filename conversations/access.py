@@ -1,5 +1,6 @@
 """The one ownership check every view uses: another user's object is simply not found."""
 
+from collections.abc import Sequence
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -8,9 +9,17 @@ from django.db.models import Model
 from django.http import Http404
 
 
-def get_for_user[M: Model](model: type[M], user: AbstractBaseUser, pk: UUID | str) -> M:
-    """`model`'s object `pk` if `user` owns it, else 404 (never 403: ids are not confirmed)."""
+def get_for_user[M: Model](
+    model: type[M], user: AbstractBaseUser, pk: UUID | str, related: Sequence[str] = ()
+) -> M:
+    """`model`'s object `pk` if `user` owns it, else 404 (never 403: ids are not confirmed).
+
+    `related`: relations loaded in the same query (select_related).
+    """
+    owned = model.objects.for_user(user)
+    if related:  # select_related() with no names would follow every relation
+        owned = owned.select_related(*related)
     try:
-        return model.objects.for_user(user).get(pk=pk)
+        return owned.get(pk=pk)
     except (model.DoesNotExist, ValidationError, ValueError):
         raise Http404 from None

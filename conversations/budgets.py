@@ -40,7 +40,10 @@ class BudgetExceeded(exceptions.APIException):
 
 def limits_for(user: AbstractBaseUser) -> Limits:
     """The user's own limits where set (an empty field means the site default)."""
-    own = UserBudget.objects.filter(user=user).first() or UserBudget()
+    try:
+        own = user.budget  # no query when the user was loaded with it (select_related)
+    except UserBudget.DoesNotExist:
+        own = UserBudget()
     tokens, requests = own.tokens_per_day, own.requests_per_minute
     return Limits(
         settings.CHATSITE_TOKENS_PER_DAY if tokens is None else tokens,

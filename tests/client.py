@@ -25,6 +25,37 @@ def csrf_secret() -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
 
 
+def form_login(base_url: str, username: str) -> dict[str, str]:
+    """Log in through the login form as a browser does; its cookies (session, CSRF token)."""
+    token = csrf_secret()
+    with httpx.Client(base_url=base_url, cookies={"csrftoken": token}) as http:
+        response = http.post(
+            "/accounts/login/",
+            data={
+                "username": username,
+                "password": f"{username}-password",
+                "csrfmiddlewaretoken": token,
+            },
+        )
+    assert response.status_code == 302, response.text
+    return {"sessionid": response.cookies["sessionid"], "csrftoken": token}
+
+
+def form_logout(base_url: str, cookies: dict[str, str]) -> None:
+    with httpx.Client(base_url=base_url, cookies=cookies) as http:
+        response = http.post(
+            "/accounts/logout/", data={"csrfmiddlewaretoken": cookies["csrftoken"]}
+        )
+    assert response.status_code == 302, response.text
+
+
+def is_logged_in(base_url: str, cookies: dict[str, str]) -> bool:
+    with httpx.Client(base_url=base_url, cookies=cookies) as http:
+        status = http.get("/api/conversations/").status_code
+    assert status in (200, 401, 403), status
+    return status == 200
+
+
 class ChatClient:
     """httpx against the real server, authenticated by a real session cookie or an API key."""
 

@@ -4,7 +4,7 @@ CSRF checks, sessions and flash messages must behave exactly as Django's own cla
 import httpx
 
 from conversations.models import ApiKey
-from tests.client import csrf_secret
+from tests.client import csrf_secret, form_login, is_logged_in
 from tests.conftest import session_for
 from tests.stub import openai_stream
 
@@ -48,15 +48,7 @@ def test_an_api_post_without_the_csrf_header_is_refused(server, alice):
 
 
 def test_logging_in_through_the_form_saves_a_session_that_works(server, alice):
-    token = csrf_secret()
-    with httpx.Client(base_url=server.url, cookies={"csrftoken": token}) as http:
-        response = http.post(
-            "/accounts/login/",
-            data={"username": "alice", "password": "alice-password", "csrfmiddlewaretoken": token},
-        )
-        assert response.status_code == 302, response.text
-        assert response.cookies.get("sessionid")
-        assert http.get("/api/conversations/").status_code == 200
+    assert is_logged_in(server.url, form_login(server.url, "alice"))
 
 
 def test_a_flash_message_is_shown_once_after_revoking_an_api_key(server, alice):

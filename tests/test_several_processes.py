@@ -12,7 +12,7 @@ import redis.asyncio
 from conversations.eventlog import HEARTBEAT, ReplyEvents
 from conversations.eventlog_redis import RedisEventLog
 from conversations.models import Message
-from tests.client import read_events, text_of
+from tests.client import form_login, form_logout, is_logged_in, read_events, text_of
 from tests.stub import Gate, Script, openai_chunk, openai_stream
 
 
@@ -35,6 +35,15 @@ def test_reply_produced_by_one_process_streams_from_another_and_resumes(two_proc
     assert events[-1].data["message"]["status"] == "complete"
     resumed = viewer_side.events(body["stream_url"], headers={"Last-Event-ID": "1"})
     assert resumed == events[1:]
+
+
+def test_logging_out_on_one_process_ends_the_session_on_the_other(start_server, redis_url, alice):
+    env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"}
+    first, second = start_server(**env).url, start_server(**env).url
+    cookies = form_login(first, "alice")
+    assert is_logged_in(second, cookies)  # the session is read there, and cached in Redis
+    form_logout(first, cookies)
+    assert not is_logged_in(second, cookies)
 
 
 def test_the_producing_process_streams_its_reply_without_reading_redis(

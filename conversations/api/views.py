@@ -81,8 +81,11 @@ class ConversationDetail(APIView):
 
 class MessageCreate(APIView):
     def post(self, request: Request, conversation_id: UUID) -> Response:
-        check_budget(request.user)  # 429 before anything is stored or a provider is called
-        conversation = get_for_user(Conversation, request.user, conversation_id)
+        # The owner's budget comes with the conversation, in one query.
+        conversation = get_for_user(
+            Conversation, request.user, conversation_id, related=["owner__budget"]
+        )
+        check_budget(conversation.owner)  # 429 before anything is stored or a provider is called
         data = MessageCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         client_id = idempotency_key(request, data.validated_data.get("client_id"))

@@ -1,0 +1,47 @@
+"""What a request reads from the database before a reply's first token: the session comes
+from the cache, the owner's budget with the conversation. Logging out still ends a session
+at once, in the server process that cached it."""
+
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from conversations.models import Conversation, UserBudget
+from tests.client import form_login, form_logout, is_logged_in
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    return [query["sql"] for query in queries.captured_queries]
+
+
+def test_a_logged_in_request_reads_its_session_from_the_cache(alice):
+    browser = Client()
+    browser.force_login(alice)
+    assert browser.get("/api/conversations/").status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert browser.get("/api/conversations/").status_code == 200
+    read = statements(queries)
+    assert not [sql for sql in read if "django_session" in sql], read
+    assert [sql for sql in read if "auth_user" in sql], read  # the user is still checked
+
+
+def test_a_message_post_reads_the_budget_with_the_conversation(alice):
+    UserBudget.objects.create(user=alice, requests_per_minute=0, tokens_per_day=1)
+    conversation = Conversation.objects.create(owner=alice, title="Budget")
+    conversation.messages.create(role="assistant", status="complete", total_tokens=5)
+    browser = Client()
+    browser.force_login(alice)
+    path = f"/api/conversations/{conversation.pk}/messages/"
+    with CaptureQueriesContext(connection) as queries:
+        refused = browser.post(path, {"content": "Hi"}, content_type="application/json")
+    assert refused.status_code == 429, refused.content  # the budget row was read and applied
+    assert refused.json()["error"]["code"] == "token_budget_exceeded"
+    budget_reads = [sql for sql in statements(queries) if "userbudget" in sql]
+    assert len(budget_reads) == 1 and "conversations_conversation" in budget_reads[0]
+
+
+def test_logging_out_ends_the_session_in_the_server_that_cached_it(server, alice):
+    cookies = form_login(server.url, "alice")
+    assert is_logged_in(server.url, cookies)  # the session is read, and now cached
+    form_logout(server.url, cookies)
+    assert not is_logged_in(server.url, cookies)  # the same cookie, sent again
