@@ -6,7 +6,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from conversations.models import Conversation, UserBudget
+from conversations.models import Conversation, Message, UserBudget
 from tests.client import form_login, form_logout, is_logged_in
 
 
@@ -25,19 +25,41 @@ def test_a_logged_in_request_reads_its_session_from_the_cache(alice):
     assert [sql for sql in read if "auth_user" in sql], read  # the user is still checked
 
 
-def test_a_message_post_reads_the_budget_with_the_conversation(alice):
+def over_budget_chat(alice) -> tuple[Conversation, Message]:
+    """A conversation of alice's, who has used up her daily tokens: a new reply gets a 429."""
     UserBudget.objects.create(user=alice, requests_per_minute=0, tokens_per_day=1)
     conversation = Conversation.objects.create(owner=alice, title="Budget")
-    conversation.messages.create(role="assistant", status="complete", total_tokens=5)
+    question = conversation.messages.create(role="user", status="complete", content="Hi")
+    conversation.messages.create(
+        role="assistant", status="complete", parent=question, total_tokens=5
+    )
+    return conversation, question
+
+
+def refused_for_budget(alice, path: str) -> list[str]:
+    """POST `path` as alice; assert the budget refused it; the statements it ran."""
     browser = Client()
     browser.force_login(alice)
-    path = f"/api/conversations/{conversation.pk}/messages/"
     with CaptureQueriesContext(connection) as queries:
         refused = browser.post(path, {"content": "Hi"}, content_type="application/json")
     assert refused.status_code == 429, refused.content  # the budget row was read and applied
     assert refused.json()["error"]["code"] == "token_budget_exceeded"
-    budget_reads = [sql for sql in statements(queries) if "userbudget" in sql]
-    assert len(budget_reads) == 1 and "conversations_conversation" in budget_reads[0]
+    return statements(queries)
+
+
+def test_a_message_post_reads_the_budget_with_the_conversation(alice):
+    conversation, _ = over_budget_chat(alice)
+    read = refused_for_budget(alice, f"/api/conversations/{conversation.pk}/messages/")
+    budget_reads = [sql for sql in read if "userbudget" in sql]
+    assert len(budget_reads) == 1 and "conversations_conversation" in budget_reads[0], read
+
+
+def test_a_regenerate_reads_the_budget_with_the_message_and_its_conversation(alice):
+    _, question = over_budget_chat(alice)
+    read = refused_for_budget(alice, f"/api/messages/{question.pk}/regenerate/")
+    budget_reads = [sql for sql in read if "userbudget" in sql]
+    assert len(budget_reads) == 1 and "conversations_message" in budget_reads[0], read
+    assert not [sql for sql in read if sql.startswith('SELECT "conversations_conversation"')]
 
 
 def test_logging_out_ends_the_session_in_the_server_that_cached_it(server, alice):

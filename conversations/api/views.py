@@ -117,8 +117,10 @@ class ReplyStop(APIView):
 
 class ReplyRegenerate(APIView):
     def post(self, request: Request, message_id: UUID) -> Response:
-        check_budget(request.user)  # 429 before anything is stored or a provider is called
-        message = get_for_user(Message, request.user, message_id)
+        # Its conversation, the owner's budget and the message it answers, in one query.
+        related = ["conversation__owner__budget", "parent"]
+        message = get_for_user(Message, request.user, message_id, related=related)
+        check_budget(message.conversation.owner)  # 429 before anything is stored or called
         data = RegenerateInput(data=request.data)
         data.is_valid(raise_exception=True)
         user_message = message if message.role == Message.Role.USER else message.parent
