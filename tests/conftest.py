@@ -3,14 +3,17 @@
 alice owns things, bob is staff, charlie must never get anything of alice's.
 """
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import connections
 
 from conversations.models import Message
 from tests.client import ChatClient
@@ -23,6 +26,15 @@ def stub() -> Iterator[ProviderStub]:
     provider = ProviderStub().start()
     yield provider
     provider.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_connections_closed(django_db_setup) -> Iterator[None]:
+    """Producers some tests run in this process keep a connection on asgiref's thread for
+    sync code (conversations/background_db.py): closed before the test database is dropped,
+    which PostgreSQL refuses while a session uses it (the database was left behind)."""
+    yield
+    asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
 
 
 @pytest.fixture(scope="session")
