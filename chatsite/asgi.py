@@ -5,6 +5,7 @@ import os
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.urls import get_resolver
 
 from chatsite.request_threads import RequestThreads
 
@@ -26,5 +27,8 @@ recover_at_startup()
 # frozen, the cycle collector stops scanning them. And it runs less often: with hundreds of
 # streams open, its passes held the event loop long enough to add a third to chunk latency p99
 # (bench/; higher thresholds cut more, but every stream then held more memory).
+# The URLconf is loaded now, not by the first request, so the views and all they import are
+# frozen too.
+get_resolver().url_patterns  # noqa: B018
 gc.freeze()
 gc.set_threshold(*GC_THRESHOLDS)
