@@ -17,10 +17,16 @@ from tests.stub import Gate, Script, openai_chunk, openai_stream
 
 
 @pytest.fixture
-def two_processes(start_server, redis_url, client_for, alice):
+def two_servers(start_server, redis_url) -> tuple[str, str]:
+    """Two server processes sharing one Redis (and the database): their URLs."""
     env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"}
-    first, second = start_server(**env), start_server(**env)
-    return client_for(alice, base_url=first.url), client_for(alice, base_url=second.url)
+    return start_server(**env).url, start_server(**env).url
+
+
+@pytest.fixture
+def two_processes(two_servers, client_for, alice):
+    first, second = two_servers
+    return client_for(alice, base_url=first), client_for(alice, base_url=second)
 
 
 def test_reply_produced_by_one_process_streams_from_another_and_resumes(two_processes, stub):
@@ -37,9 +43,8 @@ def test_reply_produced_by_one_process_streams_from_another_and_resumes(two_proc
     assert resumed == events[1:]
 
 
-def test_logging_out_on_one_process_ends_the_session_on_the_other(start_server, redis_url, alice):
-    env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"}
-    first, second = start_server(**env).url, start_server(**env).url
+def test_logging_out_on_one_process_ends_the_session_on_the_other(two_servers, alice):
+    first, second = two_servers
     cookies = form_login(first, "alice")
     assert is_logged_in(second, cookies)  # the session is read there, and cached in Redis
     form_logout(first, cookies)
