@@ -199,9 +199,10 @@ REDIS_URL = env_str("REDIS_URL")
 # Keys in Redis start with this, so several chatsite sites (or test runs) can share one server.
 CHATSITE_REDIS_PREFIX = env_str("CHATSITE_REDIS_PREFIX", "chatsite")
 
-# Every request reads its session: cached_db serves it from the cache (no query) and writes
-# it through to the database. The cache is Redis when several processes share REDIS_URL;
-# without it, this process's memory, right for one process only, like the event log.
+# Every request reads its session: it is served from the cache (no query) and written
+# through to the database (chatsite/sessions.py). The cache is Redis when several processes
+# share REDIS_URL; without it, this process's memory, right for one process only, like the
+# event log.
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -217,7 +218,7 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 10_000},  # sessions of a few hundred bytes each
         }
     }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "chatsite.sessions"  # cached_db, safe when the cache fails
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -1,0 +1,44 @@
+"""Django's cached_db sessions (SESSION_ENGINE), safe when the cache fails.
+
+Sessions live in the database and are read from the cache (Redis with REDIS_URL, else the
+process's memory), so a request needs no query for its session. Django's store fails every
+request whose session the cache cannot store after a miss, and logs out by deleting the
+database row before the cached copy: a cache that fails in between leaves that copy, which
+logs the cookie in again once the cache is back. Here a miss the cache cannot store is
+served from the database, and the cached copy goes first: a logout the cache cannot record
+fails and leaves the session whole, as the user then sees.
+"""
+
+import logging
+
+from django.contrib.sessions.backends import cached_db, db
+
+logger = logging.getLogger(__name__)
+
+
+class SessionStore(cached_db.SessionStore):
+    def load(self) -> dict:
+        try:
+            return super().load()
+        except Exception:  # the cache failed after the database answered
+            logger.warning("Session cache unavailable; read from the database", exc_info=True)
+            return db.SessionStore.load(self)
+
+    async def aload(self) -> dict:
+        try:
+            return await super().aload()
+        except Exception:
+            logger.warning("Session cache unavailable; read from the database", exc_info=True)
+            return await db.SessionStore.aload(self)
+
+    def delete(self, session_key: str | None = None) -> None:
+        key = session_key or self.session_key
+        if key is not None:
+            self._cache.delete(self.cache_key_prefix + key)  # raises: the session stays whole
+        db.SessionStore.delete(self, session_key)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        key = session_key or self.session_key
+        if key is not None:
+            await self._cache.adelete(self.cache_key_prefix + key)
+        await db.SessionStore.adelete(self, session_key)

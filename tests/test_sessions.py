@@ -1,0 +1,59 @@
+"""Sessions are read from a cache (chatsite/sessions.py); a cache that fails must neither
+lock everyone out nor bring back a session that was logged out."""
+
+import asyncio
+
+import pytest
+import redis
+from django.contrib.sessions.models import Session
+from django.test import Client, override_settings
+
+from chatsite.sessions import SessionStore
+
+# Redis where nothing listens: every cache call fails at once (connection refused).
+BROKEN_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
+}
+
+
+@pytest.fixture
+def alice_browser(alice) -> Client:
+    browser = Client(raise_request_exception=False)
+    browser.force_login(alice)  # stored in the database (its cache copy is not needed)
+    return browser
+
+
+def test_a_logged_in_user_is_served_while_the_session_cache_is_down(alice_browser):
+    with override_settings(CACHES=BROKEN_CACHE):
+        response = alice_browser.get("/api/conversations/")
+    assert response.status_code == 200, response.content[:300]
+
+
+def test_a_logout_the_cache_cannot_record_fails_and_leaves_the_session_whole(alice_browser):
+    session_key = alice_browser.cookies["sessionid"].value
+    with override_settings(CACHES=BROKEN_CACHE):
+        response = alice_browser.post("/accounts/logout/")
+    assert response.status_code == 500
+    # Not deleted from the database while its cached copy may live on: once the cache is back
+    # that copy would log the cookie in again. Whole, the logout can simply be repeated.
+    assert Session.objects.filter(session_key=session_key).exists()
+    response = alice_browser.post("/accounts/logout/")  # the cache is back
+    assert response.status_code == 302
+    assert not Session.objects.filter(session_key=session_key).exists()
+    assert alice_browser.get("/api/conversations/").status_code in (401, 403)
+
+
+def test_async_reads_and_logouts_behave_the_same(alice_browser):
+    """aload() and adelete(), for async code (Django's request.auser() reads with aload)."""
+    session_key = alice_browser.cookies["sessionid"].value
+    with override_settings(CACHES=BROKEN_CACHE):
+        store = SessionStore(session_key)
+        assert asyncio.run(store.aload())["_auth_user_id"]
+        with pytest.raises(redis.ConnectionError):
+            asyncio.run(store.adelete())
+    assert Session.objects.filter(session_key=session_key).exists()
+    asyncio.run(SessionStore(session_key).adelete())
+    assert not Session.objects.filter(session_key=session_key).exists()
