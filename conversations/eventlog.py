@@ -33,12 +33,19 @@ def encode_event(event_id: int, name: str, payload: object) -> bytes:
     return f"id: {event_id}\nevent: {name}\ndata: {data}\n\n".encode()
 
 
+class EventLogUnavailable(Exception):
+    """The shared event log (Redis) cannot be reached; the message says so without its address."""
+
+
 class EventLog(Protocol):
-    async def open(self, reply_id: UUID) -> None: ...
+    async def open(self, reply_id: UUID) -> None:
+        """Make the reply's log; EventLogUnavailable if it cannot be made."""
+
     async def append(self, reply_id: UUID, name: str, payload: object) -> None: ...
     async def close(self, reply_id: UUID, name: str, payload: object) -> None: ...
     async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
-        """Frames after event `after`, then live ones; None if the log has no such reply."""
+        """Frames after event `after`, then live ones; None if the log has no such reply.
+        EventLogUnavailable if the log cannot be asked."""
 
     async def request_stop(self, reply_id: UUID) -> bool:
         """Ask whichever process produces the reply to stop it; False if none can be asked."""

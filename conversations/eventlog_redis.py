@@ -20,6 +20,7 @@ from django.conf import settings
 from redis.driver_info import DriverInfo
 
 from conversations.eventlog import (
+    EventLogUnavailable,
     Frames,
     InProcessEventLog,
     ReplyEvents,
@@ -29,6 +30,8 @@ from conversations.eventlog import (
 
 logger = logging.getLogger(__name__)
 OPEN_TTL_SECONDS = 24 * 3600  # a reply's stream outlives any sane generation
+# For users: no address (REDIS_URL may hold a password), no driver message.
+UNREACHABLE = "The event log (Redis) cannot be reached."
 
 # What each new connection tells Redis about its client (CLIENT SETINFO), made once: left to
 # redis-py, every connection looks its version up in the installed packages' metadata, and
@@ -194,9 +197,13 @@ class RedisEventLog:
         return f"{self._prefix}:reply:{reply_id}"
 
     async def open(self, reply_id: UUID) -> None:
+        try:
+            await self._redis().set(f"{self._key(reply_id)}:open", 1, ex=OPEN_TTL_SECONDS)
+        except (redis.RedisError, OSError) as error:
+            logger.warning("Could not open the event log of reply %s: %r", reply_id, error)
+            raise EventLogUnavailable(UNREACHABLE) from None
         self._next_id[reply_id] = 1
         await self._here.open(reply_id)
-        await self._redis().set(f"{self._key(reply_id)}:open", 1, ex=OPEN_TTL_SECONDS)
 
     async def append(self, reply_id: UUID, name: str, payload: object) -> None:
         event_id = self._next_id[reply_id]
@@ -220,8 +227,12 @@ class RedisEventLog:
     async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
         if (produced_here := await self._here.follow(reply_id, after, idle_seconds)) is not None:
             return produced_here
-        if not await self._redis().exists(f"{self._key(reply_id)}:open"):
-            return None
+        try:
+            if not await self._redis().exists(f"{self._key(reply_id)}:open"):
+                return None
+        except (redis.RedisError, OSError) as error:
+            logger.warning("Could not follow reply %s: %r", reply_id, error)
+            raise EventLogUnavailable(UNREACHABLE) from None
         return self._on_loop().reads.follow(self._key(reply_id), after, idle_seconds)
 
     async def request_stop(self, reply_id: UUID) -> bool:

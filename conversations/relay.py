@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from conversations.background_db import in_background
 from conversations.checkpoints import checkpoint_loop
 from conversations.completion import PartialReply, ReplyOutcome, finish_reply
-from conversations.eventlog import event_log
+from conversations.eventlog import EventLogUnavailable, event_log
 from conversations.models import Message
 from conversations.providers.base import Finish, ProviderError, ReasoningDelta, TextDelta
 from conversations.reply_job import ReplyJob, load_job
@@ -54,7 +54,20 @@ def running_reply_of(user: AbstractBaseUser, reply_id: UUID) -> Message | None:
 
 async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
     """Start the one producer of a new reply, detached from the request that asked for it."""
-    await event_log().open(reply.pk)
+    try:
+        await event_log().open(reply.pk)
+    except EventLogUnavailable as error:
+        # No log to stream it through: stored as failed now, with the reason, which its stream
+        # then reads from the database (the message POST itself succeeded).
+        failed = ReplyOutcome(
+            status=Message.Status.FAILED,
+            content="",
+            finish_reason=Message.Status.FAILED,
+            error_code="event_log_unavailable",
+            error=f"This reply could not start: {error} Try again in a moment.",
+        )
+        await in_background(finish_reply)(reply, failed)
+        return
     producer = ReplyProducer(reply, job)
     _producers[reply.pk] = producer
     # A fresh context: the task must not inherit the request's (see streaming-notes.md).

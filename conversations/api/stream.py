@@ -30,7 +30,13 @@ from django.http import (
 from conversations.access import get_for_user
 from conversations.api.serializers import message_data
 from conversations.apikeys import stream_caller, stream_heartbeat_seconds, until_revoked
-from conversations.eventlog import HEARTBEAT, Frames, encode_event, event_log
+from conversations.eventlog import (
+    HEARTBEAT,
+    EventLogUnavailable,
+    Frames,
+    encode_event,
+    event_log,
+)
 from conversations.models import ApiKey, Message
 from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
 from conversations.relay import running_reply_of
@@ -85,7 +91,10 @@ async def reply_events(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.CHATSITE_STREAM_MAX_SECONDS
     yield RETRY_HINT
-    live = await event_log().follow(reply_id, after, heartbeat_seconds)
+    try:
+        live = await event_log().follow(reply_id, after, heartbeat_seconds)
+    except EventLogUnavailable:
+        live = None  # the stored state, read from the database, is all there is
     frames = live if live is not None else stored_reply_events(reply_id, after)
     async with contextlib.aclosing(frames):
         async for last_id, frame in frames:

@@ -1,0 +1,35 @@
+"""chatsite on several processes with Redis unreachable: pages still work, and a new reply
+fails at once with its reason instead of the message POST failing with a 500."""
+
+import pytest
+
+from conversations.models import Message
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
+
+
+@pytest.fixture
+def client_without_redis(start_server, client_for, alice):
+    server = start_server(REDIS_URL=UNREACHABLE_REDIS, CHATSITE_REDIS_PREFIX="outage")
+    return client_for(alice, base_url=server.url)
+
+
+def test_a_reply_that_cannot_reach_redis_is_stored_as_failed_with_the_reason(
+    client_without_redis, stub
+):
+    client = client_without_redis
+    conversation = client.new_conversation()  # sessions are read from the database meanwhile
+    posted = client.send(conversation["id"], "Hello")
+    assert posted.status_code == 201, posted.text  # the message is stored
+    body = posted.json()
+
+    events = client.events(body["stream_url"])  # read from the database
+    assert [event.name for event in events] == ["error"]
+    error = events[0].data["error"]
+    assert error["code"] == "event_log_unavailable"
+    assert "Redis" in error["message"] and "127.0.0.1" not in error["message"]
+    reply = Message.objects.get(pk=body["assistant_message"]["id"])
+    assert reply.status == Message.Status.FAILED
+    assert reply.error_code == "event_log_unavailable"
+    assert stub.requests == []  # the provider was never called
+    assert client.http.get(f"/api/conversations/{conversation['id']}/").status_code == 200
