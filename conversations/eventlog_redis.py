@@ -236,7 +236,11 @@ class RedisEventLog:
         return self._on_loop().reads.follow(self._key(reply_id), after, idle_seconds)
 
     async def request_stop(self, reply_id: UUID) -> bool:
-        receivers = await self._redis().publish(f"{self._prefix}:stop", str(reply_id))
+        try:
+            receivers = await self._redis().publish(f"{self._prefix}:stop", str(reply_id))
+        except (redis.RedisError, OSError) as error:
+            logger.warning("Could not ask for reply %s to stop: %r", reply_id, error)
+            return False  # no one could be asked: the caller stores it as stopped itself
         return receivers > 0
 
     def on_stop_request(self, callback: Callable[[UUID], None]) -> None:

@@ -1,9 +1,10 @@
-"""chatsite on several processes with Redis unreachable: pages still work, and a new reply
-fails at once with its reason instead of the message POST failing with a 500."""
+"""chatsite on several processes with Redis unreachable: pages still work, a new reply fails at
+once with its reason, and a reply can still be stopped, instead of answers of 500."""
 
 import pytest
+from django.utils import timezone
 
-from conversations.models import Message
+from conversations.models import Conversation, Message
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
 
@@ -33,3 +34,21 @@ def test_a_reply_that_cannot_reach_redis_is_stored_as_failed_with_the_reason(
     assert reply.error_code == "event_log_unavailable"
     assert stub.requests == []  # the provider was never called
     assert client.http.get(f"/api/conversations/{conversation['id']}/").status_code == 200
+
+
+def test_a_reply_produced_elsewhere_can_be_stopped_while_redis_is_down(client_without_redis, alice):
+    conversation = Conversation.objects.create(owner=alice, title="Elsewhere")
+    question = conversation.messages.create(role="user", status="complete", content="Hi")
+    reply = conversation.messages.create(
+        role="assistant",
+        status=Message.Status.STREAMING,
+        parent=question,
+        content="Half a",
+        producer="another-host:4242:cafe0000",  # a live process elsewhere, beating
+        heartbeat_at=timezone.now(),
+    )
+    stopped = client_without_redis.http.post(f"/api/messages/{reply.pk}/stop/")
+    assert stopped.status_code == 200, stopped.text
+    assert stopped.json()["status"] == "stopped"
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == (Message.Status.STOPPED, "Half a")
