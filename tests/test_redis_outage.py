@@ -4,7 +4,8 @@ once with its reason, and a reply can still be stopped, instead of answers of 50
 import pytest
 from django.utils import timezone
 
-from conversations.models import Conversation, Message
+from conversations.models import Message
+from tests.chats import add_chat
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
 
@@ -37,16 +38,15 @@ def test_a_reply_that_cannot_reach_redis_is_stored_as_failed_with_the_reason(
 
 
 def test_a_reply_produced_elsewhere_can_be_stopped_while_redis_is_down(client_without_redis, alice):
-    conversation = Conversation.objects.create(owner=alice, title="Elsewhere")
-    question = conversation.messages.create(role="user", status="complete", content="Hi")
-    reply = conversation.messages.create(
-        role="assistant",
+    conversation = add_chat(
+        alice,
+        "Elsewhere",
         status=Message.Status.STREAMING,
-        parent=question,
         content="Half a",
         producer="another-host:4242:cafe0000",  # a live process elsewhere, beating
         heartbeat_at=timezone.now(),
     )
+    reply = conversation.messages.get(role="assistant")
     stopped = client_without_redis.http.post(f"/api/messages/{reply.pk}/stop/")
     assert stopped.status_code == 200, stopped.text
     assert stopped.json()["status"] == "stopped"

@@ -7,6 +7,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from conversations.models import Conversation, Message, UserBudget
+from tests.chats import add_chat
 from tests.client import form_login, form_logout, is_logged_in
 
 
@@ -28,12 +29,8 @@ def test_a_logged_in_request_reads_its_session_from_the_cache(alice):
 def over_budget_chat(alice) -> tuple[Conversation, Message]:
     """A conversation of alice's, who has used up her daily tokens: a new reply gets a 429."""
     UserBudget.objects.create(user=alice, requests_per_minute=0, tokens_per_day=1)
-    conversation = Conversation.objects.create(owner=alice, title="Budget")
-    question = conversation.messages.create(role="user", status="complete", content="Hi")
-    conversation.messages.create(
-        role="assistant", status="complete", parent=question, total_tokens=5
-    )
-    return conversation, question
+    conversation = add_chat(alice, "Budget", total_tokens=5)
+    return conversation, conversation.messages.get(role="user")
 
 
 def refused_for_budget(alice, path: str) -> list[str]:
