@@ -10,12 +10,12 @@ several processes share replies: any process can stream any reply and stop it.
 """
 
 import asyncio
-import json
 import math
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 from uuid import UUID
 
+import orjson
 from django.conf import settings
 
 HEARTBEAT = b": keep-alive\n\n"
@@ -24,13 +24,10 @@ HEARTBEAT = b": keep-alive\n\n"
 Frames = AsyncIterator[tuple[int, bytes]]
 
 
-# Built once: json.dumps with options builds a new encoder on every call, i.e. every token.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-
 def encode_event(event_id: int, name: str, payload: object) -> bytes:
-    data = _JSON.encode(payload)
-    return f"id: {event_id}\nevent: {name}\ndata: {data}\n\n".encode()
+    # orjson writes compact UTF-8 JSON with no newline in it, as an SSE data line needs, in
+    # a seventh of the json module's time: this runs for every token.
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(payload))
 
 
 class EventLogUnavailable(Exception):
@@ -85,9 +82,10 @@ class ReplyEvents:
             self.timer = None
 
     def _wake(self) -> None:
-        # Wake everyone waiting now; later waiters get a fresh Event.
+        # Wake everyone waiting now; later waiters wait for the next set(). Woken waiters
+        # return even though the event is cleared before they run.
         self.wakeup.set()
-        self.wakeup = asyncio.Event()
+        self.wakeup.clear()
 
     async def wait(self, idle_seconds: float) -> None:
         """Until the next frame, or until the reply has been silent for idle_seconds."""
@@ -154,7 +152,7 @@ async def follow_events(events: ReplyEvents, after: int, idle_seconds: float) ->
             # Everything queued goes out in one write.
             frames = events.frames[position:]
             position += len(frames)
-            yield position, b"".join(frames)
+            yield position, frames[0] if len(frames) == 1 else b"".join(frames)
             continue
         if events.closed:
             return

@@ -150,6 +150,16 @@ def test_malformed_json_in_a_data_line_fails(server, stub, alice_client):
     assert reply["content"] == "Fine"
 
 
+def test_a_lone_surrogate_escape_fails_as_malformed_and_keeps_the_text(server, stub, alice_client):
+    # Half of a UTF-16 pair is no character: such text could be neither streamed as UTF-8
+    # nor stored, so the chunk is malformed, like any other JSON that is not valid.
+    lone_half = b'data: {"choices": [{"delta": {"content": "\\ud83d"}}]}\n\n'
+    stub.queue(Script(steps=[openai_chunk("Fine"), lone_half]))
+    reply, events, _, _ = failed_reply(alice_client)
+    assert_failed(reply, events, "malformed")
+    assert reply["content"] == text_of(events) == "Fine"
+
+
 def test_dropped_connection_fails_and_keeps_the_text_so_far(server, stub, alice_client):
     gate = Gate()
     stub.queue(Script(steps=[openai_chunk("Hello"), openai_chunk(" wor"), gate, "drop"]))

@@ -41,6 +41,31 @@ def test_a_silent_stream_gets_comment_heartbeats(start_server, stub, client_for,
     gate.open()
 
 
+def test_a_stream_sends_no_heartbeat_while_tokens_keep_coming(
+    start_server, stub, client_for, alice
+):
+    # Between two tokens the stream waits for the next one; a wake-up left set would send
+    # heartbeats in a busy loop instead.
+    server = start_server(CHATSITE_HEARTBEAT_SECONDS="60")
+    client = client_for(alice, base_url=server.url)
+    gate = Gate()
+    rest = openai_stream(["b"]).steps[1:]  # "b", then the finish, usage and [DONE]
+    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("a"), gate, *rest]))
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"], "Hi").json()
+    received, opened = b"", False
+    with client.http.stream("GET", body["stream_url"]) as response:
+        for chunk in response.iter_bytes():
+            received += chunk
+            if b'"a"' in received and not opened:
+                gate.wait_reached()
+                gate.open()
+                opened = True
+    assert b"event: done" in received
+    assert b'"b"' in received
+    assert b": keep-alive" not in received
+
+
 def test_a_finished_reply_streams_its_stored_content_and_done_at_once(
     start_server, stub, client_for, alice
 ):

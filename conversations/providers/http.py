@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
+import orjson
 from django.conf import settings
 
 from conversations.providers.base import ProviderError
@@ -176,8 +177,8 @@ async def fetch_json(url: str, body: dict, headers: dict[str, str], label: str) 
 
 def parse_json(data: str, label: str) -> dict:
     try:
-        payload = json.loads(data)
-    except ValueError:
+        payload = orjson.loads(data)  # every chunk of every reply: several times json's speed
+    except orjson.JSONDecodeError:
         raise ProviderError(f"{label} sent a malformed response.", code="malformed") from None
     if not isinstance(payload, dict):
         raise ProviderError(f"{label} sent a malformed response.", code="malformed")
