@@ -5,7 +5,9 @@ every CHATSITE_CHECKPOINT_SECONDS, so a killed process loses at most one interva
 transaction per reply per tick put hundreds of small commits a second on the one database
 thread. A reply's first token is saved soon after it arrives (CHATSITE_FIRST_TOKEN_SAVE_SECONDS),
 so the reply shows as streaming; the first tokens arriving meanwhile are saved with it, and a
-reply that ends before then is written only once, by the completion hook.
+reply that ends before then is written only once, by the completion hook. A reply the tick
+finds already final (stopped by a process that could not reach this one, or given up by crash
+recovery) is no longer read from its provider.
 """
 
 import asyncio
@@ -34,6 +36,9 @@ class RunningReply(Protocol):
         """A cheap marker that changes whenever the partial reply does."""
 
     def partial(self) -> PartialReply: ...
+
+    def cancel(self) -> None:
+        """Stop reading the provider."""
 
 
 class _Tracked:
@@ -104,13 +109,18 @@ class CheckpointLoop:
         # What is saved, and the marker it is saved at, taken together before any await.
         saving = [(tracked, tracked.reply.progress(), tracked.reply.partial()) for tracked in due]
         try:
-            await in_background(checkpoint_replies)([partial for *_, partial in saving])
+            ended = await in_background(checkpoint_replies)([partial for *_, partial in saving])
         except Exception:  # a busy database must not end checkpoints for every reply
             logger.exception("Saving %d checkpoints failed; retrying next tick", len(saving))
             return
         now = asyncio.get_running_loop().time()
         for tracked, progress, _ in saving:
             tracked.saved, tracked.saved_at = progress, now
+        for reply_id in ended:
+            # Stored as final elsewhere (or deleted): reading on would only bill for text no
+            # one can store. The producer's own final write is then refused, as it should be.
+            if tracked := self._tracked.get(reply_id):
+                tracked.reply.cancel()
 
 
 checkpoint_loop = CheckpointLoop()

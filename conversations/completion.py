@@ -74,8 +74,11 @@ class PartialReply:
     streaming: bool  # the first token has arrived
 
 
-def checkpoint_replies(partials: list[PartialReply]) -> None:
-    """Save running replies' partial text, so a crash loses at most one checkpoint interval."""
+def checkpoint_replies(partials: list[PartialReply]) -> set[UUID]:
+    """Save running replies' partial text, so a crash loses at most one checkpoint interval.
+
+    Returns those of them that are no longer running: stored as final by another process (a
+    stop it could not pass on, or crash recovery) or deleted with their conversation."""
     now = timezone.now()
     rows: dict[str, list[list]] = {}  # statement -> one row of parameters per reply
     for partial in partials:
@@ -89,6 +92,9 @@ def checkpoint_replies(partials: list[PartialReply]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         for sql, params in rows.items():
             cursor.executemany(sql, params)
+    saved = {partial.reply_id for partial in partials}
+    running = Message.objects.active_replies().filter(pk__in=saved).values_list("pk", flat=True)
+    return saved - set(running)
 
 
 @functools.cache

@@ -36,7 +36,7 @@ def test_a_checkpoint_never_overwrites_a_finished_reply(alice):
     stopped = reply_for(alice, status="stopped", content="Stopped here")
     running = reply_for(alice)
 
-    checkpoint_replies(
+    ended = checkpoint_replies(
         [
             PartialReply(stopped.pk, "Stopped here and more", "", streaming=True),
             PartialReply(running.pk, "Still going", "", streaming=True),
@@ -50,3 +50,19 @@ def test_a_checkpoint_never_overwrites_a_finished_reply(alice):
         None,
     )
     assert Message.objects.get(pk=running.pk).content == "Still going"
+    assert ended == {stopped.pk}  # its producer is told to stop reading
+
+
+def test_a_checkpoint_reports_a_reply_deleted_with_its_conversation(alice):
+    deleted = reply_for(alice)
+    running = reply_for(alice)
+    deleted.conversation.delete()
+
+    ended = checkpoint_replies(
+        [
+            PartialReply(deleted.pk, "Gone", "", streaming=True),
+            PartialReply(running.pk, "Still going", "", streaming=True),
+        ]
+    )
+
+    assert ended == {deleted.pk}

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from conversations.models import Message
 from tests.chats import add_chat
+from tests.stub import Gate, Script, openai_chunk
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
 
@@ -52,3 +53,28 @@ def test_a_reply_produced_elsewhere_can_be_stopped_while_redis_is_down(client_wi
     assert stopped.json()["status"] == "stopped"
     reply.refresh_from_db()
     assert (reply.status, reply.content) == (Message.Status.STOPPED, "Half a")
+
+
+def test_a_reply_stopped_while_redis_is_down_stops_reading_its_provider(
+    start_server, client_for, client_without_redis, stub, alice
+):
+    # The producing process is not told (the stop cannot pass through Redis), so it finds
+    # the reply stored as stopped at its next checkpoint and closes the provider's stream.
+    producing = client_for(alice, base_url=start_server(CHATSITE_CHECKPOINT_SECONDS="0.1").url)
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Half a"), gate]))
+    conversation = producing.new_conversation()
+    body = producing.send(conversation["id"], "Go").json()
+    reply_id = body["assistant_message"]["id"]
+    gate.wait_reached()
+
+    stopped = client_without_redis.http.post(f"/api/messages/{reply_id}/stop/")
+    assert stopped.status_code == 200, stopped.text
+    assert stub.requests[0].wait_disconnected()  # no more generation, no more billing
+
+    events = producing.events(body["stream_url"])
+    assert events[-1].name == "done"
+    assert events[-1].data["message"]["status"] == "stopped"
+    stored = Message.objects.get(pk=reply_id)
+    assert stored.status == Message.Status.STOPPED  # the producer's own write was refused
+    assert stored.content == stopped.json()["content"]
