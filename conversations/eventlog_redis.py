@@ -180,6 +180,7 @@ class RedisEventLog:
         self._prefix = prefix
         self._loops: dict[asyncio.AbstractEventLoop, _OnLoop] = {}
         self._next_id: dict[UUID, int] = {}  # only the producing process appends
+        self._unshared: set[UUID] = set()  # replies whose appends Redis failed mid-way
         self._here = InProcessEventLog()  # the replies this process produces
         self._stop_callbacks: list[Callable[[UUID], None]] = []
         self._listener: asyncio.Task | None = None
@@ -210,7 +211,15 @@ class RedisEventLog:
         self._next_id[reply_id] = event_id + 1
         frame = encode_event(event_id, name, payload)
         self._here.add_frame(reply_id, frame)
-        await self._on_loop().appends.add(self._key(reply_id), frame, f"0-{event_id}")
+        if reply_id in self._unshared:
+            return
+        try:
+            await self._on_loop().appends.add(self._key(reply_id), frame, f"0-{event_id}")
+        except (redis.RedisError, OSError) as error:
+            # The reply goes on: streams here still get every event, and streams elsewhere
+            # read it from the database once it is stored (the stream view's fallback).
+            logger.warning("Redis failed mid-reply %s; finishing it unshared: %r", reply_id, error)
+            self._unshared.add(reply_id)
 
     async def close(self, reply_id: UUID, name: str, payload: object) -> None:
         event_id = self._next_id.pop(reply_id)
@@ -218,11 +227,16 @@ class RedisEventLog:
         key = self._key(reply_id)
         retention = max(1, int(settings.CHATSITE_EVENT_RETENTION_SECONDS))
         self._here.add_frame(reply_id, frame, last=True)
-        async with self._redis().pipeline(transaction=True) as pipe:
-            pipe.xadd(key, {"f": frame, "end": 1}, id=f"0-{event_id}")
-            pipe.expire(key, retention)
-            pipe.expire(f"{key}:open", retention)
-            await pipe.execute()
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                pipe.xadd(key, {"f": frame, "end": 1}, id=f"0-{event_id}")
+                pipe.expire(key, retention)
+                pipe.expire(f"{key}:open", retention)
+                await pipe.execute()
+        except (redis.RedisError, OSError) as error:  # the reply is stored all the same
+            logger.warning("Could not close the event log of reply %s: %r", reply_id, error)
+        finally:
+            self._unshared.discard(reply_id)
 
     async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
         if (produced_here := await self._here.follow(reply_id, after, idle_seconds)) is not None:

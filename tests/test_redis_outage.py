@@ -1,14 +1,58 @@
 """chatsite on several processes with Redis unreachable: pages still work, a new reply fails at
-once with its reason, and a reply can still be stopped, instead of answers of 500."""
+once with its reason, a reply can still be stopped, and a reply Redis fails in the middle of is
+finished and stored whole."""
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
 
 import pytest
+import redis
 from django.utils import timezone
 
 from conversations.models import Message
 from tests.chats import add_chat
-from tests.stub import Gate, Script, openai_chunk
+from tests.client import text_of
+from tests.conftest import service_missing
+from tests.servers import free_port
+from tests.stub import Gate, Script, openai_chunk, openai_stream
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[subprocess.Popen, str]]:
+    """A Redis server of the test's own, which it may stop; and its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_missing("redis-server is needed to stop Redis in the middle of a reply")
+    port = free_port()
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 30
+    while True:  # a wait for it to listen, not a timing check
+        try:
+            redis.Redis.from_url(url, socket_timeout=1).ping()
+            break
+        except (redis.RedisError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    yield process, url
+    process.kill()
+    process.wait()
 
 
 @pytest.fixture
@@ -78,3 +122,26 @@ def test_a_reply_stopped_while_redis_is_down_stops_reading_its_provider(
     stored = Message.objects.get(pk=reply_id)
     assert stored.status == Message.Status.STOPPED  # the producer's own write was refused
     assert stored.content == stopped.json()["content"]
+
+
+def test_a_reply_redis_fails_in_the_middle_of_is_finished_and_stored_whole(
+    own_redis, start_server, client_for, stub, alice
+):
+    process, url = own_redis
+    client = client_for(alice, base_url=start_server(REDIS_URL=url).url)
+    gate = Gate()
+    rest = openai_stream([" after"]).steps[1:]  # the text, its finish, usage and [DONE]
+    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Before"), gate, *rest]))
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"], "Go").json()
+    gate.wait_reached()
+
+    process.kill()  # Redis goes away mid-reply
+    process.wait()
+    gate.open()
+
+    reply = client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert (reply["status"], reply["content"]) == ("complete", "Before after")
+    events = client.events(body["stream_url"])  # from this process's own copy of the events
+    assert text_of(events) == "Before after"
+    assert events[-1].data["message"]["status"] == "complete"
