@@ -3,19 +3,21 @@
 import gc
 import os
 
+import django
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 from django.urls import get_resolver
 
+from chatsite.asgi_handler import StreamingASGIHandler
 from chatsite.request_threads import RequestThreads
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+django.setup(set_prefix=False)  # as get_asgi_application() does, for our handler
 
 # Allocations between young collections (Python's default: 700), then the older generations'.
 GC_THRESHOLDS = (3_000, 20, 20)
 
 # Requests borrow a kept thread for their sync work instead of starting one each.
-application = RequestThreads(get_asgi_application(), settings.CHATSITE_REQUEST_THREADS)
+application = RequestThreads(StreamingASGIHandler(), settings.CHATSITE_REQUEST_THREADS)
 
 # A process that starts owns no running reply: any reply a dead process left "generating"
 # is marked interrupted now, before anyone can look at it.

@@ -13,7 +13,7 @@ the response ends, minutes later.
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
@@ -53,10 +53,18 @@ async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
     frames = reply_events(reply.pk, last_event_id(request), stream_heartbeat_seconds(api_key))
     if api_key is not None:
         frames = until_revoked(frames, api_key.pk)  # revoking a key ends its open streams
-    response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    response = EventStreamResponse(frames, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
     return response
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """A stream of SSE frames, already bytes: sent as they come, without the two generators
+    Django wraps around every streaming response's parts to turn them into bytes."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterator
 
 
 def caller_and_reply(

@@ -1,0 +1,85 @@
+"""chatsite's ASGI handler (chatsite/asgi_handler.py): Django's request lifecycle, lighter for a
+server of long streams, and sending every byte of a streamed response."""
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Iterator
+
+from chatsite.asgi_handler import StreamingASGIHandler
+from tests.chats import add_chat
+from tests.client import text_of
+
+
+async def get(app, path: str) -> list[dict]:
+    """One GET through the ASGI application, in this process; the messages it sent."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    body = [{"type": "http.request", "body": b"", "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if body:
+            return body.pop()
+        await asyncio.Event().wait()  # the client stays: no disconnect
+        raise AssertionError("unreachable")
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+@contextlib.contextmanager
+def cycle_garbage() -> Iterator[list]:
+    """The objects the cycle collector finds unreachable after the block (collected first)."""
+    found: list = []
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # unreachable objects are kept in gc.garbage to be seen
+    try:
+        yield found
+        gc.collect()
+        found.extend(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+def test_a_request_that_ends_normally_leaves_no_exception_for_the_cycle_collector():
+    # Django's handler ends each request by raising an exception class it defines for that
+    # request: a class, an ExceptionGroup and a traceback of frames per request, which only
+    # the cycle collector frees, and which with hundreds of open streams it must scan.
+    app = StreamingASGIHandler()
+    asyncio.run(get(app, "/api/conversations/"))  # the first imports the views
+
+    async def requests() -> list[list[dict]]:
+        return [await get(app, "/api/conversations/") for _ in range(3)]
+
+    with cycle_garbage() as left:
+        answers = asyncio.run(requests())
+    assert [answer[0]["status"] for answer in answers] == [401, 401, 401]
+    assert not [o for o in left if isinstance(o, BaseException | type)], "exceptions or classes"
+
+
+def test_a_streamed_part_larger_than_a_chunk_arrives_whole(alice, alice_client, server):
+    # A finished reply is streamed in one part; past Django's chunk size it goes in pieces.
+    content = "".join(f"line {n}: ünïcode ✓\n" for n in range(8_000))
+    assert len(content.encode()) > 2 * StreamingASGIHandler.chunk_size
+    conversation = add_chat(alice, "Long", content=content)
+    reply = conversation.messages.get(role="assistant")
+    events = alice_client.events(f"/api/messages/{reply.pk}/stream/")
+    assert text_of(events) == content
+    assert events[-1].name == "done"
