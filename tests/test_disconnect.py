@@ -1,12 +1,15 @@
 """A browser that leaves mid-reply changes nothing: the reply is read to its end and stored once."""
 
+import socket
 import time
+from urllib.parse import urlsplit
 
 import psutil
+from django.db import transaction
 
-from conversations.models import Message
-from tests.client import WAIT_SECONDS, read_events, text_of
-from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
+from conversations.models import Conversation, Message
+from tests.client import WAIT_SECONDS, form_login, read_events, text_of
+from tests.stub import Gate, Script, openai_chunk, openai_stream, openai_usage, sse
 
 BEFORE_GATE = ["The", " quick", " brown"]
 AFTER_GATE = [" fox", " jumps", " over", " the", " lazy", " dog."]
@@ -25,13 +28,13 @@ def gated_reply(gate: Gate) -> Script:
 
 
 def wait_until_server_drops(server_pid: int, client_port: int) -> None:
-    """Wait until the server process no longer holds the browser's connection open."""
+    """Wait until the server process has closed the browser's connection (it noticed)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         held = [
             c
             for c in psutil.Process(server_pid).net_connections(kind="tcp")
-            if c.raddr and c.raddr.port == client_port and c.status == psutil.CONN_ESTABLISHED
+            if c.raddr and c.raddr.port == client_port
         ]
         if not held:
             return
@@ -100,3 +103,46 @@ def test_returning_browser_gets_the_whole_reply_and_can_resume(server, stub, ali
     assert text_of(resumed) == "".join(AFTER_GATE)
     assert resumed[-1].name == "done"
     assert len(stub.requests) == 1, "reconnecting never repeats a generation"
+
+
+def post_then_leave(base_url: str, cookies: dict[str, str], path: str, body: bytes) -> int:
+    """Send a POST and close the connection without reading the answer; the local port."""
+    address = urlsplit(base_url)
+    with socket.create_connection((address.hostname, address.port)) as connection:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+            f"Cookie: sessionid={cookies['sessionid']}; csrftoken={cookies['csrftoken']}\r\n"
+            f"X-CSRFToken: {cookies['csrftoken']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        connection.sendall(head.encode() + body)
+        return connection.getsockname()[1]
+
+
+def test_a_message_whose_sender_leaves_before_the_answer_still_gets_its_reply(
+    server, stub, alice_client
+):
+    stub.queue(openai_stream(["Answered", " anyway"]))
+    conversation_id = alice_client.new_conversation()["id"]
+    cookies = form_login(server.url, "alice")
+    path = f"/api/conversations/{conversation_id}/messages/"
+    # The conversation's row is locked meanwhile, so the view is still storing the message
+    # when the server sees the client go.
+    with transaction.atomic():
+        Conversation.objects.filter(pk=conversation_id).update(title="Held")
+        client_port = post_then_leave(server.url, cookies, path, b'{"content": "Hello?"}')
+        wait_until_server_drops(server.process.pid, client_port)
+
+    reply = alice_client.wait_final(conversation_id, reply_of(conversation_id))
+    assert (reply["status"], reply["content"]) == ("complete", "Answered anyway")
+
+
+def reply_of(conversation_id: str) -> str:
+    """The id of the conversation's reply, once the message POST has stored it."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        reply = Message.objects.filter(conversation_id=conversation_id, role="assistant").first()
+        if reply is not None:
+            return str(reply.pk)
+        time.sleep(0.02)
+    raise AssertionError("the message and its reply were never stored")

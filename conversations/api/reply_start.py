@@ -5,9 +5,11 @@ thread, and starting the producer from inside the view needed a third, the other
 the event loop. Each trip is a thread hop; together they were a large part of the time
 before a reply's first token. Here the view, the reply's provider request (one history
 query) and the rendering run in one trip; the producer starts on the loop afterwards, before
-the response is sent, so the stream GET that follows finds the reply's event log open.
+the response is sent, so the stream GET that follows finds the reply's event log open. Both run
+shielded from the client leaving: a stored message always gets its reply started.
 """
 
+import asyncio
 import functools
 from collections.abc import Callable
 
@@ -37,8 +39,16 @@ def starts_replies(view: View) -> Callable:
             await start_producer(*start)
         return response
 
+    async def respond_even_if_the_client_leaves(
+        request: HttpRequest, **kwargs: object
+    ) -> HttpResponseBase:
+        # A client that goes away (a dropped connection, a closed tab) cancels its request;
+        # shielded, a message the view stores still gets its reply started, and a retry with
+        # the same client_id finds that reply running instead of one that never started.
+        return await asyncio.shield(respond_then_start(request, **kwargs))
+
     # as_view()'s attributes: csrf_exempt (DRF checks CSRF itself), cls for the API schema.
-    return functools.update_wrapper(respond_then_start, view)
+    return functools.update_wrapper(respond_even_if_the_client_leaves, view)
 
 
 async def start_producer(reply: Message, job: ReplyJob | None) -> None:
