@@ -246,6 +246,17 @@ def openai_usage(prompt: int, completion: int) -> bytes:
     )
 
 
+def send_held_reply(client, stub: "ProviderStub", tokens: list[str]) -> dict:
+    """Send a message whose reply streams `tokens` and then waits at a gate that never opens
+    (a reply still generating); the POST's answer, once the stub has reached the gate."""
+    gate = Gate()
+    stub.queue(Script(steps=[*(openai_chunk(token) for token in tokens), gate]))
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"], "Go").json()
+    gate.wait_reached()
+    return body
+
+
 def openai_stream(
     tokens: list[str],
     usage: tuple[int, int] | None = (11, 7),

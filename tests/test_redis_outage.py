@@ -16,7 +16,7 @@ from tests.chats import add_chat
 from tests.client import text_of
 from tests.conftest import service_missing
 from tests.servers import free_port
-from tests.stub import Gate, Script, openai_chunk, openai_stream
+from tests.stub import Gate, Script, openai_chunk, openai_stream, send_held_reply
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
 
@@ -105,12 +105,8 @@ def test_a_reply_stopped_while_redis_is_down_stops_reading_its_provider(
     # The producing process is not told (the stop cannot pass through Redis), so it finds
     # the reply stored as stopped at its next checkpoint and closes the provider's stream.
     producing = client_for(alice, base_url=start_server(CHATSITE_CHECKPOINT_SECONDS="0.1").url)
-    gate = Gate()
-    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Half a"), gate]))
-    conversation = producing.new_conversation()
-    body = producing.send(conversation["id"], "Go").json()
+    body = send_held_reply(producing, stub, ["", "Half a"])
     reply_id = body["assistant_message"]["id"]
-    gate.wait_reached()
 
     stopped = client_without_redis.http.post(f"/api/messages/{reply_id}/stop/")
     assert stopped.status_code == 200, stopped.text

@@ -13,7 +13,7 @@ from conversations.eventlog import HEARTBEAT, ReplyEvents
 from conversations.eventlog_redis import RedisEventLog
 from conversations.models import Message
 from tests.client import form_login, form_logout, is_logged_in, read_events, text_of
-from tests.stub import Gate, Script, openai_chunk, openai_stream
+from tests.stub import openai_stream, send_held_reply
 
 
 @pytest.fixture
@@ -79,12 +79,8 @@ def xread_calls(store: redis.Redis) -> int:
 
 def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
     producer_side, viewer_side = two_processes
-    gate = Gate()
-    stub.queue(Script(steps=[openai_chunk("Stop"), openai_chunk(" me"), gate]))
-    conversation = producer_side.new_conversation()
-    body = producer_side.send(conversation["id"], "Hi").json()
+    body = send_held_reply(producer_side, stub, ["Stop", " me"])
     reply_id = body["assistant_message"]["id"]
-    gate.wait_reached()
 
     with viewer_side.http.stream("GET", body["stream_url"]) as response:
         events = read_events(response.iter_bytes())
