@@ -25,6 +25,7 @@ from conversations.completion import PartialReply, ReplyOutcome, finish_reply
 from conversations.eventlog import EventLogUnavailable, event_log
 from conversations.models import Message
 from conversations.providers.base import Finish, ProviderError, ReasoningDelta, TextDelta
+from conversations.providers.characters import WholeCharacters
 from conversations.reply_job import ReplyJob, load_job
 from conversations.usage import complete_usage
 
@@ -99,6 +100,7 @@ class ReplyProducer:
         self.job = job  # loaded by the request that created the reply, or by run()
         self.parts: list[str] = []
         self.reasoning_parts: list[str] = []
+        self.text, self.reasoning = WholeCharacters(), WholeCharacters()
         self.finish: Finish | None = None
         self.attempts: list[dict] = []
         self.started = time.monotonic()
@@ -164,17 +166,13 @@ class ReplyProducer:
                 await asyncio.sleep(delay)
 
     async def _read(self, job: ReplyJob) -> None:
-        log = event_log()
+        self.text, self.reasoning = WholeCharacters(), WholeCharacters()  # afresh each attempt
         events = job.provider.stream(job.request)
         async for event in events:
             if type(event) is TextDelta:
-                self._first_token()
-                self.parts.append(event.text)
-                await log.append(self.reply_id, "delta", {"content": event.text})
+                await self._add("delta", self.parts, self.text.feed(event.text))
             elif type(event) is ReasoningDelta:
-                self._first_token()
-                self.reasoning_parts.append(event.text)
-                await log.append(self.reply_id, "reasoning", {"content": event.text})
+                await self._add("reasoning", self.reasoning_parts, self.reasoning.feed(event.text))
             elif type(event) is Finish:
                 self.finish = event
                 break
@@ -182,7 +180,17 @@ class ReplyProducer:
             raise ProviderError(
                 f"{job.provider.label} ended the reply without finishing it.", code="incomplete"
             )
+        # Half a character whose other half never came: U+FFFD, as the reply ends.
+        await self._add("reasoning", self.reasoning_parts, self.reasoning.end())
+        await self._add("delta", self.parts, self.text.end())
         await read_to_end(events)
+
+    async def _add(self, name: str, parts: list[str], text: str) -> None:
+        if not text:
+            return  # half a character, waiting for the other half
+        self._first_token()
+        parts.append(text)
+        await event_log().append(self.reply_id, name, {"content": text})
 
     def _first_token(self) -> None:
         if self.first_token_at is None:

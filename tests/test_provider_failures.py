@@ -150,14 +150,30 @@ def test_malformed_json_in_a_data_line_fails(server, stub, alice_client):
     assert reply["content"] == "Fine"
 
 
-def test_a_lone_surrogate_escape_fails_as_malformed_and_keeps_the_text(server, stub, alice_client):
-    # Half of a UTF-16 pair is no character: such text could be neither streamed as UTF-8
-    # nor stored, so the chunk is malformed, like any other JSON that is not valid.
-    lone_half = b'data: {"choices": [{"delta": {"content": "\\ud83d"}}]}\n\n'
-    stub.queue(Script(steps=[openai_chunk("Fine"), lone_half]))
-    reply, events, _, _ = failed_reply(alice_client)
-    assert_failed(reply, events, "malformed")
-    assert reply["content"] == text_of(events) == "Fine"
+def escaped_chunk(json_text: str) -> bytes:
+    """A content chunk whose JSON string is written as given (\\u escapes included)."""
+    return b'data: {"choices": [{"delta": {"content": "%s"}}]}\n\n' % json_text.encode()
+
+
+def test_a_character_split_across_chunks_is_joined(server, stub, alice_client):
+    # A server cutting text by UTF-16 units sends an emoji's two halves in two chunks.
+    halves = [escaped_chunk("Smile \\ud83d"), escaped_chunk("\\ude00!")]
+    stub.queue(Script(steps=[openai_chunk(""), *halves, *openai_stream([]).steps[1:]]))
+    conversation, body = send(alice_client)
+    events = alice_client.events(body["stream_url"])
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert reply["status"] == "complete"
+    assert reply["content"] == text_of(events) == "Smile \N{GRINNING FACE}!"
+
+
+def test_half_a_character_alone_becomes_a_replacement_character(server, stub, alice_client):
+    alone = [escaped_chunk("A\\ud83d"), escaped_chunk(" b"), escaped_chunk("c\\ud83d")]
+    stub.queue(Script(steps=[openai_chunk(""), *alone, *openai_stream([]).steps[1:]]))
+    conversation, body = send(alice_client)
+    events = alice_client.events(body["stream_url"])
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert reply["status"] == "complete"
+    assert reply["content"] == text_of(events) == "A\ufffd bc\ufffd"
 
 
 def test_dropped_connection_fails_and_keeps_the_text_so_far(server, stub, alice_client):

@@ -179,7 +179,16 @@ def parse_json(data: str, label: str) -> dict:
     try:
         payload = orjson.loads(data)  # every chunk of every reply: several times json's speed
     except orjson.JSONDecodeError:
-        raise ProviderError(f"{label} sent a malformed response.", code="malformed") from None
+        payload = parse_json_leniently(data, label)
     if not isinstance(payload, dict):
         raise ProviderError(f"{label} sent a malformed response.", code="malformed")
     return payload
+
+
+def parse_json_leniently(data: str, label: str) -> object:
+    """The json module's reading of what orjson refused: it keeps half of a UTF-16 pair, which
+    a provider may send when it splits a character across chunks (the relay joins them)."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ProviderError(f"{label} sent a malformed response.", code="malformed") from None

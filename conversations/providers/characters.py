@@ -1,0 +1,37 @@
+"""Deltas as text that can be streamed and stored.
+
+JSON writes a character outside the Basic Multilingual Plane (an emoji, say) as two \\u
+escapes, the halves of a UTF-16 pair, and a server that cuts its text by UTF-16 units (as
+JavaScript does) can put the halves in two chunks. Each half alone is no character: it could
+be neither encoded as UTF-8 for the stream nor stored. So a first half waits for the second,
+and a half that stays alone becomes U+FFFD, as invalid UTF-8 from a provider does.
+"""
+
+import re
+
+_HALF = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+class WholeCharacters:
+    """One stream of deltas (a reply's text, or its reasoning) made of whole characters."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = ""  # a first half, waiting for the next delta
+
+    def feed(self, text: str) -> str:
+        """The delta's whole characters; a trailing first half is kept for the next one."""
+        if not self.held and (text.isascii() or not _HALF.search(text)):
+            return text  # nearly always: nothing to join
+        text, self.held = self.held + text, ""
+        if "\ud800" <= text[-1] <= "\udbff":
+            text, self.held = text[:-1], text[-1]
+        # Pairs become their character; a half alone becomes U+FFFD.
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    def end(self) -> str:
+        """What is left once the reply ends: U+FFFD for a first half whose second never came."""
+        held, self.held = self.held, ""
+        return REPLACEMENT if held else ""
