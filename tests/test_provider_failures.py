@@ -155,25 +155,26 @@ def escaped_chunk(json_text: str) -> bytes:
     return b'data: {"choices": [{"delta": {"content": "%s"}}]}\n\n' % json_text.encode()
 
 
-def test_a_character_split_across_chunks_is_joined(server, stub, alice_client):
-    # A server cutting text by UTF-16 units sends an emoji's two halves in two chunks.
-    halves = [escaped_chunk("Smile \\ud83d"), escaped_chunk("\\ude00!")]
-    stub.queue(Script(steps=[openai_chunk(""), *halves, *openai_stream([]).steps[1:]]))
+@pytest.mark.parametrize(
+    ("json_texts", "stored"),
+    [
+        # A server cutting text by UTF-16 units sends an emoji's two halves in two chunks.
+        (["Smile \\ud83d", "\\ude00!"], "Smile \N{GRINNING FACE}!"),
+        # A half whose other half never comes, mid-reply or at its end.
+        (["A\\ud83d", " b", "c\\ud83d"], "A\ufffd bc\ufffd"),
+    ],
+    ids=["split-character-joined", "lone-halves-replaced"],
+)
+def test_halves_of_a_character_are_joined_or_replaced(
+    server, stub, alice_client, json_texts, stored
+):
+    chunks = [escaped_chunk(text) for text in json_texts]
+    stub.queue(Script(steps=[openai_chunk(""), *chunks, *openai_stream([]).steps[1:]]))
     conversation, body = send(alice_client)
     events = alice_client.events(body["stream_url"])
     reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert reply["status"] == "complete"
-    assert reply["content"] == text_of(events) == "Smile \N{GRINNING FACE}!"
-
-
-def test_half_a_character_alone_becomes_a_replacement_character(server, stub, alice_client):
-    alone = [escaped_chunk("A\\ud83d"), escaped_chunk(" b"), escaped_chunk("c\\ud83d")]
-    stub.queue(Script(steps=[openai_chunk(""), *alone, *openai_stream([]).steps[1:]]))
-    conversation, body = send(alice_client)
-    events = alice_client.events(body["stream_url"])
-    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
-    assert reply["status"] == "complete"
-    assert reply["content"] == text_of(events) == "A\ufffd bc\ufffd"
+    assert reply["content"] == text_of(events) == stored
 
 
 def test_dropped_connection_fails_and_keeps_the_text_so_far(server, stub, alice_client):
