@@ -152,7 +152,7 @@ async def follow_events(events: ReplyEvents, after: int, idle_seconds: float) ->
             # Everything queued goes out in one write.
             frames = events.frames[position:]
             position += len(frames)
-            yield position, frames[0] if len(frames) == 1 else b"".join(frames)
+            yield position, b"".join(frames)
             continue
         if events.closed:
             return

@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from conversations.background_db import in_background
 from conversations.checkpoints import checkpoint_loop
 from conversations.completion import PartialReply, ReplyOutcome, finish_reply
-from conversations.eventlog import EventLogUnavailable, event_log
+from conversations.eventlog import EventLog, EventLogUnavailable, event_log
 from conversations.models import Message
 from conversations.providers.base import Finish, ProviderError, ReasoningDelta, TextDelta
 from conversations.providers.characters import WholeCharacters
@@ -100,7 +100,6 @@ class ReplyProducer:
         self.job = job  # loaded by the request that created the reply, or by run()
         self.parts: list[str] = []
         self.reasoning_parts: list[str] = []
-        self.text, self.reasoning = WholeCharacters(), WholeCharacters()
         self.finish: Finish | None = None
         self.attempts: list[dict] = []
         self.started = time.monotonic()
@@ -166,13 +165,15 @@ class ReplyProducer:
                 await asyncio.sleep(delay)
 
     async def _read(self, job: ReplyJob) -> None:
-        self.text, self.reasoning = WholeCharacters(), WholeCharacters()  # afresh each attempt
+        log = event_log()
+        # Afresh each attempt: half a character from a failed attempt must not carry over.
+        text, reasoning = WholeCharacters(), WholeCharacters()
         events = job.provider.stream(job.request)
         async for event in events:
             if type(event) is TextDelta:
-                await self._add("delta", self.parts, self.text.feed(event.text))
+                await self._add(log, "delta", self.parts, text.feed(event.text))
             elif type(event) is ReasoningDelta:
-                await self._add("reasoning", self.reasoning_parts, self.reasoning.feed(event.text))
+                await self._add(log, "reasoning", self.reasoning_parts, reasoning.feed(event.text))
             elif type(event) is Finish:
                 self.finish = event
                 break
@@ -181,16 +182,16 @@ class ReplyProducer:
                 f"{job.provider.label} ended the reply without finishing it.", code="incomplete"
             )
         # Half a character whose other half never came: U+FFFD, as the reply ends.
-        await self._add("reasoning", self.reasoning_parts, self.reasoning.end())
-        await self._add("delta", self.parts, self.text.end())
+        await self._add(log, "reasoning", self.reasoning_parts, reasoning.end())
+        await self._add(log, "delta", self.parts, text.end())
         await read_to_end(events)
 
-    async def _add(self, name: str, parts: list[str], text: str) -> None:
+    async def _add(self, log: EventLog, name: str, parts: list[str], text: str) -> None:
         if not text:
             return  # half a character, waiting for the other half
         self._first_token()
         parts.append(text)
-        await event_log().append(self.reply_id, name, {"content": text})
+        await log.append(self.reply_id, name, {"content": text})
 
     def _first_token(self) -> None:
         if self.first_token_at is None:
