@@ -37,6 +37,11 @@ PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 # After a reply's Finish, how long its provider may take to end the response.
 END_OF_STREAM_SECONDS = 1.0
 
+# One read from a provider can hold hundreds of tokens (a fast model, a cached answer). A
+# producer relaying them gives the event loop a turn at least this often, so this reply's
+# own stream and every other request are not held up until the whole burst is relayed.
+TURN_SECONDS = 0.002
+
 _producers: dict[UUID, "ReplyProducer"] = {}
 _tasks: set[asyncio.Task] = set()
 
@@ -169,7 +174,12 @@ class ReplyProducer:
         # Afresh each attempt: half a character from a failed attempt must not carry over.
         text, reasoning = WholeCharacters(), WholeCharacters()
         events = job.provider.stream(job.request)
+        loop = asyncio.get_running_loop()
+        turn_ends = loop.time() + TURN_SECONDS
         async for event in events:
+            if loop.time() >= turn_ends:
+                await asyncio.sleep(0)  # the loop's turn (TURN_SECONDS)
+                turn_ends = loop.time() + TURN_SECONDS
             if type(event) is TextDelta:
                 await self._add(log, "delta", self.parts, text.feed(event.text))
             elif type(event) is ReasoningDelta:

@@ -1,6 +1,16 @@
 """The stream endpoint's wire format: headers, ids on every event, heartbeats, stored replies."""
 
-from conversations.models import Message
+import asyncio
+
+from conversations import relay
+from conversations.eventlog import event_log
+from conversations.models import Conversation, Message
+from conversations.providers import http
+from conversations.providers.base import ChatRequest
+from conversations.providers.openai import OpenAICompatibleProvider
+from conversations.providers.registry import default_model
+from conversations.relay import PRODUCER_ID, start_reply
+from conversations.reply_job import ReplyJob
 from tests.client import text_of
 from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream
 from tests.stub_protocols import ask
@@ -103,3 +113,31 @@ def test_done_and_error_events_carry_the_reply_exactly_as_stored(server, stub, a
         assert events[-1].name == final_event
         assert events[-1].data["message"] == stored  # every field, as the API reads it back
     assert stored["status"] == "failed"
+
+
+def test_a_burst_of_tokens_is_relayed_in_turns(stub, alice, monkeypatch):
+    # One read from the provider can hold hundreds of tokens. Relaying them all in one go
+    # held the event loop: this reply's own stream and every other request waited.
+    monkeypatch.setattr(relay, "TURN_SECONDS", 0.0)  # a turn after every token, on any machine
+    stub.reset()
+    tokens = [f" t{n}" for n in range(200)]
+    whole_reply = b"".join(openai_stream(tokens).steps)  # one write, so one read (~25 KB)
+    stub.queue(Script(steps=[whole_reply]))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    request = ChatRequest(model="stub-model", messages=[{"role": "user", "content": "Hi"}])
+    provider = OpenAICompatibleProvider(f"{stub.url}/v1", "sk-test")
+    job = ReplyJob(reply.pk, default_model(), provider, request)
+
+    async def delta_batches() -> list[bytes]:
+        await start_reply(reply, job)
+        frames = await event_log().follow(reply.pk, 0, 60)
+        batches = [frame async for _, frame in frames if b"event: delta" in frame]
+        await http.client().aclose()  # its kept connection must not outlive this loop
+        return batches
+
+    batches = asyncio.run(delta_batches())
+    assert b"".join(batches).count(b"event: delta") == len(tokens)
+    assert len(batches) > len(tokens) // 2  # all in one batch when the loop never got a turn
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == (Message.Status.COMPLETE, "".join(tokens))
