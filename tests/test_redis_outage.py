@@ -1,8 +1,9 @@
 """chatsite on several processes with Redis unreachable: pages still work, a new reply fails at
-once with its reason, a reply can still be stopped, and a reply Redis fails in the middle of is
-finished and stored whole."""
+once with its reason, a reply can still be stopped, and a reply Redis fails in the middle of
+(exiting, or hanging) is finished and stored whole."""
 
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -120,11 +121,14 @@ def test_a_reply_stopped_while_redis_is_down_stops_reading_its_provider(
     assert stored.content == stopped.json()["content"]
 
 
+@pytest.mark.parametrize("outage", ["exits", "hangs"])
 def test_a_reply_redis_fails_in_the_middle_of_is_finished_and_stored_whole(
-    own_redis, start_server, client_for, stub, alice
+    outage, own_redis, start_server, client_for, stub, alice
 ):
     process, url = own_redis
-    client = client_for(alice, base_url=start_server(REDIS_URL=url).url)
+    # A Redis that hangs (a paused machine) keeps its connections and answers nothing: each
+    # command fails after redis-py's socket_timeout (5 s by default; here set in REDIS_URL).
+    client = client_for(alice, base_url=start_server(REDIS_URL=f"{url}?socket_timeout=0.5").url)
     gate = Gate()
     rest = openai_stream([" after"]).steps[1:]  # the text, its finish, usage and [DONE]
     stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Before"), gate, *rest]))
@@ -132,10 +136,14 @@ def test_a_reply_redis_fails_in_the_middle_of_is_finished_and_stored_whole(
     body = client.send(conversation["id"], "Go").json()
     gate.wait_reached()
 
-    process.kill()  # Redis goes away mid-reply
-    process.wait()
+    if outage == "exits":
+        process.kill()
+        process.wait()
+    else:
+        process.send_signal(signal.SIGSTOP)  # own_redis kills it, stopped or not
     gate.open()
 
+    # The pages' sessions, cached in that Redis, are read from the database meanwhile.
     reply = client.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert (reply["status"], reply["content"]) == ("complete", "Before after")
     events = client.events(body["stream_url"])  # from this process's own copy of the events
