@@ -250,7 +250,7 @@ def send_held_reply(client, stub: "ProviderStub", tokens: list[str]) -> dict:
     """Send a message whose reply streams `tokens` and then waits at a gate that never opens
     (a reply still generating); the POST's answer, once the stub has reached the gate."""
     gate = Gate()
-    stub.queue(Script(steps=[*(openai_chunk(token) for token in tokens), gate]))
+    stub.queue(gated_stream(tokens, gate))
     conversation = client.new_conversation()
     body = client.send(conversation["id"], "Go").json()
     gate.wait_reached()
@@ -273,6 +273,22 @@ def openai_stream(
     if usage:
         steps.append(openai_usage(*usage))
     steps.append(sse("[DONE]"))
+    return Script(steps=steps)
+
+
+def gated_stream(
+    before: list[str],
+    gate: Gate,
+    after: list[str] | None = None,
+    usage: tuple[int, int] | None = (11, 7),
+) -> Script:
+    """A reply that streams `before`, waits at `gate`, then streams `after` and ends as
+    openai_stream does. Without `after` it never ends: a reply still generating (the stub
+    opens every gate when the test is over, and the reply then fails as cut short)."""
+    whole = openai_stream(before + (after or []), usage).steps
+    steps = [*whole[: 1 + len(before)], gate]  # the role chunk, then `before`
+    if after is not None:
+        steps += whole[1 + len(before) :]
     return Script(steps=steps)
 
 

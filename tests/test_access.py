@@ -3,7 +3,7 @@
 import pytest
 
 from conversations.models import Conversation, Message
-from tests.stub import Gate, Script, openai_chunk, openai_stream, sse
+from tests.stub import Gate, gated_stream, openai_stream
 
 ALICE_SECRET = "alice's private question about her health"
 
@@ -62,17 +62,7 @@ def test_other_user_gets_404_on_every_endpoint_and_changes_nothing(
 
 def test_other_user_cannot_stop_a_running_reply(server, stub, alice_client, charlie_client):
     gate = Gate()
-    stub.queue(
-        Script(
-            steps=[
-                openai_chunk("Still"),
-                gate,
-                openai_chunk(" going"),
-                openai_chunk(finish_reason="stop"),
-                sse("[DONE]"),
-            ]
-        )
-    )
+    stub.queue(gated_stream(["Still"], gate, after=[" going"]))
     conversation = alice_client.new_conversation()
     body = alice_client.send(conversation["id"], "Long task").json()
     gate.wait_reached()

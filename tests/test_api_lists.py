@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
-from tests.stub import Gate, Script, openai_chunk, openai_stream, openai_usage, sse
+from tests.stub import Gate, gated_stream, openai_stream
 
 
 def titles(response) -> list[str]:
@@ -132,8 +132,7 @@ def test_fields_a_client_may_not_set_are_never_stored(
 
 def test_a_reply_that_finishes_moves_its_conversation_to_the_top(server, stub, alice_client):
     gate = Gate()
-    ending = [openai_chunk(finish_reason="stop"), openai_usage(3, 2), sse("[DONE]")]
-    stub.queue(Script(steps=[openai_chunk("Thinking"), gate, openai_chunk(" done"), *ending]))
+    stub.queue(gated_stream(["Thinking"], gate, after=[" done"]))
     asked = alice_client.new_conversation(title="Asked first")
     reply_id = alice_client.send(asked["id"], "Hi").json()["assistant_message"]["id"]
     gate.wait_reached()

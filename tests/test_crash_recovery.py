@@ -3,7 +3,15 @@
 import time
 
 from conversations.models import Message
-from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
+from tests.stub import (
+    Gate,
+    Script,
+    gated_stream,
+    openai_chunk,
+    openai_usage,
+    send_held_reply,
+    sse,
+)
 
 WAIT = 30.0
 
@@ -22,11 +30,8 @@ def test_reply_is_interrupted_with_its_checkpoint_after_sigkill(
 ):
     first = start_server(CHATSITE_CHECKPOINT_SECONDS="0.05")
     client = client_for(alice, base_url=first.url)
-    gate = Gate()
-    stub.queue(Script(steps=[openai_chunk("Half"), openai_chunk(" a reply"), gate]))
-    conversation = client.new_conversation()
-    reply_id = client.send(conversation["id"], "Tell me").json()["assistant_message"]["id"]
-    gate.wait_reached()
+    body = send_held_reply(client, stub, ["Half", " a reply"])
+    reply_id = body["assistant_message"]["id"]
     checkpointed = wait_for(
         lambda: Message.objects.filter(pk=reply_id, content="Half a reply").first(),
         "the checkpoint",
@@ -49,25 +54,19 @@ def test_reply_is_interrupted_with_its_checkpoint_after_sigkill(
     client = client_for(alice, base_url=second.url)
     again = client.http.post(f"/api/messages/{reply_id}/regenerate/")
     assert again.status_code == 201
-    assert (
-        client.wait_final(conversation["id"], again.json()["assistant_message"]["id"])["status"]
-        == "complete"
-    )
+    conversation_id = body["user_message"]["conversation"]
+    final = client.wait_final(conversation_id, again.json()["assistant_message"]["id"])
+    assert final["status"] == "complete"
 
 
 def test_a_reply_is_stored_as_streaming_from_its_first_token(start_server, stub, client_for, alice):
     # Checkpoints an hour apart: only the first-token save can make the reply "streaming".
     alice_client = client_for(alice, base_url=start_server(CHATSITE_CHECKPOINT_SECONDS="3600").url)
-    gate = Gate()
-    stub.queue(Script(steps=[openai_chunk("First"), gate]))
-    conversation = alice_client.new_conversation()
-    reply_id = alice_client.send(conversation["id"], "Hi").json()["assistant_message"]["id"]
-    gate.wait_reached()
+    reply_id = send_held_reply(alice_client, stub, ["First"])["assistant_message"]["id"]
     reply = wait_for(
         lambda: Message.objects.filter(pk=reply_id, status="streaming").first(), "streaming"
     )
     assert reply.content == "First"
-    gate.open()
 
 
 def test_a_reply_done_before_its_first_token_is_saved_is_written_once(
@@ -79,8 +78,7 @@ def test_a_reply_done_before_its_first_token_is_saved_is_written_once(
     )
     client = client_for(alice, base_url=server.url)
     gate = Gate()
-    ending = [openai_chunk(finish_reason="stop"), openai_usage(3, 1), sse("[DONE]")]
-    stub.queue(Script(steps=[openai_chunk("Quick"), gate, *ending]))
+    stub.queue(gated_stream(["Quick"], gate, after=[], usage=(3, 1)))
     conversation = client.new_conversation()
     reply_id = client.send(conversation["id"], "Hi").json()["assistant_message"]["id"]
     gate.wait_reached()

@@ -9,7 +9,7 @@ from django.db import transaction
 
 from conversations.models import Conversation, Message
 from tests.client import WAIT_SECONDS, form_login, read_events, text_of
-from tests.stub import Gate, Script, openai_chunk, openai_stream, openai_usage, sse
+from tests.stub import Gate, Script, gated_stream, openai_stream
 
 BEFORE_GATE = ["The", " quick", " brown"]
 AFTER_GATE = [" fox", " jumps", " over", " the", " lazy", " dog."]
@@ -19,12 +19,7 @@ ACTIVE = ("pending", "streaming")
 
 def gated_reply(gate: Gate) -> Script:
     """A reply that pauses at `gate` after a few tokens, then finishes with provider usage."""
-    steps: list = [openai_chunk("")]
-    steps += [openai_chunk(token) for token in BEFORE_GATE]
-    steps.append(gate)
-    steps += [openai_chunk(token) for token in AFTER_GATE]
-    steps += [openai_chunk(finish_reason="stop"), openai_usage(21, 9), sse("[DONE]")]
-    return Script(steps=steps)
+    return gated_stream(BEFORE_GATE, gate, after=AFTER_GATE, usage=(21, 9))
 
 
 def wait_until_server_drops(server_pid: int, client_port: int) -> None:

@@ -4,11 +4,7 @@ import threading
 import uuid
 
 from conversations.models import Message
-from tests.stub import Gate, Script, openai_chunk
-
-
-def held_reply(gate: Gate) -> Script:
-    return Script(steps=[openai_chunk("Thinking"), gate])
+from tests.stub import Gate, gated_stream
 
 
 def test_repeated_client_id_returns_the_first_result_and_starts_nothing(server, stub, alice_client):
@@ -40,7 +36,7 @@ def test_idempotency_key_header_works_like_client_id(server, stub, alice_client)
 
 def test_second_message_while_reply_generates_is_a_409(server, stub, alice_client):
     gate = Gate()
-    stub.queue(held_reply(gate))
+    stub.queue(gated_stream(["Thinking"], gate))
     conversation = alice_client.new_conversation()
     first = alice_client.send(conversation["id"], "First")
     gate.wait_reached()
@@ -55,7 +51,7 @@ def test_second_message_while_reply_generates_is_a_409(server, stub, alice_clien
 
 def test_concurrent_posts_start_exactly_one_reply(server, stub, alice_client):
     gate = Gate()
-    stub.queue(held_reply(gate))
+    stub.queue(gated_stream(["Thinking"], gate))
     conversation = alice_client.new_conversation()
     statuses: list[int] = []
     barrier = threading.Barrier(5)

@@ -17,7 +17,7 @@ from tests.chats import add_chat
 from tests.client import text_of
 from tests.conftest import service_missing
 from tests.servers import free_port
-from tests.stub import Gate, Script, openai_chunk, openai_stream, send_held_reply
+from tests.stub import Gate, gated_stream, send_held_reply
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
 
@@ -130,8 +130,7 @@ def test_a_reply_redis_fails_in_the_middle_of_is_finished_and_stored_whole(
     # command fails after redis-py's socket_timeout (5 s by default; here set in REDIS_URL).
     client = client_for(alice, base_url=start_server(REDIS_URL=f"{url}?socket_timeout=0.5").url)
     gate = Gate()
-    rest = openai_stream([" after"]).steps[1:]  # the text, its finish, usage and [DONE]
-    stub.queue(Script(steps=[openai_chunk(""), openai_chunk("Before"), gate, *rest]))
+    stub.queue(gated_stream(["Before"], gate, after=[" after"]))
     conversation = client.new_conversation()
     body = client.send(conversation["id"], "Go").json()
     gate.wait_reached()

@@ -1,6 +1,6 @@
 """Regenerate: a new reply to the same user message; earlier replies stay as alternatives."""
 
-from tests.stub import Gate, Script, openai_chunk, openai_stream
+from tests.stub import openai_stream, send_held_reply
 
 
 def test_regenerate_keeps_both_replies_as_alternatives(server, stub, alice_client):
@@ -24,14 +24,9 @@ def test_regenerate_keeps_both_replies_as_alternatives(server, stub, alice_clien
 
 
 def test_regenerate_while_a_reply_is_generating_is_a_409(server, stub, alice_client):
-    gate = Gate()
-    stub.queue(Script(steps=[openai_chunk("Busy"), gate]))
-    conversation = alice_client.new_conversation()
-    body = alice_client.send(conversation["id"], "Hi").json()
-    gate.wait_reached()
+    body = send_held_reply(alice_client, stub, ["Busy"])
     again = alice_client.http.post(f"/api/messages/{body['assistant_message']['id']}/regenerate/")
     assert again.status_code == 409
-    gate.open()
 
 
 def test_the_model_last_used_becomes_the_conversations_model(server, stub, alice_client):

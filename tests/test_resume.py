@@ -5,17 +5,9 @@ import threading
 import pytest
 
 from tests.client import read_events, text_of
-from tests.stub import Gate, Script, openai_chunk, openai_stream, openai_usage, sse
+from tests.stub import Gate, gated_stream, openai_stream
 
 TOKENS = ["One", " two", " three", " four", " five", " six"]
-
-
-def gated_stream(before: list[str], after: list[str], gate: Gate) -> Script:
-    steps: list = [openai_chunk(t) for t in before]
-    steps.append(gate)
-    steps += [openai_chunk(t) for t in after]
-    steps += [openai_chunk(finish_reason="stop"), openai_usage(5, 6), sse("[DONE]")]
-    return Script(steps=steps)
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ def test_last_event_id_query_parameter_works_like_the_header(finished_reply, ali
 
 def test_reconnect_mid_reply_continues_live_without_gap_or_duplicate(server, stub, alice_client):
     gate = Gate()
-    stub.queue(gated_stream(TOKENS[:3], TOKENS[3:], gate))
+    stub.queue(gated_stream(TOKENS[:3], gate, after=TOKENS[3:]))
     conversation = alice_client.new_conversation()
     body = alice_client.send(conversation["id"], "Count").json()
     first = alice_client.events(body["stream_url"], limit=2)  # then the "browser" drops
@@ -71,7 +63,7 @@ def test_two_streams_of_one_reply_get_identical_event_sequences(
     server, stub, alice_client, client_for, alice
 ):
     gate = Gate()
-    stub.queue(gated_stream(TOKENS[:2], TOKENS[2:], gate))
+    stub.queue(gated_stream(TOKENS[:2], gate, after=TOKENS[2:]))
     conversation = alice_client.new_conversation()
     body = alice_client.send(conversation["id"], "Count").json()
     second_tab = client_for(alice)
@@ -99,7 +91,7 @@ def test_server_closes_long_streams_and_the_client_resumes(start_server, stub, c
     server = start_server(CHATSITE_STREAM_MAX_SECONDS="0.2", CHATSITE_HEARTBEAT_SECONDS="0.05")
     client = client_for(alice, base_url=server.url)
     gate = Gate()
-    stub.queue(gated_stream(TOKENS[:2], TOKENS[2:], gate))
+    stub.queue(gated_stream(TOKENS[:2], gate, after=TOKENS[2:]))
     conversation = client.new_conversation()
     body = client.send(conversation["id"], "Count").json()
 

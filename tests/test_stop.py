@@ -4,17 +4,13 @@ import threading
 
 from conversations.models import Conversation, Message
 from tests.client import read_events, text_of
-from tests.stub import Gate, Script, openai_chunk
+from tests.stub import Gate, gated_stream, send_held_reply
 
 
 def test_stop_before_the_first_token_closes_upstream_and_stores_an_empty_stopped_reply(
     server, stub, alice_client
 ):
-    gate = Gate()
-    stub.queue(Script(steps=[gate]))  # headers sent, then silence
-    conversation = alice_client.new_conversation()
-    body = alice_client.send(conversation["id"], "Think hard").json()
-    gate.wait_reached()
+    body = send_held_reply(alice_client, stub, [])  # headers and role chunk, then silence
     reply_id = body["assistant_message"]["id"]
 
     stopped = alice_client.http.post(f"/api/messages/{reply_id}/stop/")
@@ -33,7 +29,7 @@ def test_stop_after_some_tokens_stores_exactly_the_streamed_text_and_ends_every_
     server, stub, alice_client, client_for, alice
 ):
     gate = Gate()
-    stub.queue(Script(steps=[openai_chunk("Hel"), openai_chunk("lo"), gate, openai_chunk("!")]))
+    stub.queue(gated_stream(["Hel", "lo"], gate, after=["!"]))
     conversation = alice_client.new_conversation()
     body = alice_client.send(conversation["id"], "Greet me").json()
     reply_id = body["assistant_message"]["id"]
@@ -81,14 +77,11 @@ def test_stopping_a_finished_reply_changes_nothing(server, stub, alice_client):
 
 
 def test_deleting_a_conversation_stops_its_running_reply_first(server, stub, alice_client):
-    gate = Gate()
-    stub.queue(Script(steps=[openai_chunk("Partial"), gate]))
-    conversation = alice_client.new_conversation()
-    alice_client.send(conversation["id"], "Go")
-    gate.wait_reached()
+    body = send_held_reply(alice_client, stub, ["Partial"])
+    conversation_id = body["user_message"]["conversation"]
 
-    response = alice_client.http.delete(f"/api/conversations/{conversation['id']}/")
+    response = alice_client.http.delete(f"/api/conversations/{conversation_id}/")
     assert response.status_code == 204
     assert stub.requests[0].wait_disconnected()
-    assert not Conversation.objects.filter(pk=conversation["id"]).exists()
-    assert not Message.objects.filter(conversation_id=conversation["id"]).exists()
+    assert not Conversation.objects.filter(pk=conversation_id).exists()
+    assert not Message.objects.filter(conversation_id=conversation_id).exists()
