@@ -44,6 +44,9 @@ class EventLog(Protocol):
         """Frames after event `after`, then live ones; None if the log has no such reply.
         EventLogUnavailable if the log cannot be asked."""
 
+    async def rest_of(self, reply_id: UUID, after: int) -> bytes | None:
+        """The frames after event `after` through the last, if the log has them all now."""
+
     async def request_stop(self, reply_id: UUID) -> bool:
         """Ask whichever process produces the reply to stop it; False if none can be asked."""
 
@@ -123,6 +126,10 @@ class InProcessEventLog:
         events = self._replies[reply_id]
         self.add_frame(reply_id, encode_event(len(events.frames) + 1, name, payload), last=True)
 
+    def frames_from(self, reply_id: UUID, event_id: int) -> list[bytes]:
+        """The frames of a reply this process produces, from event `event_id` on."""
+        return self._replies[reply_id].frames[event_id - 1 :]
+
     def add_frame(self, reply_id: UUID, frame: bytes, last: bool = False) -> None:
         """Add an encoded event (its id the next in sequence); the last one closes the reply."""
         self._replies[reply_id].add(frame, last)
@@ -136,6 +143,9 @@ class InProcessEventLog:
         if events is None:
             return None
         return follow_events(events, after, idle_seconds)
+
+    async def rest_of(self, reply_id: UUID, after: int) -> bytes | None:
+        return None  # its followers always get the last event: they read this very log
 
     async def request_stop(self, reply_id: UUID) -> bool:
         return False  # one process: its producers are stopped directly

@@ -180,7 +180,7 @@ class RedisEventLog:
         self._prefix = prefix
         self._loops: dict[asyncio.AbstractEventLoop, _OnLoop] = {}
         self._next_id: dict[UUID, int] = {}  # only the producing process appends
-        self._unshared: set[UUID] = set()  # replies whose appends Redis failed mid-way
+        self._unshared: dict[UUID, int] = {}  # reply -> its first event Redis may lack
         self._here = InProcessEventLog()  # the replies this process produces
         self._stop_callbacks: list[Callable[[UUID], None]] = []
         self._listener: asyncio.Task | None = None
@@ -212,14 +212,14 @@ class RedisEventLog:
         frame = encode_event(event_id, name, payload)
         self._here.add_frame(reply_id, frame)
         if reply_id in self._unshared:
-            return
+            return  # sent with the last event (close), should Redis answer again by then
         try:
             await self._on_loop().appends.add(self._key(reply_id), frame, f"0-{event_id}")
         except (redis.RedisError, OSError) as error:
-            # The reply goes on: streams here still get every event, and streams elsewhere
-            # read it from the database once it is stored (the stream view's fallback).
+            # The reply goes on: streams here still get every event; streams elsewhere get the
+            # rest when it ends (close), or read it from the database if Redis is still down.
             logger.warning("Redis failed mid-reply %s; finishing it unshared: %r", reply_id, error)
-            self._unshared.add(reply_id)
+            self._unshared[reply_id] = event_id
 
     async def close(self, reply_id: UUID, name: str, payload: object) -> None:
         event_id = self._next_id.pop(reply_id)
@@ -227,16 +227,23 @@ class RedisEventLog:
         key = self._key(reply_id)
         retention = max(1, int(settings.CHATSITE_EVENT_RETENTION_SECONDS))
         self._here.add_frame(reply_id, frame, last=True)
+        # Events Redis missed mid-reply (a stall, a timeout) go first, so streams elsewhere
+        # get every event in order. One that arrived after all is refused by id, harmlessly.
+        missed_from = self._unshared.pop(reply_id, event_id)
+        missed = self._here.frames_from(reply_id, missed_from)[:-1]
         try:
             async with self._redis().pipeline(transaction=True) as pipe:
+                for number, missed_frame in enumerate(missed, start=missed_from):
+                    pipe.xadd(key, {"f": missed_frame}, id=f"0-{number}")
                 pipe.xadd(key, {"f": frame, "end": 1}, id=f"0-{event_id}")
                 pipe.expire(key, retention)
                 pipe.expire(f"{key}:open", retention)
-                await pipe.execute()
+                results = await pipe.execute(raise_on_error=False)
         except (redis.RedisError, OSError) as error:  # the reply is stored all the same
             logger.warning("Could not close the event log of reply %s: %r", reply_id, error)
-        finally:
-            self._unshared.discard(reply_id)
+        else:
+            if failed := [r for r in results[len(missed) :] if isinstance(r, Exception)]:
+                logger.warning("Could not close the event log of reply %s: %r", reply_id, failed[0])
 
     async def follow(self, reply_id: UUID, after: int, idle_seconds: float) -> Frames | None:
         if (produced_here := await self._here.follow(reply_id, after, idle_seconds)) is not None:
@@ -248,6 +255,20 @@ class RedisEventLog:
             logger.warning("Could not follow reply %s: %r", reply_id, error)
             raise EventLogUnavailable(UNREACHABLE) from None
         return self._on_loop().reads.follow(self._key(reply_id), after, idle_seconds)
+
+    async def rest_of(self, reply_id: UUID, after: int) -> bytes | None:
+        try:
+            entries = await self._redis().xrange(self._key(reply_id), min=f"0-{after + 1}")
+        except (redis.RedisError, OSError):
+            return None
+        frames = []
+        for number, (entry_id, fields) in enumerate(entries, start=after + 1):
+            if entry_id != f"0-{number}".encode():
+                return None  # a gap: events Redis never got
+            frames.append(fields[b"f"])
+            if b"end" in fields:
+                return b"".join(frames)
+        return None
 
     async def request_stop(self, reply_id: UUID) -> bool:
         try:

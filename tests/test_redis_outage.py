@@ -5,6 +5,7 @@ once with its reason, a reply can still be stopped, and a reply Redis fails in t
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -14,10 +15,10 @@ from django.utils import timezone
 
 from conversations.models import Message
 from tests.chats import add_chat
-from tests.client import text_of
+from tests.client import read_events, text_of
 from tests.conftest import service_missing
 from tests.servers import free_port
-from tests.stub import Gate, gated_stream, send_held_reply
+from tests.stub import Gate, Script, gated_stream, openai_stream, send_held_reply
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
 
@@ -148,3 +149,56 @@ def test_a_reply_redis_fails_in_the_middle_of_is_finished_and_stored_whole(
     events = client.events(body["stream_url"])  # from this process's own copy of the events
     assert text_of(events) == "Before after"
     assert events[-1].data["message"]["status"] == "complete"
+
+
+def test_events_redis_missed_mid_reply_reach_other_processes_when_it_ends(
+    own_redis, start_server, client_for, stub, alice
+):
+    # An append that times out (Redis stalled for a moment, or a process too busy to read the
+    # answer in time) leaves the reply unshared; its end sends what Redis missed first, so a
+    # stream on another process still gets every token, in order.
+    process, url = own_redis
+    env = {"REDIS_URL": f"{url}?socket_timeout=0.5", "CHATSITE_HEARTBEAT_SECONDS": "0.2"}
+    producing_server = start_server(**env)
+    producing = client_for(alice, base_url=producing_server.url)
+    viewing = client_for(alice, base_url=start_server(**env).url)
+    stalled, resumed = Gate(), Gate()
+    steps = openai_stream(["Before", " during", " after"]).steps
+    steps.insert(2, stalled)  # after the role chunk and "Before"
+    steps.insert(4, resumed)  # after " during"
+    stub.queue(Script(steps=steps))
+    conversation = producing.new_conversation()
+    body = producing.send(conversation["id"], "Go").json()
+    stalled.wait_reached()
+
+    seen, following = [], threading.Event()
+
+    def watch() -> None:  # the other process's stream, open from the start
+        with viewing.http.stream("GET", body["stream_url"]) as response:
+            for event in read_events(response.iter_bytes()):
+                seen.append(event)
+                following.set()
+                if event.name in ("done", "error"):
+                    return
+
+    viewer = threading.Thread(target=watch)
+    viewer.start()
+    assert following.wait(30)
+    process.send_signal(signal.SIGSTOP)  # Redis stalls: " during" is not acknowledged
+    stalled.open()
+    wait_for_log(producing_server, "finishing it unshared")
+    process.send_signal(signal.SIGCONT)
+    resumed.open()
+    viewer.join(30)
+
+    assert text_of(seen) == "Before during after"
+    assert [event.id for event in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1].name == "done"
+
+
+def wait_for_log(server, text: str) -> None:
+    """Until the server has logged `text` (a wait, not a timing check)."""
+    deadline = time.monotonic() + 30
+    while text not in server.log():
+        assert time.monotonic() < deadline, f"the server never logged {text!r}"
+        time.sleep(0.02)

@@ -107,7 +107,7 @@ async def reply_events(
     async with contextlib.aclosing(frames):
         async for last_id, frame in frames:
             if frame is HEARTBEAT and (ended := await ended_without_log(reply_id, last_id)):
-                yield ended  # its producer died: the stored state is all there is
+                yield ended  # the rest from the log after all, or the stored state
                 return
             yield frame
             if loop.time() >= deadline:
@@ -122,6 +122,10 @@ async def ended_without_log(reply_id: UUID, last_id: int) -> bytes | None:
         reply = await Message.objects.filter(pk=reply_id).afirst()
     if reply is None or reply.is_active:
         return None
+    # The log may have the rest after all (a reader behind, or events Redis missed and got
+    # with the end); else the stored state is all there is.
+    if (rest := await event_log().rest_of(reply_id, last_id)) is not None:
+        return rest
     return await database_sync_to_async(final_frames)(reply, last_id)
 
 
