@@ -5,8 +5,9 @@ process's memory), so a request needs no query for its session. Django's store f
 request whose session the cache cannot store after a miss, and logs out by deleting the
 database row before the cached copy: a cache that fails in between leaves that copy, which
 logs the cookie in again once the cache is back. Here a miss the cache cannot store is
-served from the database, and the cached copy goes first: a logout the cache cannot record
-fails and leaves the session whole, as the user then sees.
+served from the database, a new session's key is checked against the database alone (so
+logging in works), and the cached copy goes first: a logout the cache cannot record fails and
+leaves the session whole, as the user then sees.
 """
 
 import logging
@@ -30,6 +31,21 @@ class SessionStore(cached_db.SessionStore):
         except Exception:
             logger.warning("Session cache unavailable; read from the database", exc_info=True)
             return await db.SessionStore.aload(self)
+
+    def exists(self, session_key: str) -> bool:
+        # Asked for every new session key (a login): the database knows every session.
+        try:
+            return super().exists(session_key)
+        except Exception:
+            logger.warning("Session cache unavailable; asked the database", exc_info=True)
+            return db.SessionStore.exists(self, session_key)
+
+    async def aexists(self, session_key: str) -> bool:
+        try:
+            return await super().aexists(session_key)
+        except Exception:
+            logger.warning("Session cache unavailable; asked the database", exc_info=True)
+            return await db.SessionStore.aexists(self, session_key)
 
     def delete(self, session_key: str | None = None) -> None:
         key = session_key or self.session_key

@@ -32,6 +32,15 @@ def test_a_logged_in_user_is_served_while_the_session_cache_is_down(alice_browse
     assert response.status_code == 200, response.content[:300]
 
 
+def test_logging_in_works_while_the_session_cache_is_down(alice):
+    browser = Client(raise_request_exception=False)
+    credentials = {"username": "alice", "password": "alice-password"}
+    with override_settings(CACHES=BROKEN_CACHE):
+        response = browser.post("/accounts/login/", credentials)
+        assert response.status_code == 302, response.content[:300]
+        assert browser.get("/api/conversations/").status_code == 200
+
+
 def test_a_logout_the_cache_cannot_record_fails_and_leaves_the_session_whole(alice_browser):
     session_key = alice_browser.cookies["sessionid"].value
     with override_settings(CACHES=BROKEN_CACHE):
@@ -47,11 +56,12 @@ def test_a_logout_the_cache_cannot_record_fails_and_leaves_the_session_whole(ali
 
 
 def test_async_reads_and_logouts_behave_the_same(alice_browser):
-    """aload() and adelete(), for async code (Django's request.auser() reads with aload)."""
+    """aload(), aexists() and adelete(), for async code (request.auser() reads with aload)."""
     session_key = alice_browser.cookies["sessionid"].value
     with override_settings(CACHES=BROKEN_CACHE):
         store = SessionStore(session_key)
         assert asyncio.run(store.aload())["_auth_user_id"]
+        assert asyncio.run(store.aexists(session_key))
         with pytest.raises(redis.ConnectionError):
             asyncio.run(store.adelete())
     assert Session.objects.filter(session_key=session_key).exists()
