@@ -17,6 +17,15 @@ from django.contrib.sessions.backends import cached_db, db
 logger = logging.getLogger(__name__)
 
 
+class SessionCacheUnavailable(Exception):
+    """A session cannot be ended now: its cached copy cannot be removed (the cache is down)."""
+
+    message = (
+        "Your session cannot be changed right now: the session store cannot be reached. "
+        "Nothing was changed; try again in a moment."
+    )
+
+
 class SessionStore(cached_db.SessionStore):
     def load(self) -> dict:
         try:
@@ -50,11 +59,17 @@ class SessionStore(cached_db.SessionStore):
     def delete(self, session_key: str | None = None) -> None:
         key = session_key or self.session_key
         if key is not None:
-            self._cache.delete(self.cache_key_prefix + key)  # raises: the session stays whole
+            try:
+                self._cache.delete(self.cache_key_prefix + key)
+            except Exception as error:  # the session stays whole
+                raise SessionCacheUnavailable from error
         db.SessionStore.delete(self, session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         key = session_key or self.session_key
         if key is not None:
-            await self._cache.adelete(self.cache_key_prefix + key)
+            try:
+                await self._cache.adelete(self.cache_key_prefix + key)
+            except Exception as error:
+                raise SessionCacheUnavailable from error
         await db.SessionStore.adelete(self, session_key)

@@ -9,6 +9,8 @@ urlpatterns = [
     path("", views.conversation_list, name="conversation-list"),
     path("c/new/", views.conversation_new, name="conversation-new"),
     path("c/<uuid:conversation_id>/", views.conversation_chat, name="conversation-chat"),
+    path("accounts/login/", account.LoginView.as_view(), name="login"),
+    path("accounts/logout/", account.LogoutView.as_view(), name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/keys/", account.api_keys, name="api-keys-page"),
     path("settings/keys/<uuid:key_id>/revoke/", account.api_key_revoke, name="api-key-revoke"),
