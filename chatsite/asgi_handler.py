@@ -44,13 +44,18 @@ class StreamingASGIHandler(ASGIHandler):
                 return
             response = None
             try:
-                async with asyncio.TaskGroup() as tasks:
-                    listener = tasks.create_task(self.listen_for_disconnect(receive))
-                    response = await self.run_get_response(request)
-                    await self.send_response(response, send)
-                    listener.cancel()
-            except* RequestAborted:
-                pass  # the client went away: the response was cancelled where it was
+                try:
+                    async with asyncio.TaskGroup() as tasks:
+                        listener = tasks.create_task(self.listen_for_disconnect(receive))
+                        response = await self.run_get_response(request)
+                        await self.send_response(response, send)
+                        listener.cancel()
+                except* RequestAborted:
+                    pass  # the client went away: the response was cancelled where it was
+            except BaseExceptionGroup as group:  # as Django: the server sees the error itself
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0]  # noqa: B904 (the group adds nothing to its context)
+                raise
             if response is None:
                 await signals.request_finished.asend(sender=self.__class__)
             else:

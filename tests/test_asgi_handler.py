@@ -6,13 +6,16 @@ import contextlib
 import gc
 from collections.abc import Iterator
 
+import pytest
+
 from chatsite.asgi_handler import StreamingASGIHandler
 from tests.chats import add_chat
 from tests.client import text_of
 
 
-async def get(app, path: str) -> list[dict]:
-    """One GET through the ASGI application, in this process; the messages it sent."""
+async def get(app, path: str, send_fails: Exception | None = None) -> list[dict]:
+    """One GET through the ASGI application, in this process; the messages it sent.
+    With send_fails, sending raises that error, as when the server cannot write."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -37,6 +40,8 @@ async def get(app, path: str) -> list[dict]:
         raise AssertionError("unreachable")
 
     async def send(message: dict) -> None:
+        if send_fails is not None:
+            raise send_fails
         sent.append(message)
 
     await app(scope, receive, send)
@@ -83,3 +88,11 @@ def test_a_streamed_part_larger_than_a_chunk_arrives_whole(alice, alice_client, 
     events = alice_client.events(f"/api/messages/{reply.pk}/stream/")
     assert text_of(events) == content
     assert events[-1].name == "done"
+
+
+def test_an_error_sending_the_response_reaches_the_server_as_itself():
+    # Raised inside the request's TaskGroup it comes wrapped in an ExceptionGroup; Django's
+    # handler unwraps a single one, so the server logs (and daphne answers) the error itself.
+    app = StreamingASGIHandler()
+    with pytest.raises(ConnectionResetError, match="the client is gone"):
+        asyncio.run(get(app, "/api/conversations/", ConnectionResetError("the client is gone")))
