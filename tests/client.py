@@ -14,6 +14,16 @@ from conversations.providers.sse import SSEDecoder
 WAIT_SECONDS = 30.0
 
 
+def wait_for(predicate, what: str):
+    """Poll until `predicate()` is true; its result (a wait, not a timing check)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
 @dataclass
 class Event:
     id: int

@@ -1,8 +1,7 @@
 """A server killed mid-reply: the next process marks the reply interrupted with its checkpoint."""
 
-import time
-
 from conversations.models import Message
+from tests.client import wait_for
 from tests.stub import (
     Gate,
     Script,
@@ -12,17 +11,6 @@ from tests.stub import (
     send_held_reply,
     sse,
 )
-
-WAIT = 30.0
-
-
-def wait_for(predicate, what: str):
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_reply_is_interrupted_with_its_checkpoint_after_sigkill(

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from conversations.models import Message
 from tests.chats import add_chat
-from tests.client import read_events, text_of
+from tests.client import read_events, text_of, wait_for
 from tests.conftest import service_missing
 from tests.servers import free_port
 from tests.stub import Gate, Script, gated_stream, openai_stream, send_held_reply
@@ -186,7 +186,7 @@ def test_events_redis_missed_mid_reply_reach_other_processes_when_it_ends(
     assert following.wait(30)
     process.send_signal(signal.SIGSTOP)  # Redis stalls: " during" is not acknowledged
     stalled.open()
-    wait_for_log(producing_server, "finishing it unshared")
+    wait_for(lambda: "finishing it unshared" in producing_server.log(), "the append to fail")
     process.send_signal(signal.SIGCONT)
     resumed.open()
     viewer.join(30)
@@ -194,11 +194,3 @@ def test_events_redis_missed_mid_reply_reach_other_processes_when_it_ends(
     assert text_of(seen) == "Before during after"
     assert [event.id for event in seen] == list(range(1, len(seen) + 1))
     assert seen[-1].name == "done"
-
-
-def wait_for_log(server, text: str) -> None:
-    """Until the server has logged `text` (a wait, not a timing check)."""
-    deadline = time.monotonic() + 30
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"the server never logged {text!r}"
-        time.sleep(0.02)
