@@ -19,7 +19,8 @@ from conversations.models import ApiKey
 
 class SessionEndingMayWait:
     """Ending a session while its cache is down answers 503 with what to do, not a 500 page:
-    signing out, or signing in over a session that is still valid (chatsite/sessions.py)."""
+    signing out, or signing in where the session held must end first (another user's, or an
+    anonymous one whose key is replaced); chatsite/sessions.py says why it must wait."""
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         try:
