@@ -13,8 +13,10 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware import clickjacking, common, csp, csrf, security
+
+from chatsite.sessions import SessionCacheUnavailable
 
 
 class InlineHooks:
@@ -66,7 +68,19 @@ class CsrfViewMiddleware(InlineHooks, csrf.CsrfViewMiddleware):
 
 
 class SessionMiddleware(InlineHooks, sessions.SessionMiddleware):
-    """The session is loaded lazily by whoever reads it; saving it writes to the database."""
+    """The session is loaded lazily by whoever reads it; saving it writes to the database.
+
+    A view that must end a session while its cache is down (logging out or in, a password
+    change; chatsite/sessions.py says why it must wait) answers 503 with what to do."""
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponseBase | None:
+        if not isinstance(exception, SessionCacheUnavailable):
+            return None
+        response = HttpResponse(exception.message, status=503, content_type="text/plain")
+        response["Retry-After"] = "5"
+        return response
 
     async def finish_response(
         self, request: HttpRequest, response: HttpResponseBase

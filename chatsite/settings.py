@@ -80,7 +80,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "chatsite.admin_site.ChatsiteAdminConfig",  # Django's admin (admin_site.py says what differs)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -1,4 +1,4 @@
-"""Account pages: signing in and out, and the API key settings page (create a key, its secret
+"""Account pages: changing the password, and the API key settings page (create a key, its secret
 shown once; see and revoke keys)."""
 
 from uuid import UUID
@@ -7,36 +7,18 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chatsite.sessions import SessionCacheUnavailable
 from conversations.access import get_for_user
 from conversations.apikeys import create_key, revoke_key
 from conversations.models import ApiKey
 
-
-class SessionEndingMayWait:
-    """Ending a session while its cache is down answers 503 with what to do, not a 500 page:
-    signing out, or signing in where the session held must end first (another user's, or an
-    anonymous one whose key is replaced); chatsite/sessions.py says why it must wait."""
-
-    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        try:
-            return super().post(request, *args, **kwargs)
-        except SessionCacheUnavailable as unavailable:
-            response = HttpResponse(unavailable.message, status=503, content_type="text/plain")
-            response["Retry-After"] = "5"
-            return response
-
-
-class LoginView(SessionEndingMayWait, auth_views.LoginView):
-    pass
-
-
-class LogoutView(SessionEndingMayWait, auth_views.LogoutView):
-    pass
+# One transaction: changing the password cycles the session, refused while its cache is
+# down (chatsite/sessions.py), and the new password must then not be kept either.
+password_change = transaction.atomic(auth_views.PasswordChangeView.as_view())
 
 
 class ApiKeyForm(forms.Form):

@@ -10,6 +10,7 @@ access audit. Budgets are the one thing edited here, by users with the Django pe
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -194,6 +195,14 @@ class UserBudgetInline(admin.StackedInline):
 
 class UserWithBudgetAdmin(UserAdmin):
     inlines = [*UserAdmin.inlines, UserBudgetInline]
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        # Changing one's own password cycles the session, refused while its cache is down
+        # (chatsite/sessions.py): the new password must then not be kept either.
+        with transaction.atomic():
+            return super().user_change_password(request, id, form_url)
 
 
 admin.site.unregister(get_user_model())

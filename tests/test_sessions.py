@@ -60,6 +60,41 @@ def test_a_logout_the_cache_cannot_record_fails_and_leaves_the_session_whole(ali
     assert alice_browser.get("/api/conversations/").status_code in (401, 403)
 
 
+NEW_PASSWORD = {"new_password1": "a-new-password-4321", "new_password2": "a-new-password-4321"}
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/admin/logout/", {}),
+        ("/accounts/password_change/", {"old_password": "alice-password", **NEW_PASSWORD}),
+        ("/admin/password_change/", {"old_password": "alice-password", **NEW_PASSWORD}),
+        ("/admin/auth/user/{alice.pk}/password/", {
+            "password1": NEW_PASSWORD["new_password1"], "password2": NEW_PASSWORD["new_password2"],
+        }),
+    ],
+)  # fmt: skip
+def test_every_page_that_ends_a_session_answers_503_while_the_cache_is_down(
+    alice_browser, alice, path, form
+):
+    """Not only chatsite's login and logout: Django's admin and password pages end or cycle
+    sessions too, and must refuse the same way, changing nothing (the password included)."""
+    alice.is_staff = alice.is_superuser = True  # the admin's pages are for staff
+    alice.save()
+    alice_browser.force_login(alice)  # saving the user changed its session hash
+    session_key = alice_browser.cookies["sessionid"].value
+    with override_settings(CACHES=BROKEN_CACHE):
+        response = alice_browser.post(path.format(alice=alice), form)
+    assert response.status_code == 503, response.content[:300]
+    assert b"session store cannot be reached" in response.content
+    assert response["Retry-After"] == "5"
+    assert Session.objects.filter(session_key=session_key).exists()
+    alice.refresh_from_db()
+    assert alice.check_password("alice-password")
+    # With the cache back the same request does what it says (the form was valid).
+    assert alice_browser.post(path.format(alice=alice), form).status_code == 302
+
+
 def test_async_reads_and_logouts_behave_the_same(alice_browser):
     """aload(), aexists() and adelete(), for async code (request.auser() reads with aload)."""
     session_key = alice_browser.cookies["sessionid"].value
