@@ -93,6 +93,7 @@ def prepare_postgres(url: str) -> list[Login]:
 
 
 def users_and_sessions(using: str) -> list[Login]:
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
     from django.contrib.sessions.models import Session
@@ -106,7 +107,7 @@ def users_and_sessions(using: str) -> list[Login]:
     for user in user_model.objects.using(using).filter(pk__in=[u.pk for u in users]):
         data = {
             "_auth_user_id": str(user.pk),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
             "_auth_user_hash": user.get_session_auth_hash(),
         }
         session = Session.objects.using(using).create(

@@ -219,6 +219,8 @@ else:
         }
     }
 SESSION_ENGINE = "chatsite.sessions"  # cached_db, safe when the cache fails
+# Each signed-in user is read from that cache too, dropped from it when saved (chatsite/users.py).
+AUTHENTICATION_BACKENDS = ["chatsite.users.CachedModelBackend"]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -1,5 +1,5 @@
-"""What a request reads from the database before a reply's first token: the session comes
-from the cache, the owner's budget with the conversation. Logging out still ends a session
+"""What a request reads from the database before a reply's first token: the session and the
+user come from the cache, the owner's budget with the conversation. Logging out still ends a session
 at once, in the server process that cached it."""
 
 from django.db import connection
@@ -15,7 +15,7 @@ def statements(queries: CaptureQueriesContext) -> list[str]:
     return [query["sql"] for query in queries.captured_queries]
 
 
-def test_a_logged_in_request_reads_its_session_from_the_cache(alice):
+def test_a_logged_in_request_reads_its_session_and_user_from_the_cache(alice):
     browser = Client()
     browser.force_login(alice)
     assert browser.get("/api/conversations/").status_code == 200
@@ -23,7 +23,8 @@ def test_a_logged_in_request_reads_its_session_from_the_cache(alice):
         assert browser.get("/api/conversations/").status_code == 200
     read = statements(queries)
     assert not [sql for sql in read if "django_session" in sql], read
-    assert [sql for sql in read if "auth_user" in sql], read  # the user is still checked
+    # A changed user is still seen at once: tests/test_user_cache.py.
+    assert not [sql for sql in read if "auth_user" in sql], read
 
 
 def over_budget_chat(alice) -> tuple[Conversation, Message]:
