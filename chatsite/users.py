@@ -4,8 +4,10 @@ Every request loads its user to check its session: a query before each reply's f
 (and twice per reply: the message POST and its stream), which the cache answers instead. A
 user saved or deleted is dropped from the cache at once and again when the change commits,
 so deactivating someone or changing a password takes effect on their next request, in every
-process sharing the cache (Redis). A change that bypasses save() (QuerySet.update) takes up
-to USER_CACHE_SECONDS. A cache that fails is passed over: the database answers.
+process sharing the cache (Redis). Up to USER_CACHE_SECONDS pass before a change is seen when
+it bypasses save() (QuerySet.update), or when it is made by another process (a management
+command) while the cache is each process's own memory (no REDIS_URL). A cache that fails is
+passed over: the database answers.
 """
 
 import contextlib
@@ -68,6 +70,6 @@ def forget_user(sender: type, instance: AbstractBaseUser, **kwargs: object) -> N
 
 def connect_signals() -> None:
     """Called once by the app's ready(): processes that never serve a request (management
-    commands changing passwords, say) must still drop what the servers cached."""
+    commands changing passwords, say) must still drop what the servers cached in Redis."""
     post_save.connect(forget_user, sender=settings.AUTH_USER_MODEL)
     post_delete.connect(forget_user, sender=settings.AUTH_USER_MODEL)
