@@ -3,11 +3,14 @@
 import asyncio
 import importlib.metadata
 import re
+import subprocess
+import sys
 import uuid
 
 import pytest
 import redis
 import redis.asyncio
+from django.conf import settings
 
 from conversations.eventlog import HEARTBEAT, ReplyEvents
 from conversations.eventlog_redis import RedisEventLog
@@ -49,6 +52,22 @@ def test_logging_out_on_one_process_ends_the_session_on_the_other(two_servers, a
     assert is_logged_in(second, cookies)  # the session is read there, and cached in Redis
     form_logout(first, cookies)
     assert not is_logged_in(second, cookies)
+
+
+def test_a_user_deactivated_by_a_command_is_refused_by_every_process(
+    start_server, redis_url, alice
+):
+    """The servers cache alice in Redis; `manage.py` in a process that serves no request
+    (its signals connected by the app's ready()) drops that copy when it saves her."""
+    env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"}
+    first, second = start_server(**env), start_server(**env)
+    cookies = form_login(first.url, "alice")
+    assert is_logged_in(first.url, cookies) and is_logged_in(second.url, cookies)  # cached
+    deactivate = "u = User.objects.get(username='alice'); u.is_active = False; u.save()"
+    command = [sys.executable, "manage.py", "shell", "-c", deactivate]
+    subprocess.run(command, cwd=settings.BASE_DIR, env=first.env, check=True)
+    assert not is_logged_in(first.url, cookies)
+    assert not is_logged_in(second.url, cookies)
 
 
 def test_the_producing_process_streams_its_reply_without_reading_redis(
