@@ -10,6 +10,11 @@ urlpatterns = [
     path("c/new/", views.conversation_new, name="conversation-new"),
     path("c/<uuid:conversation_id>/", views.conversation_chat, name="conversation-chat"),
     path("accounts/password_change/", account.password_change, name="password_change"),
+    path(
+        "accounts/password_change/done/",
+        account.password_change_done,
+        name="password_change_done",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/keys/", account.api_keys, name="api-keys-page"),
     path("settings/keys/<uuid:key_id>/revoke/", account.api_key_revoke, name="api-key-revoke"),

@@ -17,8 +17,14 @@ from conversations.apikeys import create_key, revoke_key
 from conversations.models import ApiKey
 
 # One transaction: changing the password cycles the session, refused while its cache is
-# down (chatsite/sessions.py), and the new password must then not be kept either.
-password_change = transaction.atomic(auth_views.PasswordChangeView.as_view())
+# down (chatsite/sessions.py), and the new password must then not be kept either. The site's
+# own templates: Django's registration/ names are the admin's pages too.
+password_change = transaction.atomic(
+    auth_views.PasswordChangeView.as_view(template_name="account/password_change.html")
+)
+password_change_done = auth_views.PasswordChangeDoneView.as_view(
+    template_name="account/password_change_done.html"
+)
 
 
 class ApiKeyForm(forms.Form):

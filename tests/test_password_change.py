@@ -1,0 +1,48 @@
+"""Changing one's password on the site: its own pages (not the admin's), linked from each."""
+
+from django.test import Client
+
+NEW = {"new_password1": "a-new-password-4321", "new_password2": "a-new-password-4321"}
+
+
+def signed_in(user) -> Client:
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def test_every_page_links_to_the_site_password_page(alice):
+    page = signed_in(alice).get("/settings/keys/")
+    assert b'href="/accounts/password_change/"' in page.content
+
+
+def test_a_password_is_changed_on_the_site_pages(alice):
+    browser = signed_in(alice)
+    form = browser.get("/accounts/password_change/")
+    assert form.status_code == 200
+    assert b"Change password \xc2\xb7 chatsite" in form.content  # the site's page
+    assert b"site admin" not in form.content
+    done = browser.post(
+        "/accounts/password_change/", {"old_password": "alice-password", **NEW}, follow=True
+    )
+    assert done.redirect_chain[-1][0] == "/accounts/password_change/done/"
+    assert b"Password changed \xc2\xb7 chatsite" in done.content  # the site's page again
+    alice.refresh_from_db()
+    assert alice.check_password(NEW["new_password1"])
+
+
+def test_a_wrong_current_password_is_shown_and_changes_nothing(alice):
+    response = signed_in(alice).post(
+        "/accounts/password_change/", {"old_password": "not-it", **NEW}
+    )
+    assert response.status_code == 200
+    assert b'class="error"' in response.content
+    assert b"old password was entered incorrectly" in response.content
+    alice.refresh_from_db()
+    assert alice.check_password("alice-password")
+
+
+def test_the_admin_keeps_its_own_password_page(bob):
+    page = signed_in(bob).get("/admin/password_change/")
+    assert page.status_code == 200
+    assert b"site admin" in page.content
