@@ -2,8 +2,8 @@
 
 Every request loads its user to check its session: a query before each reply's first token
 (and twice per reply: the message POST and its stream), which the cache answers instead. A
-user saved or deleted is dropped from the cache at once and again when the change commits,
-so deactivating someone or changing a password takes effect on their next request, in every
+user saved or deleted is dropped from the cache as soon as the change commits, so
+deactivating someone or changing a password takes effect on their next request, in every
 process sharing the cache (Redis). Up to USER_CACHE_SECONDS pass before a change is seen when
 it bypasses save() (QuerySet.update), or when it is made by another process (a management
 command) while the cache is each process's own memory (no REDIS_URL). A cache that fails is
@@ -54,8 +54,8 @@ class CachedModelBackend(ModelBackend):
 
 
 def forget_user(sender: type, instance: AbstractBaseUser, **kwargs: object) -> None:
-    """Drop a changed user's cached copy now, and again once the change commits: a request
-    that read the old row meanwhile may have cached it again."""
+    """Drop a changed user's cached copy once the change commits (at once outside a
+    transaction): dropped earlier, a request reading the old row could cache it again."""
     key = cache_key(instance.pk)
 
     def forget() -> None:
@@ -64,7 +64,6 @@ def forget_user(sender: type, instance: AbstractBaseUser, **kwargs: object) -> N
         except Exception:  # expires by itself within USER_CACHE_SECONDS
             logger.warning("User cache unavailable; user %s may be stale", instance.pk)
 
-    forget()
     transaction.on_commit(forget)
 
 
