@@ -2,7 +2,7 @@
 
 from django.test import Client
 
-NEW = {"new_password1": "a-new-password-4321", "new_password2": "a-new-password-4321"}
+from tests.test_sessions import NEW_PASSWORD
 
 
 def signed_in(user) -> Client:
@@ -22,18 +22,17 @@ def test_a_password_is_changed_on_the_site_pages(alice):
     assert form.status_code == 200
     assert b"Change password \xc2\xb7 chatsite" in form.content  # the site's page
     assert b"site admin" not in form.content
-    done = browser.post(
-        "/accounts/password_change/", {"old_password": "alice-password", **NEW}, follow=True
-    )
+    form_data = {"old_password": "alice-password", **NEW_PASSWORD}
+    done = browser.post("/accounts/password_change/", form_data, follow=True)
     assert done.redirect_chain[-1][0] == "/accounts/password_change/done/"
     assert b"Password changed \xc2\xb7 chatsite" in done.content  # the site's page again
     alice.refresh_from_db()
-    assert alice.check_password(NEW["new_password1"])
+    assert alice.check_password(NEW_PASSWORD["new_password1"])
 
 
 def test_a_wrong_current_password_is_shown_and_changes_nothing(alice):
     response = signed_in(alice).post(
-        "/accounts/password_change/", {"old_password": "not-it", **NEW}
+        "/accounts/password_change/", {"old_password": "not-it", **NEW_PASSWORD}
     )
     assert response.status_code == 200
     assert b'class="error"' in response.content

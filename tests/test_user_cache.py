@@ -11,7 +11,7 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from chatsite.users import CachedModelBackend, cache_key
-from tests.test_sessions import BROKEN_CACHE
+from tests.test_sessions import BROKEN_CACHE, NEW_PASSWORD
 
 
 @pytest.fixture
@@ -40,11 +40,7 @@ def test_a_deactivated_user_is_refused_on_their_next_request(alice_browser, alic
 def test_a_password_changed_in_another_session_ends_this_one(alice_browser, alice):
     other = Client()
     other.force_login(alice)
-    form = {
-        "old_password": "alice-password",
-        "new_password1": "a-new-password-4321",
-        "new_password2": "a-new-password-4321",
-    }
+    form = {"old_password": "alice-password", **NEW_PASSWORD}
     assert other.post("/accounts/password_change/", form).status_code == 302
     assert user_reads(other)[0] == 200  # the session that changed it stays signed in
     assert user_reads(alice_browser)[0] in (401, 403)
