@@ -7,7 +7,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-STYLE = {"floor": ("tab:gray", "s"), "chatsite": ("tab:green", "o")}
+STYLE = {
+    "floor": ("tab:gray", "s"),
+    "chatsite": ("tab:green", "o"),
+    "chatsite-v1": ("tab:blue", "^"),
+}
 PANELS = (
     ("added_ttft_ms_p50", "Added time to first token, p50 (ms)"),
     ("added_chunk_latency_ms_p99", "Added chunk latency, p99 (ms)"),

@@ -19,7 +19,7 @@ POSTGRES_SERVER = os.environ.get(
     "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
 
-type Login = tuple[object, str]  # (user, session key)
+type Login = tuple[object, str, str]  # (user, session key, API key)
 
 
 def server_env(database_url: str, stub_port: int, query_dir: Path, max_streams: int) -> dict:
@@ -99,6 +99,9 @@ def users_and_sessions(using: str) -> list[Login]:
     from django.contrib.sessions.models import Session
     from django.utils import timezone
 
+    from conversations.apikeys import hash_secret
+    from conversations.models import ApiKey
+
     user_model = get_user_model()
     users = user_model.objects.using(using).bulk_create(
         user_model(username=f"bench{i}", password="!unusable") for i in range(USERS)
@@ -115,7 +118,9 @@ def users_and_sessions(using: str) -> list[Login]:
             session_data=SessionStore().encode(data),
             expire_date=timezone.now() + timedelta(days=1),
         )
-        logins.append((user, session.session_key))
+        secret = f"cs_bench{secrets.token_hex(16)}"
+        ApiKey.objects.using(using).create(user=user, key_hash=hash_secret(secret))
+        logins.append((user, session.session_key, secret))
     return logins
 
 
@@ -125,12 +130,17 @@ def new_conversations(logins: list[Login], count: int, using: str = "default") -
 
     owners = [logins[i % len(logins)] for i in range(count)]
     created = Conversation.objects.using(using).bulk_create(
-        Conversation(owner=user, model=f"openai:{MODEL}") for user, _ in owners
+        Conversation(owner=user, model=f"openai:{MODEL}") for user, _, _ in owners
     )
     return [
         (str(conversation.pk), session_key)
-        for conversation, (_, session_key) in zip(created, owners, strict=True)
+        for conversation, (_, session_key, _) in zip(created, owners, strict=True)
     ]
+
+
+def api_keys(logins: list[Login], count: int) -> list[str]:
+    """`count` API keys' secrets, owners taken in turn (the /v1 endpoint makes conversations)."""
+    return [logins[i % len(logins)][2] for i in range(count)]
 
 
 def csrf_token() -> str:

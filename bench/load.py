@@ -152,7 +152,7 @@ class StreamResult:
             if b"event: done" in event or b"data: [DONE]" in event:
                 self.done = True  # (chatsite's done event repeats the text: not counted)
                 continue
-            if b"event: error" in event:
+            if b"event: error" in event or event.startswith(b'data: {"error"'):
                 self.error = event.decode(errors="replace")[:300]
                 continue
             for stamp in STAMP.findall(event):
@@ -189,12 +189,15 @@ async def connect(port: int) -> HttpConnection:
     return protocol
 
 
-async def openai_stream(port: int, tokens: int, rate: float) -> StreamResult:
-    """One streamed chat completion straight from an OpenAI-compatible server (stub, floor)."""
+async def openai_stream(
+    port: int, tokens: int, rate: float, model: str = "bench", extra: str = ""
+) -> StreamResult:
+    """One streamed chat completion from an OpenAI-compatible server (stub, floor, chatsite's
+    /v1 endpoint, which needs the model's id and an API key in `extra`)."""
     result, pending = StreamResult(started_ns=time.monotonic_ns()), bytearray()
     body = json.dumps(
         {
-            "model": "bench",
+            "model": model,
             "stream": True,
             "messages": [{"role": "user", "content": spec_text(tokens, rate)}],
         }
@@ -202,7 +205,7 @@ async def openai_stream(port: int, tokens: int, rate: float) -> StreamResult:
     connection = await connect(port)
     try:
         status, _ = await connection.exchange(
-            post_request("/v1/chat/completions", body),
+            post_request("/v1/chat/completions", body, extra),
             lambda data, now: result.feed(data, now, pending),
         )
         if status != 200:

@@ -33,6 +33,11 @@ TARGETS = (
      "chatsite", "memory_kb_per_stream", 150.0, "max"),
 )  # fmt: skip
 WRITES_CONSTANT = 5  # message + reply + conversation at the POST; reply + conversation at the end
+# Each chatsite target, where its comparisons with the floor are, and how its targets are named.
+CHATSITE = (
+    ("chatsite", "chatsite_vs_floor", ""),
+    ("chatsite-v1", "chatsite_v1_vs_floor", "/v1: "),
+)
 
 
 def machine() -> dict:
@@ -64,29 +69,35 @@ def git(*args: str) -> str:
 
 
 def check_targets(results: dict) -> list[dict]:
-    by_key = {scenario["key"]: scenario for scenario in results["scenarios"]}
+    """The issue's targets for each chatsite target (the chat path, then the /v1 endpoint)."""
+    checks = []
+    for target, versus, name in CHATSITE:
+        if any(target in scenario["targets"] for scenario in results["scenarios"]):
+            checks += checks_of(results["scenarios"], target, versus, name)
+    return checks
+
+
+def checks_of(scenarios: list[dict], target: str, versus: str, name: str) -> list[dict]:
+    by_key = {scenario["key"]: scenario for scenario in scenarios}
     checks = []
     for label, key, where, figure, limit, kind in TARGETS:
         scenario = by_key.get(key)
         value = None
         if scenario:
-            source = (
-                scenario["chatsite_vs_floor"]
-                if where == "vs"
-                else scenario["targets"].get(where, {})
-            )
+            figures = scenario["targets"].get(target, {})
+            source = scenario.get(versus, {}) if where == "vs" else figures
             value = source.get(figure)
         met = None if value is None else (value <= limit if kind == "max" else value >= limit)
-        checks.append({"target": label, "scenario": key, "value": value, "met": met})
-    for scenario in results["scenarios"]:
-        chatsite = scenario["targets"].get("chatsite", {})
+        checks.append({"target": name + label, "scenario": key, "value": value, "met": met})
+    for scenario in scenarios:
+        chatsite = scenario["targets"].get(target, {})
         writes = chatsite.get("sql_writes_per_reply")
         seconds = scenario["tokens"] / scenario["rate"] if scenario["rate"] else 0
         bound = WRITES_CONSTANT + int(seconds) + 1  # a checkpoint a second at most
         if chatsite.get("failed_streams_total"):
             writes = None  # failed replies write differently: not comparable
         checks.append({
-            "target": f"SQL writes per reply ≤ {bound} ({scenario['tokens']} tokens each)",
+            "target": f"{name}SQL writes per reply ≤ {bound} ({scenario['tokens']} tokens each)",
             "scenario": scenario["key"], "value": writes,
             "met": None if writes is None else writes <= bound,
         })  # fmt: skip
@@ -151,7 +162,7 @@ def markdown(results: dict, chart: str) -> str:
             prefix = "" if target == "stub" else "added_"
             sql = (
                 f"{fmt(f.get('sql_per_reply'))} ({fmt(f.get('sql_writes_per_reply'))})"
-                if target == "chatsite" else "-"
+                if target.startswith("chatsite") else "-"
             )  # fmt: skip
             lines.append(
                 f"| {scenario['title']} | {target}{' (absolute)' if target == 'stub' else ''} "
@@ -178,12 +189,15 @@ def markdown(results: dict, chart: str) -> str:
 def sizing(results: dict) -> list[str]:
     """Streams one core sustains at each scenario's pace, from its CPU per 1,000 chunks."""
     lines = ["", "## Streams per core", ""]
-    lines += ["| Scenario | Tokens/s per stream | Floor | chatsite |", "| --- | --- | --- | --- |"]
+    lines += [
+        "| Scenario | Tokens/s per stream | Floor | chatsite | chatsite /v1 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for scenario in results["scenarios"]:
         if not scenario["rate"]:
             continue
         cells = []
-        for target in ("floor", "chatsite"):
+        for target in ("floor", "chatsite", "chatsite-v1"):
             figures = scenario["targets"].get(target, {})
             cpu = figures.get("cpu_s_per_1000_chunks")
             if failed := figures.get("failed_streams_total"):
@@ -197,17 +211,18 @@ def sizing(results: dict) -> list[str]:
 NOTES = """\
 How to read this: the stub row is the baseline (absolute times through no relay, the
 client's and stub's own cost); floor and chatsite rows are *added* times over that baseline.
-TTFT runs from just before the client connects (for chatsite: the message POST, then the
-stream GET, on the same connection with one worker, on a new one with several) to the first
-token; chunk latency is each later token's receive time minus the stub's write time (same
-machine, same monotonic clock). CPU is the server processes' user + system seconds (on
-several workers Redis's and PostgreSQL's included) while the scenario ran, per 1,000
-delivered tokens, so it includes the requests, the database work and the event log. One
-worker runs on SQLite, several on PostgreSQL and Redis. Memory is the peak resident set
-above idle (the kernel's high-water mark; PostgreSQL's not counted) divided by the most
-streams open at once; with one stream open it
-is mostly the requests' own transient memory. SQL counts every statement chatsite's
-processes sent (execute wrappers, see bench/counted.py), per reply, reads and BEGIN/SAVEPOINT
-included. Streams per core is one core-second divided by what a stream costs per second at
-that pace (tokens/s x CPU per token), request handling and storage included.
+`chatsite` is the chat page's path, `chatsite-v1` the OpenAI-compatible endpoint (one
+streamed POST with an API key, storing a new conversation each). TTFT runs from just before
+the client connects (for chatsite: the message POST, then the stream GET, on the same
+connection with one worker, on a new one with several) to the first token; chunk latency is
+each later token's receive time minus the stub's write time (same machine, same monotonic
+clock). CPU is the server processes' user + system seconds (on several workers Redis's and
+PostgreSQL's included) while the scenario ran, per 1,000 delivered tokens, so it includes
+the requests, the database work and the event log. One worker runs on SQLite, several on
+PostgreSQL and Redis. Memory is the peak resident set above idle (the kernel's high-water
+mark; PostgreSQL's not counted) divided by the most streams open at once; with one stream
+open it is mostly the requests' own transient memory. SQL counts every statement chatsite's
+processes sent (execute wrappers, see bench/counted.py), per reply, reads and
+BEGIN/SAVEPOINT included. Streams per core is one core-second divided by what a stream costs
+per second at that pace (tokens/s x CPU per token), request handling and storage included.
 """

@@ -1,10 +1,12 @@
-"""The scenarios, the three targets, and one measured run of a scenario against a target.
+"""The scenarios, the four targets, and one measured run of a scenario against a target.
 
 Targets: the provider stub directly (the client's and stub's own cost), the floor relay
-(bench/floor.py) and chatsite's chat stream path (message POST, then its stream GET on the
-same connection). Every run starts fresh processes, warms them up with two short streams,
-then measures only the scenario: the server's CPU and peak memory, the stub's and the
-client's CPU, chatsite's SQL statements, and every chunk's timing.
+(bench/floor.py), chatsite's chat stream path (message POST, then its stream GET on the same
+connection) and chatsite's OpenAI-compatible endpoint (one streamed POST to
+/v1/chat/completions with an API key, a new conversation each). Every run starts fresh
+processes, warms them up with two short streams, then measures only the scenario: the
+server's CPU and peak memory, the stub's and the client's CPU, chatsite's SQL statements,
+and every chunk's timing.
 
 chatsite runs as it is meant to at each size: one worker on SQLite and the in-process event
 log; several workers on PostgreSQL (with Django's connection pool) and Redis, whose CPU
@@ -31,7 +33,8 @@ from bench.procs import (
 )
 from bench.stats import summarize
 
-TARGETS = ("stub", "floor", "chatsite")
+TARGETS = ("stub", "floor", "chatsite", "chatsite-v1")
+CHATSITE = ("chatsite", "chatsite-v1")  # served by chatsite itself
 WARM_UP_ROUNDS = 5  # rounds of two short streams per worker, until every worker served one
 
 
@@ -111,16 +114,18 @@ class Processes:
 
 def run_once(bench: Bench, scenario: Scenario, target: str) -> dict:
     """Measure one scenario against one target with fresh processes; the run's figures."""
-    if target == "chatsite" and scenario.workers > 1 and (why := cannot_scale_out(bench)):
+    if target in CHATSITE and scenario.workers > 1 and (why := cannot_scale_out(bench)):
         return {"not_run": why}
-    logins = []
+    logins, keys = [], []
+    total = WARM_UP_ROUNDS * 2 * scenario.workers + scenario.streams
+    on = (bench.postgres_logins, chatdb.POSTGRES) if scenario.workers > 1 else (bench.logins,)
     if target == "chatsite":  # written now: nothing touches the database during the run
-        total = WARM_UP_ROUNDS * 2 * scenario.workers + scenario.streams
-        on = (bench.postgres_logins, chatdb.POSTGRES) if scenario.workers > 1 else (bench.logins,)
         logins = [
             load.ChatLogin(session_key, chatdb.csrf_token(), conversation)
             for conversation, session_key in chatdb.new_conversations(on[0], total, *on[1:])
         ]
+    elif target == "chatsite-v1":
+        keys = chatdb.api_keys(on[0], total)
     stub, stub_port = start_stub(bench.work)
     processes = Processes(stub, stub_port)
     try:
@@ -131,6 +136,9 @@ def run_once(bench: Bench, scenario: Scenario, target: str) -> dict:
         def make_stream(index: int, tokens: int, rate: float):
             if target == "chatsite":
                 return load.chatsite_stream(port, tokens, rate, logins[index], not shared)
+            if target == "chatsite-v1":
+                key = f"Authorization: Bearer {keys[index]}\r\n"
+                return load.openai_stream(port, tokens, rate, f"openai:{chatdb.MODEL}", key)
             return load.openai_stream(port, tokens, rate)
 
         return asyncio.run(measure(scenario, target, processes, make_stream, bench))
@@ -143,7 +151,7 @@ def start_server(bench: Bench, scenario: Scenario, target: str, processes: Proce
     if target == "floor":
         env = {"BENCH_STUB_URL": stub_url, "BENCH_MAX_CONNECTIONS": str(scenario.streams + 100)}
         processes.server = Server("bench.floor:application", scenario.workers, env, bench.work)
-    elif target == "chatsite":
+    elif target in CHATSITE:
         url = chatdb.sqlite_url(bench.database)
         env = chatdb.server_env(url, processes.stub_port, bench.work, scenario.streams)
         if scenario.workers > 1:
@@ -187,7 +195,7 @@ async def measure(
     await warm_up(processes, make_stream, target, scenario.workers)
     first_login = WARM_UP_ROUNDS * 2 * scenario.workers  # the warm-up's are used
     server = processes.server
-    queries = QueryCounts(server, bench.work) if target == "chatsite" else None
+    queries = QueryCounts(server, bench.work) if target in CHATSITE else None
     queries_before = queries.snapshot() if queries else {}
     for measured in (processes.stub, *processes.server_side):
         measured.mark()

@@ -58,9 +58,9 @@ def with_added(repeat: dict[str, dict]) -> dict[str, dict]:
     return repeat
 
 
-def versus_floor(repeat: dict[str, dict]) -> dict:
-    """chatsite against the floor in one repeat: the quantities the issue's targets name."""
-    chat, floor = repeat.get("chatsite"), repeat.get("floor")
+def versus_floor(repeat: dict[str, dict], target: str = "chatsite") -> dict:
+    """A chatsite target against the floor in one repeat: what the issue's targets name."""
+    chat, floor = repeat.get(target), repeat.get("floor")
     if not chat or not floor or "not_run" in chat or "not_run" in floor:
         return {}
     comparison = {

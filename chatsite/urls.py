@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views import defaults
 
 from conversations import account, views
+from conversations.api.openai_compat import views as openai_compat
 
 urlpatterns = [
     path("", views.conversation_list, name="conversation-list"),
@@ -19,13 +20,16 @@ urlpatterns = [
     path("settings/keys/", account.api_keys, name="api-keys-page"),
     path("settings/keys/<uuid:key_id>/revoke/", account.api_key_revoke, name="api-key-revoke"),
     path("api/", include("conversations.api.urls")),
+    # OpenAI's API paths, for its SDKs and tools: base_url is this site's /v1.
+    path("v1/chat/completions", openai_compat.chat_completions, name="openai-chat-completions"),
+    path("v1/models", openai_compat.model_list, name="openai-models"),
     path("admin/", admin.site.urls),
 ]
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Unknown API paths answer in JSON like every API error; pages get the 404 page."""
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/v1/")):
         return JsonResponse({"error": {"code": "not_found", "message": "Not found."}}, status=404)
     return defaults.page_not_found(request, exception)
 

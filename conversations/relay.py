@@ -244,7 +244,7 @@ class ReplyProducer:
             if self.first_token_at
             else None,
             duration_ms=_ms(now - self.started),
-            metadata={"attempts": self.attempts, "producer": PRODUCER_ID},
+            metadata={**self.reply.metadata, "attempts": self.attempts, "producer": PRODUCER_ID},
         )
 
     async def _finish(self, outcome: ReplyOutcome) -> None:

@@ -44,14 +44,18 @@ def load_job(reply: Message) -> ReplyJob:
             messages.append({"role": "user", "content": message.content})
             if message.pk in answer_to:
                 messages.append({"role": "assistant", "content": answer_to[message.pk]})
+    # A system prompt the conversation came with (the OpenAI-compatible endpoint's) replaces
+    # the site's default one.
+    system = "\n\n".join(m.content for m in earlier if m.role == Message.Role.SYSTEM)
     choice = find_model(reply.model)
     if choice is None:
         raise ProviderError(f"The model {reply.model} is no longer configured.", code="bad_model")
     request = ChatRequest(
         model=choice.name,
         messages=messages,
-        system=settings.CHATSITE_SYSTEM_PROMPT,
+        system=system or settings.CHATSITE_SYSTEM_PROMPT,
         stream=choice.stream,
+        options=reply.metadata.get("options", {}),  # set by the OpenAI-compatible endpoint
     )
     return ReplyJob(reply.pk, choice, provider_for(choice), request)
 

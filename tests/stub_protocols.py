@@ -11,6 +11,9 @@ and the one stored-reply shape every protocol's test ends with.
 import asyncio
 import json
 
+import httpx
+
+from conversations.apikeys import create_key
 from conversations.providers.base import ChatRequest, Provider, ProviderEvent
 from conversations.providers.http import client
 from tests.client import ChatClient, Event
@@ -307,3 +310,22 @@ def assert_stored_reply(
     else:
         assert reply["usage_source"] == "provider"
         assert counts == (usage[0], usage[1], usage[0] + usage[1])
+
+
+# What a client of the OpenAI-compatible endpoint sets; each protocol names them its own way.
+SAMPLING = {"temperature": 0.3, "top_p": 0.9, "max_tokens": 55, "stop": ["END"]}
+
+
+def complete_over_v1(base_url: str, user: object, model: str, **body: object) -> dict:
+    """One whole completion through chatsite's /v1/chat/completions, with a new API key of
+    `user`: the provider was asked with SAMPLING (and whatever else `body` sets)."""
+    _, secret = create_key(user, "protocol test")
+    request = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **SAMPLING, **body}
+    response = httpx.post(
+        f"{base_url}/v1/chat/completions",
+        json=request,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -38,7 +38,7 @@ def test_quick_benchmark_writes_json_markdown_and_chart(tmp_path):
         assert set(scenario["targets"]) == set(TARGETS)
         for target, figures in scenario["targets"].items():
             if "not_run" in figures:  # chatsite on several workers, without Redis or PostgreSQL
-                assert target == "chatsite" and scenario["workers"] > 1
+                assert target.startswith("chatsite") and scenario["workers"] > 1
                 assert os.environ.get("CI") != "true", figures["not_run"]  # CI has both
                 continue
             assert figures["failed_streams_total"] == 0, figures["errors"]
@@ -56,10 +56,15 @@ def test_quick_benchmark_writes_json_markdown_and_chart(tmp_path):
             # finishing the reply writes again.
             assert chatsite["sql_writes_per_reply"] >= 3
             assert chatsite["sql_select_per_reply"] >= 1
+        v1 = scenario["targets"]["chatsite-v1"]
+        if "not_run" not in v1:
+            # A new conversation and its messages (two INSERTs); finishing the reply writes again.
+            assert v1["sql_insert_per_reply"] >= 2 and v1["sql_update_per_reply"] >= 1
 
     markdown = files[1].read_text()
     assert "| Scenario | Target |" in markdown
     assert all(scenario.title in markdown for scenario in QUICK)
     assert "## The issue's targets for chatsite" in markdown
+    assert "| /v1: CPU per 1,000 chunks" in markdown  # the OpenAI-compatible endpoint's too
     assert f"]({files[2].name})" in markdown
     assert files[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -13,6 +13,7 @@ from tests.servers import serving
 from tests.stub import Script
 from tests.stub_protocols import (
     PING,
+    SAMPLING,
     anthropic_block,
     anthropic_end,
     anthropic_error_event,
@@ -22,6 +23,7 @@ from tests.stub_protocols import (
     anthropic_whole,
     ask,
     assert_stored_reply,
+    complete_over_v1,
     read_provider,
 )
 
@@ -215,3 +217,15 @@ def test_cached_prompt_tokens_count_as_prompt(provider, stub):
     stub.queue(Script(steps=[start, *anthropic_block(0, "text", ["ok"]), *anthropic_end(2)]))
     finish = read_provider(provider, "claude-sonnet-4-5")[-1]
     assert (finish.usage.prompt_tokens, finish.usage.completion_tokens) == (94, 2)
+
+
+def test_sampling_options_from_the_openai_endpoint_reach_anthropic_in_its_names(
+    anthropic_process, stub, alice
+):
+    stub.queue(anthropic_stream(["Fine."]))
+    answer = complete_over_v1(anthropic_process.url, alice, "anthropic:claude-sonnet-4-5")
+    assert answer["choices"][0]["message"]["content"] == "Fine."
+    sent = stub.requests[-1].json
+    assert (sent["temperature"], sent["top_p"]) == (SAMPLING["temperature"], SAMPLING["top_p"])
+    assert sent["max_tokens"] == 55  # instead of ANTHROPIC_MAX_TOKENS
+    assert sent["stop_sequences"] == ["END"] and "stop" not in sent

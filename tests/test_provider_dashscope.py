@@ -12,8 +12,10 @@ from tests.client import text_of
 from tests.servers import serving
 from tests.stub import Script
 from tests.stub_protocols import (
+    SAMPLING,
     ask,
     assert_stored_reply,
+    complete_over_v1,
     dashscope_error_frame,
     dashscope_frame,
     dashscope_http_error,
@@ -210,3 +212,13 @@ def test_length_finish_keeps_its_reason_and_last_usage(provider, stub):
     assert type(finish) is Finish
     assert finish.finish_reason == "length"
     assert (finish.usage.prompt_tokens, finish.usage.completion_tokens) == (5, 4)
+
+
+def test_sampling_options_from_the_openai_endpoint_reach_dashscope_as_parameters(
+    dashscope_process, stub, alice
+):
+    stub.queue(dashscope_stream(["Fine."]))
+    answer = complete_over_v1(dashscope_process.url, alice, "dashscope:qwen-plus")
+    assert answer["choices"][0]["message"]["content"] == "Fine."
+    parameters = stub.requests[-1].json["parameters"]
+    assert {name: parameters[name] for name in SAMPLING} == SAMPLING

@@ -16,6 +16,7 @@ from tests.stub import Script
 from tests.stub_protocols import (
     ask,
     assert_stored_reply,
+    complete_over_v1,
     read_provider,
     zhipu_chunk,
     zhipu_http_error,
@@ -264,3 +265,15 @@ def test_an_error_echoing_the_signed_token_shows_no_token(stub):
     assert bearer(stub.requests[0]) == token
     assert token not in raised.value.message
     assert "[redacted]" in raised.value.message
+
+
+def test_sampling_options_from_the_openai_endpoint_reach_zhipu_with_its_max_tokens(
+    zhipu_process, stub, alice
+):
+    stub.queue(zhipu_stream(["Fine."]))
+    body = {"max_tokens": None, "max_completion_tokens": 77}  # OpenAI's newer name
+    answer = complete_over_v1(zhipu_process.url, alice, "zhipu:glm-4-flash", **body)
+    assert answer["choices"][0]["message"]["content"] == "Fine."
+    sent = stub.requests[-1].json
+    assert (sent["temperature"], sent["top_p"], sent["stop"]) == (0.3, 0.9, ["END"])
+    assert sent["max_tokens"] == 77 and "max_completion_tokens" not in sent

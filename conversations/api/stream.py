@@ -94,10 +94,12 @@ def last_event_id(request: HttpRequest) -> int:
 
 
 async def reply_events(
-    reply_id: UUID, after: int, heartbeat_seconds: float
+    reply_id: UUID, after: int, heartbeat_seconds: float, max_seconds: float | None = None
 ) -> AsyncGenerator[bytes]:
+    """The reply's frames after event `after`, for at most max_seconds (default:
+    CHATSITE_STREAM_MAX_SECONDS)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.CHATSITE_STREAM_MAX_SECONDS
+    deadline = loop.time() + (max_seconds or settings.CHATSITE_STREAM_MAX_SECONDS)
     yield RETRY_HINT
     try:
         live = await event_log().follow(reply_id, after, heartbeat_seconds)

@@ -89,7 +89,7 @@ class Conversation(models.Model):
             client_id=client_id,
             completed_at=timezone.now(),
         )
-        reply = self._reply_to(user_message, model, producer)
+        reply = self.pending_reply_to(user_message, model, producer)
         try:
             # Both rows or neither: the partial unique index on active replies is the lock.
             # One INSERT for both (their ids are made here), as SQLite's one write lock is
@@ -107,7 +107,7 @@ class Conversation(models.Model):
 
     def add_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
         """A new pending reply to an earlier user message (regenerate); the old ones stay."""
-        reply = self._reply_to(user_message, model, producer)
+        reply = self.pending_reply_to(user_message, model, producer)
         try:
             with transaction.atomic():  # the active-reply index and the touch go together
                 reply.save(force_insert=True)
@@ -116,7 +116,9 @@ class Conversation(models.Model):
             raise ReplyInProgress from None
         return reply
 
-    def _reply_to(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
+    def pending_reply_to(
+        self, user_message: "Message", model: "ModelChoice", producer: str
+    ) -> "Message":
         """A pending reply, not saved yet."""
         return Message(
             conversation=self,

@@ -15,6 +15,7 @@ from conversations.providers.base import (
     ReasoningDelta,
     TextDelta,
     Usage,
+    sampling,
 )
 from conversations.providers.http import (
     EventStream,
@@ -61,12 +62,13 @@ class AnthropicProvider:
     def body(self, request: ChatRequest) -> dict:
         body: dict = {
             "model": request.model,
-            "max_tokens": self.max_tokens,  # required by the API
+            "max_tokens": request.max_tokens or self.max_tokens,  # required by the API
             "messages": list(request.messages),
             "stream": request.stream,
         }
         if request.system:
             body["system"] = request.system
+        body.update(sampling(request.options, stop="stop_sequences"))
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:

@@ -16,6 +16,21 @@ class ChatRequest:
     messages: list[dict[str, str]]  # [{"role": "user" | "assistant", "content": "..."}]
     system: str = ""
     stream: bool = True
+    # Sampling options in OpenAI's names (temperature, top_p, max_tokens or
+    # max_completion_tokens, stop as a list); each provider maps them to its own.
+    options: dict = field(default_factory=dict)
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.options.get("max_completion_tokens") or self.options.get("max_tokens")
+
+
+def sampling(options: dict, stop: str) -> dict:
+    """temperature, top_p and the stop sequences (under the provider's name) that were set."""
+    chosen = {name: options[name] for name in ("temperature", "top_p") if name in options}
+    if options.get("stop"):
+        chosen[stop] = options["stop"]
+    return chosen
 
 
 @dataclass(slots=True)

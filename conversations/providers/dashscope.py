@@ -15,6 +15,7 @@ from conversations.providers.base import (
     ProviderEvent,
     ReasoningDelta,
     TextDelta,
+    sampling,
 )
 from conversations.providers.http import (
     EventStream,
@@ -55,6 +56,9 @@ class DashScopeProvider:
         parameters: dict = {"result_format": "message"}
         if request.stream:
             parameters["incremental_output"] = request.model not in self.non_incremental
+        parameters.update(sampling(request.options, stop="stop"))
+        if request.max_tokens:
+            parameters["max_tokens"] = request.max_tokens
         return {"model": request.model, "input": {"messages": messages}, "parameters": parameters}
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:

@@ -43,6 +43,7 @@ class OpenAICompatibleProvider:
         if request.system:
             messages.insert(0, {"role": "system", "content": request.system})
         body: dict = {"model": request.model, "messages": messages, "stream": request.stream}
+        body.update(request.options)  # OpenAI's own names, as the client gave them
         if request.stream:
             body["stream_options"] = {"include_usage": True}
         return body

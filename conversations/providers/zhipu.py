@@ -79,6 +79,8 @@ class ZhipuProvider(OpenAICompatibleProvider):
     def body(self, request: ChatRequest) -> dict:
         body = super().body(request)
         body.pop("stream_options", None)  # not Zhipu's: its last chunk always carries usage
+        if max_tokens := body.pop("max_completion_tokens", None):
+            body["max_tokens"] = max_tokens  # Zhipu knows only the older name
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:

@@ -1,0 +1,120 @@
+"""POST /v1/chat/completions and GET /v1/models, for clients of OpenAI's API.
+
+A completion takes one request: its view stores the conversation and the pending reply,
+starts the reply's producer (reply_start.starts_replies) and answers with the reply's event
+log as OpenAI chunks, or, without `stream`, with the whole completion once it is stored.
+A client that leaves changes nothing: the reply is still read to its end and stored.
+"""
+
+import functools
+import math
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from conversations.api.openai_compat.chunks import ChunkWriter, completion, completion_chunks
+from conversations.api.openai_compat.inputs import ChatCompletionInput
+from conversations.api.reply_start import starts_replies
+from conversations.api.stream import EventStreamResponse, reply_events
+from conversations.apikeys import stream_heartbeat_seconds, until_revoked
+from conversations.budgets import check_budget
+from conversations.models import ApiKey, Message
+from conversations.providers.registry import available_models, find_model
+from conversations.relay import PRODUCER_ID
+from conversations.transcripts import start_transcript
+
+
+@extend_schema(exclude=True)  # OpenAI's API reference describes it, not chatsite's schema
+class ModelList(APIView):
+    def get(self, request: Request) -> Response:
+        models = [
+            {"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}
+            for model in available_models()
+        ]
+        return Response({"object": "list", "data": models})
+
+
+@extend_schema(exclude=True)
+class ChatCompletions(APIView):
+    def post(self, request: Request) -> HttpResponseBase:
+        check_budget(request.user)  # 429 before anything is stored or a provider is called
+        data = ChatCompletionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = find_model(data.validated_data["model"])
+        reply = start_transcript(request.user, model, data.transcript(), PRODUCER_ID)
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        if data.validated_data["stream"]:
+            response = completion_stream(reply, data.include_usage, api_key)
+        else:
+            response = AwaitedCompletion(reply, api_key)
+        response.reply_to_start = reply  # started once the response is ready (reply_start.py)
+        response["X-Chatsite-Conversation"] = str(reply.conversation_id)
+        response["X-Chatsite-Message"] = str(reply.pk)
+        return response
+
+
+def completion_stream(
+    reply: Message, include_usage: bool, api_key: ApiKey | None
+) -> EventStreamResponse:
+    frames = followed(reply, api_key)
+    chunks = completion_chunks(ChunkWriter(reply, include_usage), frames)
+    response = EventStreamResponse(chunks, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each chunk on at once
+    return response
+
+
+def followed(reply: Message, api_key: ApiKey | None):  # noqa: ANN201 (an async generator)
+    """The reply's frames to its end: no time limit, as an OpenAI client cannot resume."""
+    frames = reply_events(reply.pk, 0, stream_heartbeat_seconds(api_key), max_seconds=math.inf)
+    return until_revoked(frames, api_key.pk) if api_key is not None else frames
+
+
+class AwaitedCompletion(HttpResponse):
+    """Placeholder for a completion without `stream`: answered once the reply is stored."""
+
+    def __init__(self, reply: Message, api_key: ApiKey | None) -> None:
+        super().__init__(status=status.HTTP_202_ACCEPTED)
+        self.reply, self.api_key = reply, api_key
+
+    async def final(self) -> JsonResponse:
+        async for _ in followed(self.reply, self.api_key):
+            pass  # to the reply's done or error event
+        reply = await Message.objects.filter(pk=self.reply.pk).afirst()
+        if reply is None:
+            answer = error_response(404, "not_found", "The conversation was deleted meanwhile.")
+        elif reply.is_active:  # the wait ended before the reply: its key was revoked
+            answer = error_response(401, "key_revoked", "The API key was revoked.")
+        elif reply.status == Message.Status.FAILED:
+            answer = error_response(502, reply.error_code, reply.error, "provider_error")
+        else:
+            answer = JsonResponse(completion(reply))
+        for header in ("X-Chatsite-Conversation", "X-Chatsite-Message"):
+            answer[header] = self[header]
+        return answer
+
+
+def error_response(http_status: int, code: str, message: str, kind: str = "") -> JsonResponse:
+    error = {"code": code, "message": message, **({"type": kind} if kind else {})}
+    return JsonResponse({"error": error}, status=http_status)
+
+
+def answers_when_stored(view: Callable) -> Callable:
+    """The completions view, waiting for the whole reply where the client did not stream."""
+
+    async def answer(request: HttpRequest) -> HttpResponseBase:
+        response = await view(request)
+        if isinstance(response, AwaitedCompletion):
+            return await response.final()
+        return response
+
+    return functools.update_wrapper(answer, view)
+
+
+chat_completions = answers_when_stored(starts_replies(ChatCompletions.as_view()))
+model_list = ModelList.as_view()
