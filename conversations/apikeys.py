@@ -69,8 +69,9 @@ def key_for_secret(secret: str) -> ApiKey | None:
     """The active key with this secret (and its user), noting when it was last used."""
     if not secret.startswith(PREFIX):
         return None
-    key = ApiKey.objects.active().select_related("user").filter(key_hash=hash_secret(secret))
-    key = key.first()
+    # The user's budget with it: the requests that start replies check it (budgets.py).
+    keys = ApiKey.objects.active().select_related("user", "user__budget")
+    key = keys.filter(key_hash=hash_secret(secret)).first()
     if key is None:
         return None
     now = timezone.now()

@@ -6,6 +6,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from conversations.apikeys import create_key
 from conversations.models import Conversation, Message, UserBudget
 from tests.chats import add_chat
 from tests.client import form_login, form_logout, is_logged_in
@@ -65,3 +66,17 @@ def test_logging_out_ends_the_session_in_the_server_that_cached_it(server, alice
     assert is_logged_in(server.url, cookies)  # the session is read, and now cached
     form_logout(server.url, cookies)
     assert not is_logged_in(server.url, cookies)  # the same cookie, sent again
+
+
+def test_a_completion_with_an_api_key_reads_the_budget_with_the_key(alice):
+    over_budget_chat(alice)
+    _, secret = create_key(alice)
+    body = {"model": "openai:stub-model", "messages": [{"role": "user", "content": "Hi"}]}
+    with CaptureQueriesContext(connection) as queries:
+        refused = Client().post(
+            "/v1/chat/completions", body, "application/json", HTTP_AUTHORIZATION=f"Bearer {secret}"
+        )
+    assert refused.status_code == 429, refused.content
+    read = statements(queries)
+    budget_reads = [sql for sql in read if "userbudget" in sql]
+    assert len(budget_reads) == 1 and "conversations_apikey" in budget_reads[0], read

@@ -55,7 +55,7 @@ class ChunkWriter:
 
     def error(self, error: dict) -> bytes:
         # As OpenAI streams an error: a data line with "error" (its SDKs raise it), no [DONE].
-        return sse({"error": {**error, "type": "provider_error"}})
+        return sse({"error": error})
 
 
 async def completion_chunks(
