@@ -8,6 +8,7 @@ from django.conf import settings
 from conversations.models import Message
 from conversations.providers.base import ChatRequest, ModelChoice, Provider, ProviderError
 from conversations.providers.registry import find_model, provider_for
+from conversations.transcripts import Transcript
 
 
 @dataclass
@@ -44,9 +45,23 @@ def load_job(reply: Message) -> ReplyJob:
             messages.append({"role": "user", "content": message.content})
             if message.pk in answer_to:
                 messages.append({"role": "assistant", "content": answer_to[message.pk]})
+    system = "\n\n".join(m.content for m in earlier if m.role == Message.Role.SYSTEM)
+    return job_for(reply, messages, system)
+
+
+def transcript_job(reply: Message, transcript: Transcript) -> ReplyJob:
+    """load_job's request for the reply to a transcript just stored, without reading it back."""
+    messages = [
+        {"role": role, "content": content}
+        for role, content in transcript.turns
+        if content or role == Message.Role.USER  # as load_job skips empty answers
+    ]
+    return job_for(reply, messages, transcript.system)
+
+
+def job_for(reply: Message, messages: list[dict[str, str]], system: str) -> ReplyJob:
     # A system prompt the conversation came with (the OpenAI-compatible endpoint's) replaces
     # the site's default one.
-    system = "\n\n".join(m.content for m in earlier if m.role == Message.Role.SYSTEM)
     choice = find_model(reply.model)
     if choice is None:
         raise ProviderError(f"The model {reply.model} is no longer configured.", code="bad_model")

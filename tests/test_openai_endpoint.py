@@ -7,6 +7,9 @@ import pytest
 
 from conversations.apikeys import create_key, revoke_key
 from conversations.models import Conversation, Message, UserBudget
+from conversations.providers.registry import available_models
+from conversations.reply_job import load_job, transcript_job
+from conversations.transcripts import Transcript, start_transcript
 from tests.client import wait_for
 from tests.servers import SECRET_PROVIDER_KEY
 from tests.stub import Gate, gated_stream, json_error, openai_chunk, openai_stream, sse
@@ -228,3 +231,25 @@ def test_null_sampling_options_count_as_unset(server, stub, alice_key):
     response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
     assert response.status_code == 200, response.text
     assert "temperature" not in stub.requests[-1].json and "stop" not in stub.requests[-1].json
+
+
+def test_a_transcripts_request_is_the_one_its_stored_conversation_gives(alice):
+    """The endpoint builds the provider request from the transcript it has just stored; the
+    conversation read back (as a producer elsewhere or a regenerate reads it) gives the same."""
+    transcript = Transcript(
+        system="Be brief.",
+        turns=[
+            ("user", "Hi"),
+            ("assistant", ""),
+            ("user", "Again"),
+            ("assistant", "No"),
+            ("user", "?"),
+        ],
+        options={"temperature": 0.1},
+    )
+    model = available_models()[0]
+    reply = start_transcript(alice, model, transcript, "test")
+    built = transcript_job(reply, transcript).request
+    assert built == load_job(Message.objects.select_related("parent").get(pk=reply.pk)).request
+    assert built.system == "Be brief." and built.options == {"temperature": 0.1}
+    assert [m["content"] for m in built.messages] == ["Hi", "Again", "No", "?"]

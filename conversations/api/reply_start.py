@@ -30,7 +30,8 @@ def starts_replies(view: View) -> Callable:
     def respond(request: HttpRequest, **kwargs: object) -> tuple[HttpResponseBase, tuple | None]:
         response = view(request, **kwargs)
         reply = getattr(response, "reply_to_start", None)
-        start = (reply, prepared_job(reply)) if reply is not None else None
+        job = getattr(response, "job_to_start", None)  # else read from the database
+        start = (reply, job or prepared_job(reply)) if reply is not None else None
         return rendered(response), start
 
     async def respond_then_start(request: HttpRequest, **kwargs: object) -> HttpResponseBase:

@@ -26,6 +26,7 @@ from conversations.budgets import check_budget
 from conversations.models import ApiKey, Message
 from conversations.providers.registry import available_models, find_model
 from conversations.relay import PRODUCER_ID
+from conversations.reply_job import transcript_job
 from conversations.transcripts import start_transcript
 
 
@@ -46,13 +47,15 @@ class ChatCompletions(APIView):
         data = ChatCompletionInput(data=request.data)
         data.is_valid(raise_exception=True)
         model = find_model(data.validated_data["model"])
-        reply = start_transcript(request.user, model, data.transcript(), PRODUCER_ID)
+        transcript = data.transcript()
+        reply = start_transcript(request.user, model, transcript, PRODUCER_ID)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         if data.validated_data["stream"]:
             response = completion_stream(reply, data.include_usage, api_key)
         else:
             response = AwaitedCompletion(reply, api_key)
         response.reply_to_start = reply  # started once the response is ready (reply_start.py)
+        response.job_to_start = transcript_job(reply, transcript)  # no history to read back
         response["X-Chatsite-Conversation"] = str(reply.conversation_id)
         response["X-Chatsite-Message"] = str(reply.pk)
         return response
