@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from conversations.access import get_for_user
 from conversations.api.serializers import ConversationDetailSerializer, ModelSerializer
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.providers.registry import available_models, default_model
 
 
@@ -31,10 +31,15 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 @login_required
 def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     conversation = get_for_user(Conversation, request.user, conversation_id)
+    data = ConversationDetailSerializer(conversation).data
     context = {
         "conversation": conversation,
         "conversations": Conversation.objects.for_user(request.user),
-        "conversation_data": ConversationDetailSerializer(conversation).data,
+        "conversation_data": data,
+        # A conversation started over /v1 may bring its own system prompt: shown, as plain text.
+        "system_prompt": "\n\n".join(
+            m["content"] for m in data["messages"] if m["role"] == Message.Role.SYSTEM
+        ),
         **page_data(),
     }
     return render(request, "conversations/chat.html", context)

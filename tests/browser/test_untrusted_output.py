@@ -9,9 +9,11 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
+from conversations.apikeys import create_key
 from tests.browser.pages import (
     gated_stream,
     last_reply,
@@ -20,7 +22,7 @@ from tests.browser.pages import (
     send_message,
     wait_until_final,
 )
-from tests.stub import Script, json_error, openai_chunk, openai_usage, sse
+from tests.stub import Script, json_error, openai_chunk, openai_stream, openai_usage, sse
 
 pytestmark = pytest.mark.browser
 
@@ -192,3 +194,44 @@ def test_a_renderer_failure_leaves_plain_text(browsing, stub, alice):
         # A parser failure shows the escaped text in <pre>; a sanitiser failure, plain text.
         expected = ["PRE"] if broken.endswith("markdown.parse") else []
         assert rendered == {"elements": expected, "text": BROKEN_TEXT}, broken
+
+
+def test_a_system_prompt_from_the_openai_endpoint_shows_as_text(browsing, stub, alice, bait):
+    system = f"Be <b>brief</b> <img src={bait.url}/system.gif onerror=alert('system')>"
+    _, secret = create_key(alice)
+    stub.queue(openai_stream(["Bye **now**"]))
+    body = {
+        "model": "openai:stub-model",
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Bye"},
+        ],
+    }
+    answer = httpx.post(
+        f"{browsing.origin}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert answer.status_code == 200, answer.text
+    page = browsing.logged_in(alice)
+    page.goto(f"/c/{answer.headers['X-Chatsite-Conversation']}/")
+    prompt = page.locator(".system-prompt")
+    prompt.locator("summary").click()
+    expect(prompt.locator("p")).to_have_text(system)
+    assert prompt.locator("img, b").count() == 0
+    expect(page.locator(".message.user .body")).to_have_text(["Hi", "Bye"])
+    expect(last_reply(page).locator("strong")).to_have_text("now")  # model output: Markdown
+    assert bait.paths == []
+
+
+def test_a_conversation_without_a_system_prompt_shows_none(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    stub.queue(openai_stream(["Hello"]))
+    send_message(page, "Hi")
+    wait_until_final(page)
+    page.reload()
+    expect(reply_body(page)).to_have_text("Hello")
+    assert page.locator(".system-prompt").count() == 0
