@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from uuid import UUID
 
@@ -114,7 +114,7 @@ def stream_heartbeat_seconds(key: ApiKey | None) -> float:
     return min(settings.CHATSITE_HEARTBEAT_SECONDS, settings.CHATSITE_API_KEY_RECHECK_SECONDS)
 
 
-async def until_revoked(frames: AsyncGenerator[bytes], key_id: UUID) -> AsyncIterator[bytes]:
+async def until_revoked(frames: AsyncGenerator[bytes], key_id: UUID) -> AsyncGenerator[bytes]:
     """Pass a stream's frames on; end it with an error event once its key is revoked.
 
     The key is re-read between frames at most every CHATSITE_API_KEY_RECHECK_SECONDS (one

@@ -7,15 +7,24 @@ import subprocess
 import sys
 import uuid
 
+import openai
 import pytest
 import redis
 import redis.asyncio
 from django.conf import settings
 
+from conversations.apikeys import create_key
 from conversations.eventlog import HEARTBEAT, ReplyEvents
 from conversations.eventlog_redis import RedisEventLog
 from conversations.models import Message
-from tests.client import form_login, form_logout, is_logged_in, read_events, text_of
+from tests.client import (
+    ChatClient,
+    form_login,
+    form_logout,
+    is_logged_in,
+    read_events,
+    text_of,
+)
 from tests.stub import openai_stream, send_held_reply
 
 
@@ -268,3 +277,24 @@ def test_a_copy_no_one_follows_stops_its_silence_timer():
 
     stopped_at, later = asyncio.run(scenario())
     assert later == stopped_at
+
+
+def test_an_openai_completion_streams_through_the_redis_event_log(two_servers, stub, alice):
+    """A /v1 completion on a process sharing Redis, and its reply followed from the other."""
+    first, second = two_servers
+    _, secret = create_key(alice)
+    stub.queue(openai_stream(["Shared", " log"]))
+    with openai.OpenAI(base_url=f"{first}/v1", api_key=secret, max_retries=0) as sdk:
+        raw = sdk.chat.completions.with_streaming_response.create(
+            model="openai:stub-model", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        with raw as response:
+            reply_id = response.headers["X-Chatsite-Message"]
+            text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    assert text == "Shared log"
+    other = ChatClient(second, None, api_key=secret)
+    try:
+        events = other.events(f"/api/messages/{reply_id}/stream/")
+    finally:
+        other.close()
+    assert text_of(events) == "Shared log" and events[-1].data["message"]["status"] == "complete"

@@ -5,7 +5,8 @@ when the producer appended them. A delta's JSON is spliced into a chunk as it is
 bytes made once per response: no token is decoded or encoded again here.
 """
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import orjson
 
@@ -53,32 +54,36 @@ class ChunkWriter:
             frames.append(sse({**self.fields, "choices": [], "usage": usage_of(message)}))
         return b"".join([*frames, DONE])
 
+    def of(self, frame: bytes) -> bytes:
+        """The chunks for one of the reply's SSE frames (nothing for a retry hint)."""
+        name, data = event_of(frame)
+        if name == b"delta":
+            return self.delta(data)
+        if name == b"reasoning":
+            return self.reasoning(data)
+        if name == b"done":
+            return self.done(orjson.loads(data)["message"])
+        if name == b"error":
+            return self.error(orjson.loads(data)["error"])
+        if frame + b"\n\n" == HEARTBEAT:
+            return HEARTBEAT  # a comment line: clients skip it, proxies see traffic
+        return b""
+
     def error(self, error: dict) -> bytes:
         # As OpenAI streams an error: a data line with "error" (its SDKs raise it), no [DONE].
         return sse({"error": error})
 
 
 async def completion_chunks(
-    writer: ChunkWriter, frames: AsyncIterator[bytes]
+    writer: ChunkWriter, frames: AsyncGenerator[bytes]
 ) -> AsyncIterator[bytes]:
     """The reply's stream (stream.reply_events' frames) as OpenAI chunks, ending with [DONE]."""
     yield writer.first()
-    async for batch in frames:
-        out = []
-        for frame in batch.split(b"\n\n"):
-            name, data = event_of(frame)
-            if name == b"delta":
-                out.append(writer.delta(data))
-            elif name == b"reasoning":
-                out.append(writer.reasoning(data))
-            elif name == b"done":
-                out.append(writer.done(orjson.loads(data)["message"]))
-            elif name == b"error":
-                out.append(writer.error(orjson.loads(data)["error"]))
-            elif frame + b"\n\n" == HEARTBEAT:
-                out.append(HEARTBEAT)  # a comment line: clients skip it, proxies see traffic
-        if out:
-            yield b"".join(out)
+    # Closed with this response, as the client leaves: its event log follower goes at once.
+    async with contextlib.aclosing(frames):
+        async for batch in frames:
+            if out := [chunk for frame in batch.split(b"\n\n") if (chunk := writer.of(frame))]:
+                yield b"".join(out)
 
 
 def event_of(frame: bytes) -> tuple[bytes, bytes]:

@@ -6,9 +6,10 @@ log as OpenAI chunks, or, without `stream`, with the whole completion once it is
 A client that leaves changes nothing: the reply is still read to its end and stored.
 """
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from drf_spectacular.utils import extend_schema
@@ -72,7 +73,7 @@ def completion_stream(
     return response
 
 
-def followed(reply: Message, api_key: ApiKey | None):  # noqa: ANN201 (an async generator)
+def followed(reply: Message, api_key: ApiKey | None) -> AsyncGenerator[bytes]:
     """The reply's frames to its end: no time limit, as an OpenAI client cannot resume."""
     frames = reply_events(reply.pk, 0, stream_heartbeat_seconds(api_key), max_seconds=math.inf)
     return until_revoked(frames, api_key.pk) if api_key is not None else frames
@@ -86,8 +87,9 @@ class AwaitedCompletion(HttpResponse):
         self.reply, self.api_key = reply, api_key
 
     async def final(self) -> JsonResponse:
-        async for _ in followed(self.reply, self.api_key):
-            pass  # to the reply's done or error event
+        async with contextlib.aclosing(followed(self.reply, self.api_key)) as frames:
+            async for _ in frames:
+                pass  # to the reply's done or error event
         reply = await Message.objects.filter(pk=self.reply.pk).afirst()
         if reply is None:
             answer = error_response(404, "not_found", "The conversation was deleted meanwhile.")
