@@ -262,7 +262,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Conversations, messages, streamed replies, exports and API keys. Authenticate with "
         "`Authorization: Bearer <API key>` (create one at /settings/keys/) or a session cookie. "
-        'Errors are JSON: `{"error": {"code", "message"}}`.'
+        'Errors are JSON: `{"error": {"code", "message"}}`. The same API keys work with the '
+        "OpenAI-compatible `POST /v1/chat/completions` and `GET /v1/models`, which follow "
+        "OpenAI's API reference and are not described here."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
