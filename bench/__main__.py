@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from bench import chatdb, report
-from bench.scenarios import FULL, QUICK, TARGETS, Bench, run_once
-from bench.stats import medians, versus_floor, with_added
+from bench.scenarios import CHATSITE, FULL, QUICK, TARGETS, Bench, run_once
+from bench.stats import medians, versus_floor, versus_key, with_added
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -116,8 +116,10 @@ def aggregate(scenario, repeats: list[dict]) -> dict:
         "ramp_s": scenario.ramp,
         "workers": scenario.workers,
         "targets": targets,
-        "chatsite_vs_floor": medians([versus_floor(repeat) for repeat in repeats]),
-        "chatsite_v1_vs_floor": medians([versus_floor(r, "chatsite-v1") for r in repeats]),
+        **{
+            versus_key(target): medians([versus_floor(repeat, target) for repeat in repeats])
+            for target in CHATSITE
+        },
         "runs": repeats,
     }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from bench.charts import draw
+from bench.stats import versus_key
 
 # (what the issue asks, scenario key, where the figure is, figure, limit, "max" or "min")
 TARGETS = (
@@ -33,11 +34,8 @@ TARGETS = (
      "chatsite", "memory_kb_per_stream", 150.0, "max"),
 )  # fmt: skip
 WRITES_CONSTANT = 5  # message + reply + conversation at the POST; reply + conversation at the end
-# Each chatsite target, where its comparisons with the floor are, and how its targets are named.
-CHATSITE = (
-    ("chatsite", "chatsite_vs_floor", ""),
-    ("chatsite-v1", "chatsite_v1_vs_floor", "/v1: "),
-)
+# How each chatsite target's lines are named: the chat path's plainly, the endpoint's marked.
+TARGET_NAMES = {"chatsite": "", "chatsite-v1": "/v1: "}
 
 
 def machine() -> dict:
@@ -71,13 +69,13 @@ def git(*args: str) -> str:
 def check_targets(results: dict) -> list[dict]:
     """The issue's targets for each chatsite target (the chat path, then the /v1 endpoint)."""
     checks = []
-    for target, versus, name in CHATSITE:
+    for target, name in TARGET_NAMES.items():
         if any(target in scenario["targets"] for scenario in results["scenarios"]):
-            checks += checks_of(results["scenarios"], target, versus, name)
+            checks += checks_of(results["scenarios"], target, name)
     return checks
 
 
-def checks_of(scenarios: list[dict], target: str, versus: str, name: str) -> list[dict]:
+def checks_of(scenarios: list[dict], target: str, name: str) -> list[dict]:
     by_key = {scenario["key"]: scenario for scenario in scenarios}
     checks = []
     for label, key, where, figure, limit, kind in TARGETS:
@@ -85,7 +83,7 @@ def checks_of(scenarios: list[dict], target: str, versus: str, name: str) -> lis
         value = None
         if scenario:
             figures = scenario["targets"].get(target, {})
-            source = scenario.get(versus, {}) if where == "vs" else figures
+            source = scenario.get(versus_key(target), {}) if where == "vs" else figures
             value = source.get(figure)
         met = None if value is None else (value <= limit if kind == "max" else value >= limit)
         checks.append({"target": name + label, "scenario": key, "value": value, "met": met})

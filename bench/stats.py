@@ -58,6 +58,11 @@ def with_added(repeat: dict[str, dict]) -> dict[str, dict]:
     return repeat
 
 
+def versus_key(target: str) -> str:
+    """Where a chatsite target's comparisons with the floor are kept: chatsite_vs_floor, …"""
+    return target.replace("-", "_") + "_vs_floor"
+
+
 def versus_floor(repeat: dict[str, dict], target: str = "chatsite") -> dict:
     """A chatsite target against the floor in one repeat: what the issue's targets name."""
     chat, floor = repeat.get(target), repeat.get("floor")

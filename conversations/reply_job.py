@@ -60,14 +60,15 @@ def transcript_job(reply: Message, transcript: Transcript) -> ReplyJob:
 
 
 def job_for(reply: Message, messages: list[dict[str, str]], system: str) -> ReplyJob:
-    # A system prompt the conversation came with (the OpenAI-compatible endpoint's) replaces
-    # the site's default one.
+    """The reply's model and provider, asked `messages` under `system`."""
     choice = find_model(reply.model)
     if choice is None:
         raise ProviderError(f"The model {reply.model} is no longer configured.", code="bad_model")
     request = ChatRequest(
         model=choice.name,
         messages=messages,
+        # A system prompt the conversation came with (the OpenAI-compatible endpoint's)
+        # replaces the site's default one.
         system=system or settings.CHATSITE_SYSTEM_PROMPT,
         stream=choice.stream,
         options=reply.metadata.get("options", {}),  # set by the OpenAI-compatible endpoint

@@ -24,21 +24,19 @@ def start_transcript(
 ) -> Message:
     """Store the transcript as a new conversation of `owner`; its pending reply."""
     now = timezone.now()
-    first_user = next(content for role, content in transcript.turns if role == "user")
+    first_user = next(content for role, content in transcript.turns if role == Message.Role.USER)
     conversation = Conversation(
         owner=owner, title=title_from(first_user), model=model.id, created_at=now, updated_at=now
     )
     rows: list[Message] = []
 
     def add(role: str, content: str, parent: Message | None = None) -> Message:
-        # One microsecond apart: the history is read back in created_at order (reply_job.py).
         message = Message(
             conversation=conversation,
             role=role,
             content=content,
             parent=parent,
             status=Message.Status.COMPLETE,
-            created_at=now + timedelta(microseconds=len(rows)),
             completed_at=now,
         )
         rows.append(message)
@@ -53,7 +51,9 @@ def start_transcript(
         else:  # an earlier answer, as the client had it: the reply to the message before it
             add(role, content, parent=asked)
     reply = conversation.pending_reply_to(asked, model, producer)
-    reply.created_at = now + timedelta(microseconds=len(rows))
+    # One microsecond apart: the history is read back in created_at order (reply_job.py).
+    for offset, message in enumerate([*rows, reply]):
+        message.created_at = now + timedelta(microseconds=offset)
     if transcript.options:
         reply.metadata = {"options": transcript.options}  # what load_job asks the provider
     # The conversation, its messages and the pending reply together, or nothing.

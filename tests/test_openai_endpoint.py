@@ -12,7 +12,7 @@ from conversations.reply_job import load_job, transcript_job
 from conversations.transcripts import Transcript, start_transcript
 from tests.client import wait_for
 from tests.servers import SECRET_PROVIDER_KEY
-from tests.stub import Gate, gated_stream, json_error, openai_chunk, openai_stream, sse
+from tests.stub import Gate, Script, gated_stream, json_error, openai_chunk, openai_stream, sse
 
 MODEL = "openai:stub-model"
 HISTORY = [
@@ -91,7 +91,7 @@ def test_sdk_gets_the_whole_completion_without_stream(sdk, stub):
 
 def test_reasoning_arrives_as_reasoning_content(sdk, stub):
     stub.queue(
-        openai_stream([]).__class__(
+        Script(
             steps=[
                 openai_chunk(reasoning="Thinking"),
                 openai_chunk("Done"),
