@@ -262,9 +262,12 @@ def openai_stream(
     usage: tuple[int, int] | None = (11, 7),
     pause: float = 0.0,
     finish_reason: str = "stop",
+    reasoning: list[str] = (),
 ) -> Script:
-    """A complete streamed reply, as OpenAI sends it with include_usage."""
+    """A complete streamed reply, as OpenAI sends it with include_usage; `reasoning` comes
+    first, as reasoning_content."""
     steps: list = [openai_chunk("")]  # the role chunk: {"role": "assistant", "content": ""}
+    steps += [openai_chunk(reasoning=text) for text in reasoning]
     for token in tokens:
         if pause:
             steps.append(pause)

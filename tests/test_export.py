@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from conversations.models import Conversation, Message
 from tests.servers import SECRET_PROVIDER_KEY
-from tests.stub import Script, json_error, openai_chunk, openai_stream, openai_usage, sse
+from tests.stub import json_error, openai_stream
 
 
 @pytest.fixture
@@ -18,15 +18,7 @@ def alice_history(server, stub, alice_client) -> str:
     """alice's conversation: a reply with reasoning and an alternative, a second exchange, and
     a failed reply. Returns its id."""
     stub.queue(
-        Script(
-            steps=[
-                openai_chunk(reasoning="thinking it over"),
-                openai_chunk("First"),
-                openai_chunk(finish_reason="stop"),
-                openai_usage(5, 2),
-                sse("[DONE]"),
-            ]
-        ),
+        openai_stream(["First"], usage=(5, 2), reasoning=["thinking it over"]),
         openai_stream(["Second"], usage=(6, 3)),
         openai_stream(["Welcome"], usage=(9, 1)),
         json_error(400, "The stub refuses this one."),

@@ -12,7 +12,7 @@ from conversations.reply_job import load_job, transcript_job
 from conversations.transcripts import Transcript, start_transcript
 from tests.client import wait_for
 from tests.servers import SECRET_PROVIDER_KEY
-from tests.stub import Gate, Script, gated_stream, json_error, openai_chunk, openai_stream, sse
+from tests.stub import Gate, gated_stream, json_error, openai_stream
 
 MODEL = "openai:stub-model"
 HISTORY = [
@@ -90,16 +90,7 @@ def test_sdk_gets_the_whole_completion_without_stream(sdk, stub):
 
 
 def test_reasoning_arrives_as_reasoning_content(sdk, stub):
-    stub.queue(
-        Script(
-            steps=[
-                openai_chunk(reasoning="Thinking"),
-                openai_chunk("Done"),
-                openai_chunk(finish_reason="stop"),
-                sse("[DONE]"),
-            ]
-        )
-    )
+    stub.queue(openai_stream(["Done"], usage=None, reasoning=["Thinking"]))
     chunks = list(sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], stream=True))
     deltas = [c.choices[0].delta for c in chunks]
     assert "".join(getattr(d, "reasoning_content", None) or "" for d in deltas) == "Thinking"
