@@ -23,6 +23,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from conversations.key_lookup import active_key
 from conversations.models import ApiKey
 
 PREFIX = "cs_"
@@ -69,9 +70,8 @@ def key_for_secret(secret: str) -> ApiKey | None:
     """The active key with this secret (and its user), noting when it was last used."""
     if not secret.startswith(PREFIX):
         return None
-    # The user's budget with it: the requests that start replies check it (budgets.py).
-    keys = ApiKey.objects.active().select_related("user", "user__budget")
-    key = keys.filter(key_hash=hash_secret(secret)).first()
+    # With its user and the user's budget: the requests that start replies check it.
+    key = active_key(hash_secret(secret))
     if key is None:
         return None
     now = timezone.now()

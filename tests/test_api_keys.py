@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from conversations.apikeys import create_key
 from conversations.models import ApiKey, Conversation, Message
 from tests.client import ChatClient, read_events, text_of
 from tests.stub import Gate, Script, openai_chunk, openai_stream, sse
@@ -216,3 +217,14 @@ def test_settings_page_needs_login_and_keeps_keys_private(
     assert f"…{key.last_four}" not in charlie_client.http.get("/settings/keys/").text
     assert charlie_client.http.post(f"/settings/keys/{key.id}/revoke/").status_code == 404
     assert ApiKey.objects.get().revoked_at is None
+
+
+def test_a_deactivated_users_key_stops_working(server, alice, key_client):
+    _, secret = create_key(alice)
+    tool = key_client(secret)
+    assert tool.http.get("/api/conversations/").status_code == 200
+    alice.is_active = False
+    alice.save()  # as the admin's user page does
+    refused = tool.http.get("/api/conversations/")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_api_key"
