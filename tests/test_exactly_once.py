@@ -3,7 +3,10 @@
 import threading
 import uuid
 
+from conversations.completion import ReplyOutcome, finish_reply
 from conversations.models import Message
+from conversations.providers.base import Usage
+from tests.chats import add_chat
 from tests.stub import Gate, gated_stream
 
 
@@ -79,3 +82,34 @@ def test_opening_many_streams_never_starts_another_generation(server, stub, alic
         alice_client.events(body["stream_url"])
     alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert len(stub.requests) == 1
+
+
+def test_a_reply_finished_twice_keeps_its_first_final_state(alice):
+    conversation = add_chat(alice, "Twice")
+    asked = conversation.messages.get(role="user")
+    reply = conversation.messages.create(
+        role="assistant", parent=asked, status=Message.Status.STREAMING, content="Hal"
+    )
+    first = ReplyOutcome(
+        status=Message.Status.COMPLETE,
+        content="Hello",
+        finish_reason="stop",
+        usage=Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
+        usage_source=Message.UsageSource.PROVIDER,
+        time_to_first_token_ms=12,
+        duration_ms=40,
+        metadata={"attempts": [{"attempt": 1, "outcome": "ok"}], "note": "ünïcode"},
+    )
+    stored = finish_reply(reply, first)
+    assert stored is not None and stored.content == "Hello"
+    # Crash recovery, or a stop passed on late: a second outcome for the same reply.
+    late = ReplyOutcome(status=Message.Status.INTERRUPTED, content="Hel", error="gone")
+    assert finish_reply(reply, late) is None
+    reply.refresh_from_db()
+    assert (reply.status, reply.content, reply.finish_reason, reply.error) == (
+        "complete", "Hello", "stop", ""
+    )  # fmt: skip
+    assert (reply.prompt_tokens, reply.completion_tokens, reply.total_tokens) == (3, 2, 5)
+    assert (reply.time_to_first_token_ms, reply.duration_ms) == (12, 40)
+    assert reply.metadata == first.metadata  # stored as JSON, read back whole
+    assert reply.completed_at == stored.completed_at and reply.completed_at.tzinfo is not None
