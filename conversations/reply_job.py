@@ -20,7 +20,8 @@ class ReplyJob:
 
     @property
     def prompt_texts(self) -> list[str]:
-        return [self.request.system, *(m["content"] for m in self.request.messages)]
+        system = [self.request.system] if self.request.system else []  # none: not a message
+        return [*system, *(m["content"] for m in self.request.messages)]
 
 
 def load_job(reply: Message) -> ReplyJob:

@@ -244,3 +244,26 @@ def test_a_transcripts_request_is_the_one_its_stored_conversation_gives(alice):
     assert built == load_job(Message.objects.select_related("parent").get(pk=reply.pk)).request
     assert built.system == "Be brief." and built.options == {"temperature": 0.1}
     assert [m["content"] for m in built.messages] == ["Hi", "Again", "No", "?"]
+
+
+def test_the_demo_models_usage_is_an_estimate_that_counts_the_system_prompt(
+    start_server, alice_key
+):
+    demo = start_server(CHATSITE_DEMO="true", CHATSITE_DEMO_TOKENS_PER_SECOND="0")
+    with openai.OpenAI(base_url=f"{demo.url}/v1", api_key=alice_key, max_retries=0) as client:
+
+        def prompt_tokens(messages: list[dict]) -> int:
+            answer = client.chat.completions.create(model="demo:chatsite-demo", messages=messages)
+            assert answer.choices[0].message.content.startswith("**This is chatsite's demo")
+            return answer.usage.prompt_tokens
+
+        asked = [{"role": "user", "content": "Hi"}]
+        bare = prompt_tokens(asked)
+        system = {"role": "system", "content": "Answer as a pirate would, in long sentences."}
+        with_system = prompt_tokens([system, *asked])
+    # About four characters a token, and four for each message (conversations/usage.py).
+    system_tokens = -(-len(system["content"]) // 4) + 4
+    assert (bare, with_system) == (1 + 4, bare + system_tokens)
+    assert set(Message.objects.filter(provider="demo").values_list("usage_source", flat=True)) == {
+        "estimated"
+    }

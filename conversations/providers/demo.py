@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from conversations.providers.base import ChatRequest, Finish, ProviderEvent, TextDelta, Usage
-from conversations.usage import estimate_tokens
+from conversations.providers.base import ChatRequest, Finish, ProviderEvent, TextDelta
 
 REPLY = """**This is chatsite's demo model** — no provider key is set, so nothing left this server.
 
@@ -44,6 +43,6 @@ class DemoProvider:
             if rate:
                 await asyncio.sleep(1 / rate)
             yield TextDelta(token)
-        prompt = estimate_tokens(*(m["content"] for m in request.messages))
-        completion = estimate_tokens(text)
-        yield Finish("stop", Usage(prompt, completion, prompt + completion))
+        # No usage: the relay stores chatsite's estimate, marked as one, from the same prompt
+        # every reply is estimated from (the system prompt included).
+        yield Finish("stop", None)
