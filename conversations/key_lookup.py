@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from django.contrib.auth import get_user_model
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.db.models.expressions import Col
 
@@ -22,7 +23,7 @@ from conversations.models import ApiKey, UserBudget
 class Table:
     """One model's columns in the statement: how to select them and make its instance."""
 
-    def __init__(self, model: type[Model], alias: str, connection: object) -> None:
+    def __init__(self, model: type[Model], alias: str, connection: BaseDatabaseWrapper) -> None:
         self.model, self.alias = model, alias
         fields = model._meta.concrete_fields
         self.attnames = [field.attname for field in fields]
