@@ -42,6 +42,10 @@ END_OF_STREAM_SECONDS = 1.0
 # own stream and every other request are not held up until the whole burst is relayed.
 TURN_SECONDS = 0.002
 
+CLIENT_GONE = (
+    "The API client disconnected before the reply was complete; the text up to then is kept."
+)
+
 _producers: dict[UUID, "ReplyProducer"] = {}
 _tasks: set[asyncio.Task] = set()
 
@@ -92,6 +96,13 @@ async def stop_reply(reply_id: UUID) -> bool:
     return True
 
 
+def stop_for_client_gone(reply_id: UUID) -> None:
+    """An OpenAI-compatible client disconnected: its reply stops, as OpenAI's does (it cannot
+    be resumed, and generating on costs tokens), stored with its text so far and why."""
+    if producer := _producers.get(reply_id):
+        producer.cancel("client_disconnected", CLIENT_GONE)
+
+
 def stop_if_produced_here(reply_id: UUID) -> None:
     """A stop request from another process (through the event log): act if the reply is ours."""
     if producer := _producers.get(reply_id):
@@ -110,12 +121,14 @@ class ReplyProducer:
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self.stop_requested = False
+        self.stop_reason = ("", "")  # (code, message) when not the owner's own stop
         self.finished = asyncio.Event()
         self._reading: asyncio.Task | None = None
 
-    def cancel(self) -> None:
+    def cancel(self, code: str = "", reason: str = "") -> None:
         """Stop reading: closing the upstream connection stops generation (and billing)."""
         self.stop_requested = True
+        self.stop_reason = (code, reason)
         if self._reading is not None:
             self._reading.cancel()
 
@@ -228,6 +241,8 @@ class ReplyProducer:
         reported = finish.usage if finish else error and error.usage
         prompt_texts = job.prompt_texts if job else []
         usage, source = complete_usage(reported, prompt_texts, [content, reasoning])
+        stopped = self.stop_reason if status == Message.Status.STOPPED else ("", "")
+        error_code, error_message = (error.code, error.message) if error else stopped
         now = time.monotonic()
         return ReplyOutcome(
             status=status,
@@ -238,8 +253,8 @@ class ReplyProducer:
             else (error and error.finish_reason) or status,
             usage=usage,
             usage_source=source,
-            error_code=error.code if error else "",
-            error=error.message if error else "",
+            error_code=error_code,
+            error=error_message,
             time_to_first_token_ms=_ms(self.first_token_at - self.started)
             if self.first_token_at
             else None,

@@ -1,6 +1,10 @@
 """The OpenAI-compatible endpoint, driven by OpenAI's own Python SDK: a completion in one
 request, streamed or whole, stored as a conversation of the key's owner."""
 
+import json
+import socket
+import urllib.parse
+
 import httpx
 import openai
 import pytest
@@ -113,7 +117,7 @@ def test_provider_failure_is_an_error_for_the_sdk_and_stored_as_failed(sdk, stub
     assert list(statuses) == ["failed", "failed"]
 
 
-def test_a_client_that_leaves_mid_stream_still_gets_its_reply_stored(server, stub, alice_key):
+def test_a_client_that_leaves_mid_stream_stops_its_reply_keeping_the_text(server, stub, alice_key):
     gate = Gate()
     stub.queue(gated_stream(["Before"], gate, after=[" and after"]))
     body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
@@ -125,9 +129,45 @@ def test_a_client_that_leaves_mid_stream_still_gets_its_reply_stored(server, stu
             received += data
             if b"Before" in received:
                 break  # hang up with the reply half done
-    gate.open()
+    # As OpenAI's API: generation stops (the provider's connection closes), nothing is lost.
+    assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
     reply = stored_reply()
-    assert (reply.status, reply.content) == ("complete", "Before and after")
+    assert (reply.status, reply.content, reply.error_code) == (
+        "stopped", "Before", "client_disconnected"
+    )  # fmt: skip
+    assert "disconnected" in reply.error
+    gate.open()
+
+
+def test_a_client_that_leaves_before_a_whole_completion_stops_its_reply(server, stub, alice_key):
+    gate = Gate()
+    stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
+    body = json.dumps({"model": MODEL, "messages": HISTORY[1:2]}).encode()
+    url = urllib.parse.urlsplit(server.url)
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {alice_key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((url.hostname, url.port)) as client:
+        client.sendall(request + body)
+        gate.wait_reached()
+        # The reply has its first token (saved as streaming); the client gives up waiting.
+        wait_for(Message.objects.filter(status="streaming").first, "the reply streaming")
+    assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
+    reply = stored_reply()
+    assert (reply.status, reply.content, reply.error_code) == (
+        "stopped", "Half", "client_disconnected"
+    )  # fmt: skip
+    gate.open()
+
+
+def test_a_client_that_reads_to_the_end_gets_a_complete_reply_without_a_stop_reason(sdk, stub):
+    stub.queue(openai_stream(["All", " of it"]))
+    chunks = list(sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "All of it"
+    reply = stored_reply()
+    assert (reply.status, reply.error_code, reply.error) == ("complete", "", "")
 
 
 def test_models_lists_the_configured_models(sdk):

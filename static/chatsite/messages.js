@@ -44,7 +44,10 @@
     if (status === "interrupted") {
       return `Interrupted: ${reply.error || "the reply stopped before it was complete."}`;
     }
-    if (status === "stopped") return "Stopped: you stopped this reply; the text up to then is kept.";
+    if (status === "stopped") {
+      // A reason is given when it was not the owner's Stop (an API client that disconnected).
+      return `Stopped: ${reply.error || "you stopped this reply; the text up to then is kept."}`;
+    }
     if (status === "complete" && reply.finish_reason === "length") {
       return "Cut short: the model reached its length limit.";
     }

@@ -3,6 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
+from conversations.relay import CLIENT_GONE
 from tests.browser.pages import (
     clipboard_text,
     gated_stream,
@@ -12,6 +13,7 @@ from tests.browser.pages import (
     send_message,
     wait_until_final,
 )
+from tests.chats import add_chat
 from tests.stub import json_error, openai_stream
 
 pytestmark = pytest.mark.browser
@@ -160,3 +162,14 @@ def test_failed_reply_says_why_in_plain_words(browsing, stub, alice):
     expect(reply.get_by_role("button", name="Regenerate")).to_be_visible()
     page.reload()
     expect(page.locator(".reply-notice")).to_contain_text("maximum context length")
+
+
+def test_a_reply_an_api_client_abandoned_says_why_it_stopped(browsing, alice):
+    conversation = add_chat(
+        alice, "From a tool", status="stopped", error_code="client_disconnected", error=CLIENT_GONE
+    )
+    page = browsing.logged_in(alice)
+    page.goto(f"/c/{conversation.pk}/")
+    reply = last_reply(page)
+    expect(reply.locator(".status")).to_have_text("Stopped")
+    expect(reply.locator(".reply-notice")).to_have_text(f"Stopped: {CLIENT_GONE}")

@@ -3,13 +3,15 @@
 A completion takes one request: its view stores the conversation and the pending reply,
 starts the reply's producer (reply_start.starts_replies) and answers with the reply's event
 log as OpenAI chunks, or, without `stream`, with the whole completion once it is stored.
-A client that leaves changes nothing: the reply is still read to its end and stored.
+A client that leaves stops its reply, as OpenAI's API does: it could not resume it, and
+generating on would cost tokens; the reply is stored with its text so far and why.
 """
 
 import contextlib
 import functools
 import math
 from collections.abc import AsyncGenerator, Callable
+from uuid import UUID
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from drf_spectacular.utils import extend_schema
@@ -26,7 +28,7 @@ from conversations.apikeys import stream_heartbeat_seconds, until_revoked
 from conversations.budgets import check_budget
 from conversations.models import ApiKey, Message
 from conversations.providers.registry import available_models, find_model
-from conversations.relay import PRODUCER_ID
+from conversations.relay import PRODUCER_ID, stop_for_client_gone
 from conversations.reply_job import transcript_job
 from conversations.transcripts import start_transcript
 
@@ -65,9 +67,10 @@ class ChatCompletions(APIView):
 def completion_stream(
     reply: Message, include_usage: bool, api_key: ApiKey | None
 ) -> EventStreamResponse:
-    frames = followed(reply, api_key)
-    chunks = completion_chunks(ChunkWriter(reply, include_usage), frames)
-    response = EventStreamResponse(chunks, content_type="text/event-stream")
+    chunks = completion_chunks(ChunkWriter(reply, include_usage), followed(reply, api_key))
+    response = EventStreamResponse(
+        stops_when_abandoned(reply.pk, chunks), content_type="text/event-stream"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each chunk on at once
     return response
@@ -79,6 +82,24 @@ def followed(reply: Message, api_key: ApiKey | None) -> AsyncGenerator[bytes]:
     return until_revoked(frames, api_key.pk) if api_key is not None else frames
 
 
+async def stops_when_abandoned(
+    reply_id: UUID, parts: AsyncGenerator[bytes]
+) -> AsyncGenerator[bytes]:
+    """`parts` to their end; a client that leaves before then stops the reply.
+
+    Django closes a streaming response's iterator (or cancels the awaiting view) when the
+    client disconnects: either ends this generator early."""
+    ended = False
+    try:
+        async with contextlib.aclosing(parts):
+            async for part in parts:
+                yield part
+        ended = True
+    finally:
+        if not ended:
+            stop_for_client_gone(reply_id)
+
+
 class AwaitedCompletion(HttpResponse):
     """Placeholder for a completion without `stream`: answered once the reply is stored."""
 
@@ -87,7 +108,8 @@ class AwaitedCompletion(HttpResponse):
         self.reply, self.api_key = reply, api_key
 
     async def final(self) -> JsonResponse:
-        async with contextlib.aclosing(followed(self.reply, self.api_key)) as frames:
+        frames = stops_when_abandoned(self.reply.pk, followed(self.reply, self.api_key))
+        async with contextlib.aclosing(frames):
             async for _ in frames:
                 pass  # to the reply's done or error event
         reply = await Message.objects.filter(pk=self.reply.pk).afirst()
