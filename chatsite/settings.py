@@ -214,7 +214,8 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # LocMemCache, its async reads answered on the event loop (chatsite/caches.py).
+            "BACKEND": "chatsite.caches.ProcessMemoryCache",
             "OPTIONS": {"MAX_ENTRIES": 10_000},  # sessions of a few hundred bytes each
         }
     }

@@ -9,7 +9,7 @@ import pytest
 from conversations.apikeys import create_key
 from conversations.models import ApiKey, Conversation, Message
 from tests.client import ChatClient, read_events, text_of
-from tests.stub import Gate, Script, openai_chunk, openai_stream, sse
+from tests.stub import Gate, Script, openai_chunk, openai_stream, send_held_reply, sse
 
 END = [openai_chunk(finish_reason="stop"), sse("[DONE]")]
 
@@ -228,3 +228,18 @@ def test_a_deactivated_users_key_stops_working(server, alice, key_client):
     refused = tool.http.get("/api/conversations/")
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_bad_key_is_refused_on_a_running_reply_even_with_the_owners_session(
+    server, stub, alice_client
+):
+    # A Bearer key, when sent, is what the caller is: the session it came with does not count.
+    body = send_held_reply(alice_client, stub, ["Still"])
+    with alice_client.http.stream(
+        "GET", body["stream_url"], headers={"Authorization": "Bearer sk-not-a-key"}
+    ) as refused:
+        assert refused.status_code == 401
+        assert b"Still" not in refused.read()
+    with alice_client.http.stream("GET", body["stream_url"]) as response:  # the session alone
+        assert response.status_code == 200
+        assert next(read_events(response.iter_bytes())).data["content"] == "Still"

@@ -29,7 +29,12 @@ from django.http import (
 
 from conversations.access import get_for_user
 from conversations.api.serializers import message_data
-from conversations.apikeys import stream_caller, stream_heartbeat_seconds, until_revoked
+from conversations.apikeys import (
+    bearer_secret,
+    stream_caller,
+    stream_heartbeat_seconds,
+    until_revoked,
+)
 from conversations.eventlog import (
     HEARTBEAT,
     EventLogUnavailable,
@@ -43,9 +48,12 @@ from conversations.relay import running_reply_of
 
 
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
-    # The caller and the reply in one trip to the request's thread: this precedes every
-    # first token, and each trip is a thread hop each way.
-    found = await sync_to_async(caller_and_reply)(request, message_id)
+    # The caller and the reply: on the event loop for a reply running here (the stream a
+    # browser opens right after its message POST), else in one trip to the request's thread.
+    # This precedes every first token, and each trip is a thread hop each way.
+    found = await running_reply_for_session(request, message_id) or await sync_to_async(
+        caller_and_reply
+    )(request, message_id)
     if isinstance(found, HttpResponse):
         return found
     reply, api_key = found
@@ -65,6 +73,19 @@ class EventStreamResponse(StreamingHttpResponse):
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterator
+
+
+async def running_reply_for_session(
+    request: HttpRequest, message_id: UUID
+) -> tuple[Message, None] | None:
+    """A reply running in this process, followed by its owner's session; None for anything
+    else. The session and the user come from the cache, which without Redis answers on the
+    loop (chatsite/caches.py); a miss reads the database in a thread, as Django does."""
+    if bearer_secret(request.headers.get("Authorization", "")) is not None:
+        return None  # an API key: looked up in the database
+    user = await request.auser()
+    reply = running_reply_of(user, message_id) if user.is_authenticated else None
+    return (reply, None) if reply is not None else None
 
 
 def caller_and_reply(
