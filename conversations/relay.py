@@ -38,9 +38,11 @@ PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 END_OF_STREAM_SECONDS = 1.0
 
 # One read from a provider can hold hundreds of tokens (a fast model, a cached answer). A
-# producer relaying them gives the event loop a turn at least this often, so this reply's
-# own stream and every other request are not held up until the whole burst is relayed.
-TURN_SECONDS = 0.002
+# producer relaying them gives the event loop a turn every TURN_EVENTS events (about half a
+# millisecond), so this reply's own stream and every other request are not held up until the
+# whole burst is relayed. Counted, not timed: events that come one per read already give way
+# at each read, and a timed turn added a pass of the loop to every one of them (bench/).
+TURN_EVENTS = 32
 
 CLIENT_GONE = (
     "The API client disconnected before the reply was complete; the text up to then is kept."
@@ -187,14 +189,17 @@ class ReplyProducer:
         # Afresh each attempt: half a character from a failed attempt must not carry over.
         text, reasoning = WholeCharacters(), WholeCharacters()
         events = job.provider.stream(job.request)
-        loop = asyncio.get_running_loop()
-        turn_ends = loop.time() + TURN_SECONDS
+        until_turn = TURN_EVENTS
         async for event in events:
-            if loop.time() >= turn_ends:
-                await asyncio.sleep(0)  # the loop's turn (TURN_SECONDS)
-                turn_ends = loop.time() + TURN_SECONDS
+            until_turn -= 1
+            if not until_turn:
+                await asyncio.sleep(0)  # the loop's turn (TURN_EVENTS)
+                until_turn = TURN_EVENTS
             if type(event) is TextDelta:
+                first = not self.parts
                 await self._add(log, "delta", self.parts, text.feed(event.text))
+                if first and self.parts:
+                    until_turn = 1  # the first text goes out now, not a turn later
             elif type(event) is ReasoningDelta:
                 await self._add(log, "reasoning", self.reasoning_parts, reasoning.feed(event.text))
             elif type(event) is Finish:
@@ -243,22 +248,19 @@ class ReplyProducer:
         usage, source = complete_usage(reported, prompt_texts, [content, reasoning])
         stopped = self.stop_reason if status == Message.Status.STOPPED else ("", "")
         error_code, error_message = (error.code, error.message) if error else stopped
-        now = time.monotonic()
+        finish_reason = finish.finish_reason if finish else (error and error.finish_reason)
+        first_token = self.first_token_at
         return ReplyOutcome(
             status=status,
             content=content,
             reasoning=reasoning,
-            finish_reason=finish.finish_reason
-            if finish
-            else (error and error.finish_reason) or status,
+            finish_reason=finish_reason or status,
             usage=usage,
             usage_source=source,
             error_code=error_code,
             error=error_message,
-            time_to_first_token_ms=_ms(self.first_token_at - self.started)
-            if self.first_token_at
-            else None,
-            duration_ms=_ms(now - self.started),
+            time_to_first_token_ms=_ms(first_token - self.started) if first_token else None,
+            duration_ms=_ms(time.monotonic() - self.started),
             metadata={**self.reply.metadata, "attempts": self.attempts, "producer": PRODUCER_ID},
         )
 

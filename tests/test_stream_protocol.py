@@ -118,7 +118,7 @@ def test_done_and_error_events_carry_the_reply_exactly_as_stored(server, stub, a
 def test_a_burst_of_tokens_is_relayed_in_turns(stub, alice, monkeypatch):
     # One read from the provider can hold hundreds of tokens. Relaying them all in one go
     # held the event loop: this reply's own stream and every other request waited.
-    monkeypatch.setattr(relay, "TURN_SECONDS", 0.0)  # a turn after every token, on any machine
+    monkeypatch.setattr(relay, "TURN_EVENTS", 1)  # a turn after every token
     stub.reset()
     tokens = [f" t{n}" for n in range(200)]
     whole_reply = b"".join(openai_stream(tokens).steps)  # one write, so one read (~25 KB)

@@ -1,0 +1,180 @@
+"""The stream a browser opens right after its message POST starts on the event loop: the reply
+runs in this process and the session and user come from the process's cache, so no request
+thread is needed (conversations/api/stream.py, chatsite/caches.py). The cache's async methods
+behave as its sync ones. A reply that comes in one burst hands its first token on at once
+(conversations/relay.py; its turns: tests/test_stream_protocol.py)."""
+
+import asyncio
+import threading
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.test import Client
+
+from chatsite.asgi_handler import StreamingASGIHandler
+from chatsite.caches import ProcessMemoryCache
+from chatsite.request_threads import RequestThreads
+from conversations.eventlog import event_log
+from conversations.models import Conversation, Message
+from conversations.providers import http
+from conversations.providers.base import ChatRequest, ModelChoice
+from conversations.providers.openai import OpenAICompatibleProvider
+from conversations.providers.registry import default_model
+from conversations.relay import PRODUCER_ID, start_reply
+from conversations.reply_job import ReplyJob
+from tests.client import read_events, text_of
+from tests.stub import Gate, Script, gated_stream, openai_stream
+
+HANG_GUARD_SECONDS = 30  # a failure, not a timing check: the old path waits for ever
+
+
+def http_scope(path: str, cookie: str = "") -> dict:
+    headers = [(b"host", b"testserver"), (b"accept", b"text/event-stream")]
+    if cookie:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+def receiver():
+    """An ASGI receive: the (empty) request body, then a client that stays."""
+    body = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict:
+        if body:
+            return body.pop()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return receive
+
+
+def stub_job(reply: Message, stub) -> ReplyJob:
+    """The reply's request, to the provider stub (this process's models may be the demo's)."""
+    provider = OpenAICompatibleProvider(f"{stub.url}/v1", "sk-stream-start")
+    request = ChatRequest(model="stub-model", messages=[{"role": "user", "content": "Hi"}])
+    return ReplyJob(reply.pk, ModelChoice("openai", "stub-model", "Stub"), provider, request)
+
+
+def logged_in_session(user) -> str:
+    """A session cookie for `user`, with the session and the user in the cache (a first
+    request read them), as for a browser that has just posted its message."""
+    browser = Client()
+    browser.force_login(user)
+    assert browser.get("/api/conversations/").status_code == 200
+    return browser.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def test_a_running_reply_streams_while_every_request_thread_is_busy(alice, stub):
+    stub.reset()
+    gate = Gate()
+    stub.queue(gated_stream(["Hello", " there"], gate, after=["!"]))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    cookie = logged_in_session(alice)
+    release = threading.Event()
+    handler = StreamingASGIHandler()
+
+    busy_started = asyncio.Event()
+
+    async def app(scope: dict, receive, send) -> None:
+        if scope["path"] == "/busy/":
+            busy_started.set()
+            await sync_to_async(release.wait)()  # holds the one request thread
+        else:
+            await handler(scope, receive, send)
+
+    async def follow_while_busy() -> tuple[list[bytes], bool]:
+        threads = RequestThreads(app, threads=1)
+        busy = asyncio.create_task(threads(http_scope("/busy/"), receiver(), no_send))
+        await busy_started.wait()
+        assert threads.lent == 1  # taken by the busy request's call
+        await start_reply(reply, stub_job(reply, stub))
+        sent: list[bytes] = []
+        first_delta = asyncio.Event()
+
+        async def send(message: dict) -> None:
+            sent.append(message.get("body", b""))
+            if b"event: delta" in sent[-1]:
+                first_delta.set()
+
+        path = f"/api/messages/{reply.pk}/stream/"
+        stream = asyncio.create_task(threads(http_scope(path, cookie), receiver(), send))
+        try:
+            await asyncio.wait_for(first_delta.wait(), HANG_GUARD_SECONDS)
+            gate.open()
+            await asyncio.wait_for(stream, HANG_GUARD_SECONDS)
+            thread_still_busy = not busy.done()
+        finally:
+            gate.open()
+            release.set()
+            await busy
+            await http.client().aclose()  # its kept connection must not outlive this loop
+        return sent, thread_still_busy
+
+    sent, thread_still_busy = asyncio.run(follow_while_busy())
+    assert thread_still_busy
+    events = list(read_events(iter(sent)))
+    assert text_of(events) == "Hello there!"
+    assert events[-1].name == "done"
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == (Message.Status.COMPLETE, "Hello there!")
+
+
+async def no_send(message: dict) -> None:
+    pass
+
+
+def test_the_process_caches_async_methods_behave_as_its_sync_ones():
+    cache = ProcessMemoryCache("test-async-methods", {})
+
+    async def use() -> list:
+        seen = [await cache.aadd("k", 1), await cache.aadd("k", 2), await cache.aget("k")]
+        await cache.aset("k", 5)
+        seen += [await cache.aincr("k", 2), cache.get("k"), await cache.ahas_key("k")]
+        seen += [await cache.atouch("k", 60), await cache.adelete("k"), await cache.aget("k", "-")]
+        cache.set("other", "x")
+        await cache.aclear()
+        return [*seen, cache.get("other")]
+
+    assert asyncio.run(use()) == [True, False, 1, 7, 7, True, True, True, "-", None]
+
+
+def follow_a_burst(alice, stub, tokens: list[str]) -> list[tuple[int, bytes]]:
+    """The groups of frames a stream is handed while a reply sent in one write is relayed."""
+    stub.reset()
+    burst = b"".join(openai_stream(tokens).steps)
+    stub.queue(Script(steps=[burst]))  # the whole reply in one write
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+
+    async def follow() -> list[tuple[int, bytes]]:
+        await start_reply(reply, stub_job(reply, stub))
+        frames = await event_log().follow(reply.pk, 0, 60)
+        groups = [group async for group in frames]
+        await http.client().aclose()  # its kept connection must not outlive this loop
+        return groups
+
+    groups = asyncio.run(follow())
+    events = list(read_events(iter(frame for _, frame in groups)))
+    assert text_of(events) == "".join(tokens)
+    return groups
+
+
+def test_the_first_token_of_a_burst_is_handed_on_before_the_rest_is_relayed(alice, stub):
+    # A provider read can hold a whole reply (a fast model, a cached answer). Its first token
+    # must reach the streams at once, not after the producer's turn of relaying the rest.
+    first_id, first = follow_a_burst(alice, stub, [f"t{n} " for n in range(40)])[0]
+    assert first_id == 1 and first.count(b"event: delta") == 1
