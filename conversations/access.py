@@ -8,6 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model
 from django.http import Http404
 
+from conversations.models import Conversation
+from conversations.reply_reads import owned_conversation
+
 
 def get_for_user[M: Model](
     model: type[M], user: AbstractBaseUser, pk: UUID | str, related: Sequence[str] = ()
@@ -23,3 +26,12 @@ def get_for_user[M: Model](
         return owned.get(pk=pk)
     except (model.DoesNotExist, ValidationError, ValueError):
         raise Http404 from None
+
+
+def get_conversation_with_budget(user: AbstractBaseUser, pk: UUID) -> Conversation:
+    """get_for_user(Conversation, user, pk, related=["owner__budget"]), its SQL written once:
+    it precedes every new message's reply (conversations/reply_reads.py)."""
+    conversation = owned_conversation(user, pk)
+    if conversation is None:
+        raise Http404
+    return conversation

@@ -8,6 +8,7 @@ from django.conf import settings
 from conversations.models import Message
 from conversations.providers.base import ChatRequest, ModelChoice, Provider, ProviderError
 from conversations.providers.registry import find_model, provider_for
+from conversations.reply_reads import history_rows
 from conversations.transcripts import Transcript
 
 
@@ -27,26 +28,19 @@ class ReplyJob:
 def load_job(reply: Message) -> ReplyJob:
     """The request for a reply: the conversation up to the user message it answers."""
     # The history in one query (the reply and its parent come from the request that made
-    # them): this runs before every reply's first token.
-    earlier = list(
-        Message.objects.filter(
-            conversation_id=reply.conversation_id, created_at__lte=reply.parent.created_at
-        )
-        .exclude(pk=reply.pk)
-        .order_by("created_at")
-        .only("role", "content", "parent_id")
-    )
+    # them): this runs before every reply's first token, so its SQL is written once.
+    earlier = history_rows(reply.conversation_id, reply.parent.created_at, reply.pk)
     messages: list[dict[str, str]] = []
-    answer_to: dict[UUID, str] = {}  # the latest usable reply to each user message
-    for message in earlier:
-        if message.role == Message.Role.ASSISTANT and message.content:
-            answer_to[message.parent_id] = message.content
-    for message in earlier:
-        if message.role == Message.Role.USER:
-            messages.append({"role": "user", "content": message.content})
-            if message.pk in answer_to:
-                messages.append({"role": "assistant", "content": answer_to[message.pk]})
-    system = "\n\n".join(m.content for m in earlier if m.role == Message.Role.SYSTEM)
+    answer_to: dict[object, str] = {}  # the latest usable reply to each user message
+    for _, role, content, parent_id in earlier:
+        if role == Message.Role.ASSISTANT and content:
+            answer_to[parent_id] = content
+    for pk, role, content, _ in earlier:
+        if role == Message.Role.USER:
+            messages.append({"role": "user", "content": content})
+            if pk in answer_to:
+                messages.append({"role": "assistant", "content": answer_to[pk]})
+    system = "\n\n".join(content for _, role, content, _ in earlier if role == Message.Role.SYSTEM)
     return job_for(reply, messages, system)
 
 

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations.access import get_for_user
+from conversations.access import get_conversation_with_budget, get_for_user
 from conversations.api.errors import api_error
 from conversations.api.pagination import Pages
 from conversations.api.serializers import (
@@ -82,9 +82,7 @@ class ConversationDetail(APIView):
 class MessageCreate(APIView):
     def post(self, request: Request, conversation_id: UUID) -> Response:
         # The owner's budget comes with the conversation, in one query.
-        conversation = get_for_user(
-            Conversation, request.user, conversation_id, related=["owner__budget"]
-        )
+        conversation = get_conversation_with_budget(request.user, conversation_id)
         check_budget(conversation.owner)  # 429 before anything is stored or a provider is called
         data = MessageCreateInput(data=request.data)
         data.is_valid(raise_exception=True)

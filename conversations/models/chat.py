@@ -5,10 +5,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+
+from conversations import sql_once
 
 if TYPE_CHECKING:
     from conversations.providers.registry import ModelChoice
@@ -93,9 +95,10 @@ class Conversation(models.Model):
         try:
             # Both rows or neither: the partial unique index on active replies is the lock.
             # One INSERT for both (their ids are made here), as SQLite's one write lock is
-            # held from BEGIN to COMMIT and every other writer waits for it.
+            # held from BEGIN to COMMIT and every other writer waits for it; its SQL and the
+            # touch's are written once (sql_once.py): every reply waits for them.
             with transaction.atomic():
-                Message.objects.bulk_create([user_message, reply])
+                sql_once.insert([user_message, reply], router.db_for_write(Message))
                 self._touch(model.id, first_message=content)
         except IntegrityError:
             if client_id is not None and (existing := self._pair_for_client_id(client_id)):
@@ -142,7 +145,7 @@ class Conversation(models.Model):
         fields = {"updated_at": timezone.now(), "model": model_id}
         if first_message and not self.title:
             fields["title"] = title_from(first_message)
-        Conversation.objects.filter(pk=self.pk).update(**fields)
+        sql_once.update(Conversation, self.pk, fields, router.db_for_write(Conversation))
         for name, value in fields.items():
             setattr(self, name, value)
 

@@ -1,0 +1,112 @@
+"""SQL written once per database, for the few statements before every reply's first token.
+
+Django compiles a QuerySet's SQL anew each time it runs: for the statements on that path
+this took several times as long as running them (bench/). Here each is built once from the
+models' own metadata; values are prepared by each field as the ORM prepares them, and rows
+become models through Django's own parts: each field's database converters, then
+Model.from_db. Used by key_lookup.py and reply_reads.py (reads) and by the message POST's
+INSERT and UPDATE (models/chat.py); their tests compare each with the ORM's own.
+"""
+
+import functools
+from collections.abc import Callable
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field, Model
+from django.db.models.expressions import Col
+
+type Quote = Callable[[str], str]
+
+
+def column(model: type[Model], name: str, quote: Quote) -> str:
+    """A field's quoted column name (a foreign key's is its `_id` column)."""
+    return quote(model._meta.get_field(name).column)
+
+
+def db_value(model: type[Model], name: str, value: object, using: str) -> object:
+    """`value` as the field sends it to the database (a UUID as text on SQLite, say)."""
+    return model._meta.get_field(name).get_db_prep_value(value, connections[using])
+
+
+class Table:
+    """One model's columns in a statement: how to select them and make its instance."""
+
+    def __init__(self, model: type[Model], alias: str, connection: BaseDatabaseWrapper) -> None:
+        self.model, self.alias = model, alias
+        fields = model._meta.concrete_fields
+        self.attnames = [field.attname for field in fields]
+        self.pk_index = [field.primary_key for field in fields].index(True)
+        self.columns: list[tuple[Col, list[Callable]]] = [
+            (col, [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)])
+            for col in (field.get_col(alias) for field in fields)
+        ]
+
+    def select(self, quote: Quote) -> str:
+        return ", ".join(f"{self.alias}.{quote(col.target.column)}" for col, _ in self.columns)
+
+    def instance(self, row: tuple, start: int, using: str) -> Model | None:
+        """The model made from its columns in `row` (from `start`); None for an outer join's
+        missing row."""
+        own = row[start : start + len(self.columns)]
+        if own[self.pk_index] is None:
+            return None
+        connection = connections[using]
+        values = []
+        for value, (col, converters) in zip(own, self.columns, strict=True):
+            for convert in converters:
+                value = convert(value, col, connection)
+            values.append(value)
+        return self.model.from_db(using, self.attnames, values)
+
+
+@functools.cache
+def insert_sql(model: type[Model], rows: int, using: str) -> str:
+    """INSERT of `rows` rows of every concrete column, in one statement."""
+    q = connections[using].ops.quote_name
+    columns = ", ".join(q(field.column) for field in insert_fields(model))
+    row = "(" + ", ".join(["%s"] * len(insert_fields(model))) + ")"
+    return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
+
+
+def insert_fields(model: type[Model]) -> list[Field]:
+    return [field for field in model._meta.concrete_fields if not field.generated]
+
+
+def insert(objs: list[Model], using: str) -> None:
+    """Store new `objs` (one model, primary and foreign keys set) in one INSERT, as
+    bulk_create does: each value from the field's pre_save and get_db_prep_save."""
+    model, connection = type(objs[0]), connections[using]
+    fields = insert_fields(model)
+    params = [
+        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+        for obj in objs
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(insert_sql(model, len(objs), using), params)
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, using
+
+
+@functools.cache
+def update_sql(model: type[Model], names: tuple[str, ...], using: str) -> str:
+    """UPDATE of the fields `names` of the row with a given primary key."""
+    q = connections[using].ops.quote_name
+    meta = model._meta
+    assignments = ", ".join(f"{column(model, name, q)} = %s" for name in names)
+    return f"UPDATE {q(meta.db_table)} SET {assignments} WHERE {q(meta.pk.column)} = %s"
+
+
+def update(model: type[Model], pk: object, values: dict[str, object], using: str) -> int:
+    """Set `values` (field name: value) on the row `pk`, as QuerySet.update does; the number
+    of rows changed."""
+    connection = connections[using]
+    params = [
+        model._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in values.items()
+    ]
+    params.append(model._meta.pk.get_db_prep_value(pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(update_sql(model, tuple(values), using), params)
+        return cursor.rowcount
