@@ -136,3 +136,22 @@ def read_events(chunks: Iterator[bytes], limit: int | None = None) -> Iterator[E
 
 def text_of(events: list[Event]) -> str:
     return "".join(e.data["content"] for e in events if e.name == "delta")
+
+
+def asgi_get_scope(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict:
+    """An ASGI scope for a GET of `path`, as daphne makes one, for calling the application
+    in this process."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }

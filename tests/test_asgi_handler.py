@@ -10,26 +10,13 @@ import pytest
 
 from chatsite.asgi_handler import StreamingASGIHandler
 from tests.chats import add_chat
-from tests.client import text_of
+from tests.client import asgi_get_scope, text_of
 
 
 async def get(app, path: str, send_fails: Exception | None = None) -> list[dict]:
     """One GET through the ASGI application, in this process; the messages it sent.
     With send_fails, sending raises that error, as when the server cannot write."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = asgi_get_scope(path)
     body = [{"type": "http.request", "body": b"", "more_body": False}]
     sent: list[dict] = []
 

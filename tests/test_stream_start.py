@@ -22,30 +22,17 @@ from conversations.providers.openai import OpenAICompatibleProvider
 from conversations.providers.registry import default_model
 from conversations.relay import PRODUCER_ID, start_reply
 from conversations.reply_job import ReplyJob
-from tests.client import read_events, text_of
+from tests.client import asgi_get_scope, read_events, text_of
 from tests.stub import Gate, Script, gated_stream, openai_stream
 
 HANG_GUARD_SECONDS = 30  # a failure, not a timing check: the old path waits for ever
 
 
 def http_scope(path: str, cookie: str = "") -> dict:
-    headers = [(b"host", b"testserver"), (b"accept", b"text/event-stream")]
+    headers = [(b"accept", b"text/event-stream")]
     if cookie:
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    return asgi_get_scope(path, headers)
 
 
 def receiver():
