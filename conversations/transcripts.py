@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 
+from conversations import sql_once
 from conversations.models import Conversation, Message, title_from
 from conversations.providers.base import ModelChoice
 
@@ -56,8 +57,9 @@ def start_transcript(
         message.created_at = now + timedelta(microseconds=offset)
     if transcript.options:
         reply.metadata = {"options": transcript.options}  # what load_job asks the provider
-    # The conversation, its messages and the pending reply together, or nothing.
+    # The conversation, its messages and the pending reply together, or nothing; SQL written
+    # once (sql_once.py): every /v1 request waits for it.
     with transaction.atomic():
-        conversation.save(force_insert=True)
-        Message.objects.bulk_create([*rows, reply])
+        sql_once.insert([conversation], router.db_for_write(Conversation))
+        sql_once.insert([*rows, reply], router.db_for_write(Message))
     return reply
