@@ -248,13 +248,13 @@ class ReplyProducer:
         usage, source = complete_usage(reported, prompt_texts, [content, reasoning])
         stopped = self.stop_reason if status == Message.Status.STOPPED else ("", "")
         error_code, error_message = (error.code, error.message) if error else stopped
-        finish_reason = finish.finish_reason if finish else (error and error.finish_reason)
+        other_reason = (error and error.finish_reason) or status  # without a provider's Finish
         first_token = self.first_token_at
         return ReplyOutcome(
             status=status,
             content=content,
             reasoning=reasoning,
-            finish_reason=finish_reason or status,
+            finish_reason=finish.finish_reason if finish else other_reason,
             usage=usage,
             usage_source=source,
             error_code=error_code,
