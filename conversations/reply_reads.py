@@ -56,41 +56,24 @@ class OwnedConversationQuery:
         return conversation
 
 
-class HistoryQuery:
+@functools.cache
+def history_sql(using: str) -> str:
     """One database's statement: a conversation's messages up to a time, but one."""
-
-    def __init__(self, using: str) -> None:
-        self.using = using
-        q = connections[using].ops.quote_name
-        names = ("id", "role", "content", "parent")
-        self.sql = (
-            f"SELECT {', '.join(f'm.{column(Message, name, q)}' for name in names)}"
-            f" FROM {q(Message._meta.db_table)} m"
-            f" WHERE m.{column(Message, 'conversation', q)} = %s"
-            f" AND m.{column(Message, 'created_at', q)} <= %s"
-            f" AND NOT (m.{column(Message, 'id', q)} = %s)"
-            f" ORDER BY m.{column(Message, 'created_at', q)} ASC"
-        )
-
-    def __call__(self, conversation_id: UUID, until: datetime, but: UUID) -> list[tuple]:
-        params = [
-            db_value(Message, "conversation", conversation_id, self.using),
-            db_value(Message, "created_at", until, self.using),
-            db_value(Message, "id", but, self.using),
-        ]
-        with connections[self.using].cursor() as cursor:
-            cursor.execute(self.sql, params)
-            return cursor.fetchall()
+    q = connections[using].ops.quote_name
+    names = ("id", "role", "content", "parent")
+    return (
+        f"SELECT {', '.join(f'm.{column(Message, name, q)}' for name in names)}"
+        f" FROM {q(Message._meta.db_table)} m"
+        f" WHERE m.{column(Message, 'conversation', q)} = %s"
+        f" AND m.{column(Message, 'created_at', q)} <= %s"
+        f" AND NOT (m.{column(Message, 'id', q)} = %s)"
+        f" ORDER BY m.{column(Message, 'created_at', q)} ASC"
+    )
 
 
 @functools.cache
 def owned_conversation_query(using: str) -> OwnedConversationQuery:
     return OwnedConversationQuery(using)
-
-
-@functools.cache
-def history_query(using: str) -> HistoryQuery:
-    return HistoryQuery(using)
 
 
 def owned_conversation(user: AbstractBaseUser, pk: UUID) -> Conversation | None:
@@ -102,4 +85,12 @@ def history_rows(conversation_id: UUID, until: datetime, but: UUID) -> list[tupl
     """(id, role, content, parent id) of the conversation's messages created up to `until`,
     oldest first, without message `but`. Ids are as the database returns them: compare them
     only with each other."""
-    return history_query(router.db_for_read(Message))(conversation_id, until, but)
+    using = router.db_for_read(Message)
+    params = [
+        db_value(Message, "conversation", conversation_id, using),
+        db_value(Message, "created_at", until, using),
+        db_value(Message, "id", but, using),
+    ]
+    with connections[using].cursor() as cursor:
+        cursor.execute(history_sql(using), params)
+        return cursor.fetchall()

@@ -4,8 +4,10 @@ Django compiles a QuerySet's SQL anew each time it runs: for the statements on t
 this took several times as long as running them (bench/). Here each is built once from the
 models' own metadata; values are prepared by each field as the ORM prepares them, and rows
 become models through Django's own parts: each field's database converters, then
-Model.from_db. Used by key_lookup.py and reply_reads.py (reads) and by the message POST's
-INSERT and UPDATE (models/chat.py); their tests compare each with the ORM's own.
+Model.from_db. Used by key_lookup.py and reply_reads.py (reads), the message POST's INSERT
+and UPDATE (models/chat.py), /v1's INSERTs (transcripts.py), and every write to a running
+reply (completion.py: its checkpoints and its final state, guarded by its status); their
+tests compare each with the ORM's own.
 """
 
 import functools
@@ -63,9 +65,9 @@ class Table:
 @functools.lru_cache(maxsize=128)  # by row count: a /v1 transcript's length varies
 def insert_sql(model: type[Model], rows: int, using: str) -> str:
     """INSERT of `rows` rows of every concrete column, in one statement."""
-    q = connections[using].ops.quote_name
-    columns = ", ".join(q(field.column) for field in insert_fields(model))
-    row = "(" + ", ".join(["%s"] * len(insert_fields(model))) + ")"
+    q, fields = connections[using].ops.quote_name, insert_fields(model)
+    columns = ", ".join(q(field.column) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
 
 
@@ -90,24 +92,43 @@ def insert(objs: list[Model], using: str) -> None:
         obj._state.adding, obj._state.db = False, using
 
 
+type Guard = tuple[str, tuple]  # a field and its allowed values; ("", ()): none
+
+
 @functools.cache
-def update_sql(model: type[Model], names: tuple[str, ...], using: str) -> str:
-    """UPDATE of the fields `names` of the row with a given primary key."""
+def update_sql(
+    model: type[Model], names: tuple[str, ...], using: str, guard_field: str, guard_count: int
+) -> str:
+    """UPDATE of the fields `names` of the row with a given primary key; with a guard field,
+    only while it holds one of `guard_count` values."""
     q = connections[using].ops.quote_name
     meta = model._meta
     assignments = ", ".join(f"{column(model, name, q)} = %s" for name in names)
-    return f"UPDATE {q(meta.db_table)} SET {assignments} WHERE {q(meta.pk.column)} = %s"
+    where = f"{q(meta.pk.column)} = %s"
+    if guard_field:
+        allowed = ", ".join(["%s"] * guard_count)
+        where += f" AND {column(model, guard_field, q)} IN ({allowed})"
+    return f"UPDATE {q(meta.db_table)} SET {assignments} WHERE {where}"
 
 
-def update(model: type[Model], pk: object, values: dict[str, object], using: str) -> int:
-    """Set `values` (field name: value) on the row `pk`, as QuerySet.update does; the number
-    of rows changed."""
-    connection = connections[using]
-    params = [
-        model._meta.get_field(name).get_db_prep_save(value, connection)
-        for name, value in values.items()
-    ]
-    params.append(model._meta.pk.get_db_prep_value(pk, connection))
-    with connection.cursor() as cursor:
-        cursor.execute(update_sql(model, tuple(values), using), params)
+def update_statement(
+    model: type[Model], pk: object, values: dict[str, object], using: str, only_if: Guard = ("", ())
+) -> tuple[str, list]:
+    """The UPDATE setting `values` (field name: value) on the row `pk`, as QuerySet.update
+    does, and its parameters; with `only_if`, only while that field holds an allowed value."""
+    connection, meta = connections[using], model._meta
+    guard_field, allowed = only_if
+    params = [meta.get_field(name).get_db_prep_save(v, connection) for name, v in values.items()]
+    params.append(meta.pk.get_db_prep_value(pk, connection))
+    params += allowed  # choices' values, as the database stores them
+    return update_sql(model, tuple(values), using, guard_field, len(allowed)), params
+
+
+def update(
+    model: type[Model], pk: object, values: dict[str, object], using: str, only_if: Guard = ("", ())
+) -> int:
+    """update_statement, run; the number of rows changed."""
+    sql, params = update_statement(model, pk, values, using, only_if)
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
         return cursor.rowcount
