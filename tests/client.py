@@ -1,5 +1,6 @@
 """A logged-in API client for a running chatsite server, and SSE reading helpers."""
 
+import asyncio
 import json
 import secrets
 import string
@@ -155,3 +156,16 @@ def asgi_get_scope(path: str, headers: list[tuple[bytes, bytes]] | None = None) 
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
+
+
+def asgi_receive():
+    """An ASGI receive for a GET: its empty body, then a client that stays (no disconnect)."""
+    body = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> dict:
+        if body:
+            return body.pop()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    return receive

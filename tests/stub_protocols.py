@@ -14,10 +14,13 @@ import json
 import httpx
 
 from conversations.apikeys import create_key
-from conversations.providers.base import ChatRequest, Provider, ProviderEvent
+from conversations.models import Message
+from conversations.providers.base import ChatRequest, ModelChoice, Provider, ProviderEvent
 from conversations.providers.http import client
+from conversations.providers.openai import OpenAICompatibleProvider
+from conversations.reply_job import ReplyJob
 from tests.client import ChatClient, Event
-from tests.stub import Script
+from tests.stub import ProviderStub, Script
 
 
 def compact(payload: object) -> str:
@@ -329,3 +332,11 @@ def complete_over_v1(base_url: str, user: object, model: str, **body: object) ->
     )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def stub_job(reply: Message, stub: ProviderStub) -> ReplyJob:
+    """A reply's request to the provider stub over OpenAI's protocol, for a producer run in
+    this process (whose configured models may be the demo's)."""
+    provider = OpenAICompatibleProvider(f"{stub.url}/v1", "sk-stub-job")
+    request = ChatRequest(model="stub-model", messages=[{"role": "user", "content": "Hi"}])
+    return ReplyJob(reply.pk, ModelChoice("openai", "stub-model", "Stub"), provider, request)

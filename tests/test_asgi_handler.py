@@ -10,28 +10,20 @@ import pytest
 
 from chatsite.asgi_handler import StreamingASGIHandler
 from tests.chats import add_chat
-from tests.client import asgi_get_scope, text_of
+from tests.client import asgi_get_scope, asgi_receive, text_of
 
 
 async def get(app, path: str, send_fails: Exception | None = None) -> list[dict]:
     """One GET through the ASGI application, in this process; the messages it sent.
     With send_fails, sending raises that error, as when the server cannot write."""
-    scope = asgi_get_scope(path)
-    body = [{"type": "http.request", "body": b"", "more_body": False}]
     sent: list[dict] = []
-
-    async def receive() -> dict:
-        if body:
-            return body.pop()
-        await asyncio.Event().wait()  # the client stays: no disconnect
-        raise AssertionError("unreachable")
 
     async def send(message: dict) -> None:
         if send_fails is not None:
             raise send_fails
         sent.append(message)
 
-    await app(scope, receive, send)
+    await app(asgi_get_scope(path), asgi_receive(), send)
     return sent
 
 

@@ -6,14 +6,11 @@ from conversations import relay
 from conversations.eventlog import event_log
 from conversations.models import Conversation, Message
 from conversations.providers import http
-from conversations.providers.base import ChatRequest
-from conversations.providers.openai import OpenAICompatibleProvider
 from conversations.providers.registry import default_model
 from conversations.relay import PRODUCER_ID, start_reply
-from conversations.reply_job import ReplyJob
-from tests.client import text_of
+from tests.client import read_events, text_of
 from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream
-from tests.stub_protocols import ask
+from tests.stub_protocols import ask, stub_job
 
 
 def test_stream_headers_and_every_event_has_an_id(server, stub, alice_client):
@@ -115,29 +112,43 @@ def test_done_and_error_events_carry_the_reply_exactly_as_stored(server, stub, a
     assert stored["status"] == "failed"
 
 
+def relayed_burst(alice, stub, tokens: list[str]) -> tuple[list[tuple[int, bytes]], Message]:
+    """A reply the provider sends in one write (so one read), relayed in this process: the
+    groups of frames its stream is handed, and the reply."""
+    stub.reset()
+    whole_reply = b"".join(openai_stream(tokens).steps)
+    stub.queue(Script(steps=[whole_reply]))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+
+    async def followed() -> list[tuple[int, bytes]]:
+        await start_reply(reply, stub_job(reply, stub))
+        frames = await event_log().follow(reply.pk, 0, 60)
+        groups = [group async for group in frames]
+        await http.client().aclose()  # its kept connection must not outlive this loop
+        return groups
+
+    return asyncio.run(followed()), reply
+
+
 def test_a_burst_of_tokens_is_relayed_in_turns(stub, alice, monkeypatch):
     # One read from the provider can hold hundreds of tokens. Relaying them all in one go
     # held the event loop: this reply's own stream and every other request waited.
     monkeypatch.setattr(relay, "TURN_EVENTS", 1)  # a turn after every token
-    stub.reset()
-    tokens = [f" t{n}" for n in range(200)]
-    whole_reply = b"".join(openai_stream(tokens).steps)  # one write, so one read (~25 KB)
-    stub.queue(Script(steps=[whole_reply]))
-    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
-    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
-    request = ChatRequest(model="stub-model", messages=[{"role": "user", "content": "Hi"}])
-    provider = OpenAICompatibleProvider(f"{stub.url}/v1", "sk-test")
-    job = ReplyJob(reply.pk, default_model(), provider, request)
-
-    async def delta_batches() -> list[bytes]:
-        await start_reply(reply, job)
-        frames = await event_log().follow(reply.pk, 0, 60)
-        batches = [frame async for _, frame in frames if b"event: delta" in frame]
-        await http.client().aclose()  # its kept connection must not outlive this loop
-        return batches
-
-    batches = asyncio.run(delta_batches())
+    tokens = [f" t{n}" for n in range(200)]  # ~25 KB
+    groups, reply = relayed_burst(alice, stub, tokens)
+    batches = [frame for _, frame in groups if b"event: delta" in frame]
     assert b"".join(batches).count(b"event: delta") == len(tokens)
     assert len(batches) > len(tokens) // 2  # all in one batch when the loop never got a turn
     reply.refresh_from_db()
     assert (reply.status, reply.content) == (Message.Status.COMPLETE, "".join(tokens))
+
+
+def test_the_first_token_of_a_burst_is_handed_on_before_the_rest_is_relayed(alice, stub):
+    # Its first token must reach the streams at once, not after the producer's turn of
+    # relaying the rest (TURN_EVENTS as configured).
+    tokens = [f"t{n} " for n in range(40)]
+    groups, _ = relayed_burst(alice, stub, tokens)
+    first_id, first = groups[0]
+    assert first_id == 1 and first.count(b"event: delta") == 1
+    assert text_of(list(read_events(iter(frame for _, frame in groups)))) == "".join(tokens)

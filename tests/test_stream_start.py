@@ -1,8 +1,7 @@
 """The stream a browser opens right after its message POST starts on the event loop: the reply
 runs in this process and the session and user come from the process's cache, so no request
 thread is needed (conversations/api/stream.py, chatsite/caches.py). The cache's async methods
-behave as its sync ones. A reply that comes in one burst hands its first token on at once
-(conversations/relay.py; its turns: tests/test_stream_protocol.py)."""
+behave as its sync ones."""
 
 import asyncio
 import threading
@@ -14,16 +13,13 @@ from django.test import Client
 from chatsite.asgi_handler import StreamingASGIHandler
 from chatsite.caches import ProcessMemoryCache
 from chatsite.request_threads import RequestThreads
-from conversations.eventlog import event_log
 from conversations.models import Conversation, Message
 from conversations.providers import http
-from conversations.providers.base import ChatRequest, ModelChoice
-from conversations.providers.openai import OpenAICompatibleProvider
 from conversations.providers.registry import default_model
 from conversations.relay import PRODUCER_ID, start_reply
-from conversations.reply_job import ReplyJob
-from tests.client import asgi_get_scope, read_events, text_of
-from tests.stub import Gate, Script, gated_stream, openai_stream
+from tests.client import asgi_get_scope, asgi_receive, read_events, text_of
+from tests.stub import Gate, gated_stream
+from tests.stub_protocols import stub_job
 
 HANG_GUARD_SECONDS = 30  # a failure, not a timing check: the old path waits for ever
 
@@ -33,26 +29,6 @@ def http_scope(path: str, cookie: str = "") -> dict:
     if cookie:
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
     return asgi_get_scope(path, headers)
-
-
-def receiver():
-    """An ASGI receive: the (empty) request body, then a client that stays."""
-    body = [{"type": "http.request", "body": b"", "more_body": False}]
-
-    async def receive() -> dict:
-        if body:
-            return body.pop()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    return receive
-
-
-def stub_job(reply: Message, stub) -> ReplyJob:
-    """The reply's request, to the provider stub (this process's models may be the demo's)."""
-    provider = OpenAICompatibleProvider(f"{stub.url}/v1", "sk-stream-start")
-    request = ChatRequest(model="stub-model", messages=[{"role": "user", "content": "Hi"}])
-    return ReplyJob(reply.pk, ModelChoice("openai", "stub-model", "Stub"), provider, request)
 
 
 def logged_in_session(user) -> str:
@@ -85,7 +61,7 @@ def test_a_running_reply_streams_while_every_request_thread_is_busy(alice, stub)
 
     async def follow_while_busy() -> tuple[list[bytes], bool]:
         threads = RequestThreads(app, threads=1)
-        busy = asyncio.create_task(threads(http_scope("/busy/"), receiver(), no_send))
+        busy = asyncio.create_task(threads(http_scope("/busy/"), asgi_receive(), no_send))
         await busy_started.wait()
         assert threads.lent == 1  # taken by the busy request's call
         await start_reply(reply, stub_job(reply, stub))
@@ -98,7 +74,7 @@ def test_a_running_reply_streams_while_every_request_thread_is_busy(alice, stub)
                 first_delta.set()
 
         path = f"/api/messages/{reply.pk}/stream/"
-        stream = asyncio.create_task(threads(http_scope(path, cookie), receiver(), send))
+        stream = asyncio.create_task(threads(http_scope(path, cookie), asgi_receive(), send))
         try:
             await asyncio.wait_for(first_delta.wait(), HANG_GUARD_SECONDS)
             gate.open()
@@ -137,31 +113,3 @@ def test_the_process_caches_async_methods_behave_as_its_sync_ones():
         return [*seen, cache.get("other")]
 
     assert asyncio.run(use()) == [True, False, 1, 7, 7, True, True, True, "-", None]
-
-
-def follow_a_burst(alice, stub, tokens: list[str]) -> list[tuple[int, bytes]]:
-    """The groups of frames a stream is handed while a reply sent in one write is relayed."""
-    stub.reset()
-    burst = b"".join(openai_stream(tokens).steps)
-    stub.queue(Script(steps=[burst]))  # the whole reply in one write
-    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
-    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
-
-    async def follow() -> list[tuple[int, bytes]]:
-        await start_reply(reply, stub_job(reply, stub))
-        frames = await event_log().follow(reply.pk, 0, 60)
-        groups = [group async for group in frames]
-        await http.client().aclose()  # its kept connection must not outlive this loop
-        return groups
-
-    groups = asyncio.run(follow())
-    events = list(read_events(iter(frame for _, frame in groups)))
-    assert text_of(events) == "".join(tokens)
-    return groups
-
-
-def test_the_first_token_of_a_burst_is_handed_on_before_the_rest_is_relayed(alice, stub):
-    # A provider read can hold a whole reply (a fast model, a cached answer). Its first token
-    # must reach the streams at once, not after the producer's turn of relaying the rest.
-    first_id, first = follow_a_burst(alice, stub, [f"t{n} " for n in range(40)])[0]
-    assert first_id == 1 and first.count(b"event: delta") == 1
