@@ -77,13 +77,15 @@ class MessageInline(StaffReview, admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(StaffReview, admin.ModelAdmin):
     list_display = (
-        "__str__", "owner", "model", "message_count", "token_total", "last_activity",
+        "__str__", "owner", "source", "model", "message_count", "token_total", "last_activity",
     )  # fmt: skip
-    list_filter = ("owner", "model", ReplyStatusFilter, "created_at", "updated_at")
+    list_filter = ("owner", "source", "model", ReplyStatusFilter, "created_at", "updated_at")
     list_select_related = ("owner",)
     search_fields = ("title", "messages__content")
     date_hierarchy = "created_at"
-    fields = readonly_fields = ("id", "owner", "title", "model", "created_at", "updated_at")
+    fields = readonly_fields = (
+        "id", "owner", "title", "source", "model", "created_at", "updated_at",
+    )  # fmt: skip
     inlines = [MessageInline]
     actions = ["export_json", "export_markdown"]
 

@@ -27,7 +27,12 @@ def start_transcript(
     now = timezone.now()
     first_user = next(content for role, content in transcript.turns if role == Message.Role.USER)
     conversation = Conversation(
-        owner=owner, title=title_from(first_user), model=model.id, created_at=now, updated_at=now
+        owner=owner,
+        title=title_from(first_user),
+        model=model.id,
+        source=Conversation.Source.API,
+        created_at=now,
+        updated_at=now,
     )
     rows: list[Message] = []
 

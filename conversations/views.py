@@ -3,6 +3,7 @@
 from uuid import UUID
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -15,10 +16,12 @@ from conversations.providers.registry import available_models, default_model
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    conversations = Conversation.objects.for_user(request.user)
-    return render(
-        request, "conversations/list.html", {"conversations": conversations, **page_data()}
-    )
+    # ?source=api lists the conversations tools started over /v1; anything else, the chats.
+    source = request.GET.get("source")
+    if source not in Conversation.Source.values:
+        source = Conversation.Source.CHAT
+    context = {**sidebar(request.user, source), **page_data()}
+    return render(request, "conversations/list.html", context)
 
 
 @login_required
@@ -34,7 +37,7 @@ def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpRespon
     data = ConversationDetailSerializer(conversation).data
     context = {
         "conversation": conversation,
-        "conversations": Conversation.objects.for_user(request.user),
+        **sidebar(request.user, conversation.source),
         "conversation_data": data,
         # A conversation started over /v1 may bring its own system prompt: shown, as plain text.
         "system_prompt": "\n\n".join(
@@ -43,6 +46,17 @@ def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpRespon
         **page_data(),
     }
     return render(request, "conversations/chat.html", context)
+
+
+def sidebar(user: AbstractBaseUser, source: str) -> dict:
+    """The sidebar's conversations: those started the same way (chat, or /v1 by tools)."""
+    mine = Conversation.objects.for_user(user)
+    return {
+        "conversations": mine.filter(source=source),
+        "sidebar_source": source,
+        # Its tabs, only for users with conversations from /v1.
+        "has_api_conversations": mine.filter(source=Conversation.Source.API).exists(),
+    }
 
 
 def page_data() -> dict:

@@ -31,6 +31,11 @@ class ExportQuery(QueryParams):
 
 class BulkExportQuery(ExportQuery):
     format = serializers.ChoiceField(choices=BULK_FORMATS, default="json")
+    source = serializers.ChoiceField(
+        choices=Conversation.Source.choices,
+        required=False,
+        help_text="Only these: chat (the pages and this API) or api (/v1). Default: all.",
+    )
 
 
 class ConversationExport(APIView):
@@ -53,6 +58,8 @@ class BulkExport(APIView):
         owner = export_owner(request)
         record_export_all(request, owner)
         conversations = Conversation.objects.for_user(owner).order_by("created_at", "id")
+        if source := query.validated_data.get("source"):
+            conversations = conversations.filter(source=source)
         content_type, extension = FORMATS[format]
         # An async iterator: under ASGI a sync one would be read whole before sending.
         response = StreamingHttpResponse(stream_all(conversations, format), content_type)

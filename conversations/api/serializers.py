@@ -63,7 +63,7 @@ def message_data(message: Message) -> dict:
 class ConversationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Conversation
-        fields = ["id", "title", "model", "created_at", "updated_at"]
+        fields = ["id", "title", "model", "source", "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -133,6 +133,11 @@ class ConversationListQuery(QueryParams):
     model = serializers.CharField(max_length=200, required=False, help_text="A model id.")
     q = serializers.CharField(
         max_length=200, required=False, help_text="Words in the title or any message."
+    )
+    source = serializers.ChoiceField(
+        choices=Conversation.Source.choices,
+        required=False,
+        help_text="Where they started: chat (the pages and this API) or api (/v1).",
     )
 
 

@@ -23,10 +23,10 @@ class ConversationQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def matching(
-        self, updated_after: datetime | None = None, model: str = "", q: str = ""
+        self, updated_after: datetime | None = None, model: str = "", q: str = "", source: str = ""
     ) -> "ConversationQuerySet":
         """The API list filters; `q` searches titles and message text."""
-        conversations = self
+        conversations = self.filter(source=source) if source else self
         if updated_after is not None:
             conversations = conversations.filter(updated_at__gt=updated_after)
         if model:
@@ -53,6 +53,10 @@ class ConversationQuerySet(models.QuerySet):
 
 
 class Conversation(models.Model):
+    class Source(models.TextChoices):
+        CHAT = "chat", "Chat"  # the chat pages, or the JSON API they use
+        API = "api", "OpenAI-compatible API"  # POST /v1/chat/completions, one per request
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
@@ -61,6 +65,10 @@ class Conversation(models.Model):
     model = models.CharField(max_length=200, help_text="Default model id for new replies")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+    # Tools calling /v1 start a conversation per request: kept apart from the chat sidebar.
+    source = models.CharField(
+        max_length=8, choices=Source.choices, default=Source.CHAT, editable=False
+    )
 
     objects = ConversationQuerySet.as_manager()
 
