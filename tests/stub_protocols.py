@@ -334,6 +334,34 @@ def complete_over_v1(base_url: str, user: object, model: str, **body: object) ->
     return response.json()
 
 
+def openai_only_options_refused(
+    base_url: str, stub: ProviderStub, user: object, model: str
+) -> None:
+    """/v1 refuses OpenAI's own options (AS_IS_OPTIONS) for a model whose provider does not
+    take them: 400 naming each, nothing stored, the provider not asked."""
+    asked_before = len(stub.requests)
+    _, secret = create_key(user, "protocol test")
+    extra = {
+        "seed": 7,
+        "presence_penalty": 0.5,
+        "frequency_penalty": 0.5,
+        "response_format": {"type": "json_object"},
+        "logit_bias": {"50256": -100},
+    }
+    request = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **extra}
+    response = httpx.post(
+        f"{base_url}/v1/chat/completions",
+        json=request,
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    for name in extra:
+        assert f"{name}: Not supported by" in message, message
+    assert not Message.objects.exists() and len(stub.requests) == asked_before
+
+
 def stub_job(reply: Message, stub: ProviderStub) -> ReplyJob:
     """A reply's request to the provider stub over OpenAI's protocol, for a producer run in
     this process (whose configured models may be the demo's)."""

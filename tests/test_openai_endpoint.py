@@ -180,7 +180,10 @@ def test_models_lists_the_configured_models(sdk):
         ({"model": "openai:nope"}, "Unknown model 'openai:nope'"),
         ({"model": None}, "model"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, '"tool" messages are not supported'),
+        (
+            {"messages": [*HISTORY[1:2], {"role": "tool", "content": "x"}]},
+            'messages: item 1: role: "tool" messages are not supported here.',
+        ),
         ({"messages": HISTORY[1:3]}, "starting and ending with a user one"),
         ({"messages": [{"role": "user", "content": 42}]}, "Must be text"),
         (
@@ -193,6 +196,13 @@ def test_models_lists_the_configured_models(sdk):
         ({"temperature": 3}, "temperature: Ensure this value is less than or equal to 2"),
         ({"max_tokens": 0}, "max_tokens: Ensure this value is greater than or equal to 1"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop: Must be a string or a list of up to 4"),
+        ({"logprobs": True}, "logprobs: Log probabilities are not supported here."),
+        ({"top_logprobs": 2}, "top_logprobs: Log probabilities are not supported here."),
+        ({"response_format": {"type": "xml"}}, 'response_format: Must be {"type": "text"}'),
+        ({"response_format": {"type": "json_schema"}}, 'response_format: Must be {"type"'),
+        ({"presence_penalty": 2.5}, "presence_penalty: Ensure this value is less than or equal"),
+        ({"logit_bias": {"50256": -101}}, "logit_bias: 50256: Ensure this value is greater"),
+        ({"seed": "x"}, "seed: A valid integer is required."),
     ],
 )
 def test_bad_requests_get_400_saying_what_is_wrong_and_store_nothing(
@@ -253,6 +263,30 @@ def test_sampling_options_are_passed_on_and_kept_with_the_reply(sdk, stub):
     assert {name: sent[name] for name in options} == options
     reply = stored_reply()
     assert reply.metadata["options"] == options and reply.metadata["attempts"]
+
+
+def test_openais_own_options_reach_an_openai_compatible_provider_as_they_are(sdk, stub):
+    stub.queue(openai_stream(['{"ok": true}']))
+    own = {
+        "seed": 7,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.5,
+        "response_format": {"type": "json_object"},
+        "logit_bias": {"50256": -100.0},
+    }
+    sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], logprobs=False, **own)
+    sent = stub.requests[-1].json
+    assert {name: sent[name] for name in own} == own
+    assert "logprobs" not in sent  # false: nothing asked, nothing to refuse
+    assert stored_reply().metadata["options"] == own
+
+
+def test_the_default_response_format_is_not_sent(sdk, stub):
+    stub.queue(openai_stream(["Plain"]))
+    sdk.chat.completions.create(
+        model=MODEL, messages=HISTORY[1:2], response_format={"type": "text"}
+    )
+    assert "response_format" not in stub.requests[-1].json
 
 
 def test_null_sampling_options_count_as_unset(server, stub, alice_key):

@@ -24,6 +24,7 @@ from tests.stub_protocols import (
     ask,
     assert_stored_reply,
     complete_over_v1,
+    openai_only_options_refused,
     read_provider,
 )
 
@@ -229,3 +230,7 @@ def test_sampling_options_from_the_openai_endpoint_reach_anthropic_in_its_names(
     assert (sent["temperature"], sent["top_p"]) == (SAMPLING["temperature"], SAMPLING["top_p"])
     assert sent["max_tokens"] == 55  # instead of ANTHROPIC_MAX_TOKENS
     assert sent["stop_sequences"] == ["END"] and "stop" not in sent
+
+
+def test_openai_only_options_are_refused_for_anthropic(anthropic_process, stub, alice):
+    openai_only_options_refused(anthropic_process.url, stub, alice, "anthropic:claude-sonnet-4-5")

@@ -22,6 +22,7 @@ from tests.stub_protocols import (
     dashscope_result,
     dashscope_stream,
     dashscope_whole,
+    openai_only_options_refused,
     read_provider,
 )
 
@@ -222,3 +223,7 @@ def test_sampling_options_from_the_openai_endpoint_reach_dashscope_as_parameters
     assert answer["choices"][0]["message"]["content"] == "Fine."
     parameters = stub.requests[-1].json["parameters"]
     assert {name: parameters[name] for name in SAMPLING} == SAMPLING
+
+
+def test_openai_only_options_are_refused_for_dashscope(dashscope_process, stub, alice):
+    openai_only_options_refused(dashscope_process.url, stub, alice, "dashscope:qwen-plus")

@@ -17,6 +17,7 @@ from tests.stub_protocols import (
     ask,
     assert_stored_reply,
     complete_over_v1,
+    openai_only_options_refused,
     read_provider,
     zhipu_chunk,
     zhipu_http_error,
@@ -277,3 +278,7 @@ def test_sampling_options_from_the_openai_endpoint_reach_zhipu_with_its_max_toke
     sent = stub.requests[-1].json
     assert (sent["temperature"], sent["top_p"], sent["stop"]) == (0.3, 0.9, ["END"])
     assert sent["max_tokens"] == 77 and "max_completion_tokens" not in sent
+
+
+def test_openai_only_options_are_refused_for_zhipu(zhipu_process, stub, alice):
+    openai_only_options_refused(zhipu_process.url, stub, alice, "zhipu:glm-4-flash")

@@ -45,14 +45,23 @@ def json_exception_handler(exc: Exception, context: dict) -> Response | None:
 def validation_error(detail: object) -> dict:
     """One readable sentence for people, and the per-field details for programs."""
     if isinstance(detail, dict):
-        parts = []
-        for name, errors in detail.items():
-            text = " ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
-            parts.append(text if name == "non_field_errors" else f"{name}: {text}")
-        return {"code": "invalid", "message": " ".join(parts), "fields": detail}
-    if isinstance(detail, list):
-        return {"code": "invalid", "message": " ".join(str(e) for e in detail)}
-    return {"code": "invalid", "message": str(detail)}
+        return {"code": "invalid", "message": readable(detail), "fields": detail}
+    return {"code": "invalid", "message": readable(detail)}
+
+
+def readable(errors: object) -> str:
+    """DRF's error details as one line, nested ones too: "messages: item 2: role: …"."""
+    if isinstance(errors, dict):  # by field name, or by index in a list (messages)
+        parts = [
+            readable(inner)
+            if name == "non_field_errors"
+            else f"{'item ' if isinstance(name, int) else ''}{name}: {readable(inner)}"
+            for name, inner in errors.items()
+        ]
+        return " ".join(parts)
+    if isinstance(errors, list):
+        return " ".join(readable(e) for e in errors)
+    return str(errors)
 
 
 def api_error(code: str, message: str, http_status: int = status.HTTP_400_BAD_REQUEST) -> Response:

@@ -52,6 +52,7 @@ ERROR_STATUS = {
 class AnthropicProvider:
     name = "anthropic"
     label = "Anthropic"
+    passes_on: frozenset[str] = frozenset()  # not mapped to Anthropic's Messages API
 
     def __init__(self, base_url: str, api_key: str, max_tokens: int) -> None:
         self.url = base_url.rstrip("/").removesuffix("/v1") + "/v1/messages"

@@ -25,6 +25,11 @@ class ChatRequest:
         return self.options.get("max_completion_tokens") or self.options.get("max_tokens")
 
 
+# OpenAI's options that only OpenAI's protocol has, taken as they are by the providers that
+# speak it (Provider.passes_on); for the others the endpoint refuses them instead.
+AS_IS_OPTIONS = ("seed", "presence_penalty", "frequency_penalty", "response_format", "logit_bias")
+
+
 def sampling(options: dict, stop: str) -> dict:
     """temperature, top_p and the stop sequences (under the provider's name) that were set."""
     chosen = {name: options[name] for name in ("temperature", "top_p") if name in options}
@@ -96,6 +101,7 @@ class Provider(Protocol):
     name: str  # "openai", "dashscope", ...
     label: str  # shown to people, e.g. "OpenAI-compatible"
     secrets: tuple[str, ...]  # values that must never appear in an error message
+    passes_on: frozenset[str]  # which AS_IS_OPTIONS it sends on to its API unchanged
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]: ...
 

@@ -34,6 +34,7 @@ NOT_FINISHED = (None, "", "null")
 class DashScopeProvider:
     name = "dashscope"
     label = "DashScope"
+    passes_on: frozenset[str] = frozenset()  # not mapped to its native parameters
 
     def __init__(self, base_url: str, api_key: str, non_incremental: Iterable[str] = ()) -> None:
         # Accept the SDK-style base URL (".../api/v1") as well as the bare host.

@@ -6,7 +6,13 @@ from collections.abc import AsyncIterator
 
 from django.conf import settings
 
-from conversations.providers.base import ChatRequest, Finish, ProviderEvent, TextDelta
+from conversations.providers.base import (
+    AS_IS_OPTIONS,
+    ChatRequest,
+    Finish,
+    ProviderEvent,
+    TextDelta,
+)
 
 REPLY = """**This is chatsite's demo model** — no provider key is set, so nothing left this server.
 
@@ -33,6 +39,7 @@ class DemoProvider:
     name = "demo"
     label = "Demo"
     secrets: tuple[str, ...] = ()
+    passes_on = frozenset(AS_IS_OPTIONS)  # taken, and ignored like every other option
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         last = request.messages[-1]["content"] if request.messages else ""

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 
 from conversations.providers.base import (
+    AS_IS_OPTIONS,
     ChatRequest,
     Finish,
     ProviderError,
@@ -22,6 +23,8 @@ from conversations.providers.http import (
 
 
 class OpenAICompatibleProvider:
+    passes_on = frozenset(AS_IS_OPTIONS)
+
     def __init__(
         self, base_url: str, api_key: str, name: str = "openai", label: str = "OpenAI-compatible"
     ) -> None:

@@ -64,6 +64,8 @@ class ZhipuToken:
 
 
 class ZhipuProvider(OpenAICompatibleProvider):
+    passes_on: frozenset[str] = frozenset()  # not mapped to Zhipu's API: refused, not sent
+
     def __init__(self, base_url: str, api_key: str) -> None:
         super().__init__(base_url, api_key, name="zhipu", label="Zhipu GLM")
         self.token = ZhipuToken(api_key)

@@ -1,10 +1,13 @@
 """The request body of POST /v1/chat/completions, as OpenAI's API defines it, in the part
-chatsite can honour. What it cannot (tools, several choices, images) is refused, not ignored."""
+chatsite can honour. What it cannot (tools, several choices, images, log probabilities, and
+OpenAI's own options for a provider without them) is refused, not ignored."""
 
 from django.conf import settings
 from rest_framework import serializers
 
 from conversations.api.serializers import TextField, validate_model_id
+from conversations.providers.base import AS_IS_OPTIONS
+from conversations.providers.registry import find_model, provider_for
 from conversations.transcripts import Transcript
 
 ROLES = ("system", "developer", "user", "assistant")  # "developer": OpenAI's newer "system"
@@ -64,6 +67,26 @@ class StopField(serializers.Field):
         return value
 
 
+class ResponseFormatField(serializers.Field):
+    """OpenAI's response_format; {"type": "text"}, the default, counts as unset."""
+
+    default_error_messages = {  # braces doubled: DRF formats the message
+        "invalid": 'Must be {{"type": "text"}}, {{"type": "json_object"}} or '
+        '{{"type": "json_schema", "json_schema": {{...}}}}.'
+    }
+
+    def to_internal_value(self, data: object) -> dict | None:
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            self.fail("invalid")
+        if kind == "json_schema" and not isinstance(data.get("json_schema"), dict):
+            self.fail("invalid")
+        return None if kind == "text" else data
+
+    def to_representation(self, value: dict) -> dict:
+        return value
+
+
 class StreamOptionsInput(serializers.Serializer):
     include_usage = serializers.BooleanField(default=False)
 
@@ -80,6 +103,23 @@ class ChatCompletionInput(serializers.Serializer):
     max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     stop = StopField(required=False, allow_null=True)
+    # Passed on as they are where the model's provider speaks OpenAI's protocol (AS_IS_OPTIONS).
+    seed = serializers.IntegerField(required=False, allow_null=True)
+    presence_penalty = serializers.FloatField(
+        required=False, allow_null=True, min_value=-2, max_value=2
+    )
+    frequency_penalty = serializers.FloatField(
+        required=False, allow_null=True, min_value=-2, max_value=2
+    )
+    response_format = ResponseFormatField(required=False, allow_null=True)
+    logit_bias = serializers.DictField(
+        child=serializers.FloatField(min_value=-100, max_value=100),
+        required=False,
+        allow_null=True,
+    )
+    # What the answers here cannot carry: refused rather than quietly left out.
+    logprobs = serializers.BooleanField(required=False, allow_null=True)
+    top_logprobs = serializers.IntegerField(required=False, allow_null=True)
     tools = serializers.ListField(required=False, allow_null=True)
     functions = serializers.ListField(required=False, allow_null=True)
 
@@ -94,6 +134,26 @@ class ChatCompletionInput(serializers.Serializer):
         return value
 
     validate_functions = validate_tools
+
+    def validate_logprobs(self, value: bool | None) -> bool | None:
+        if value:
+            raise serializers.ValidationError("Log probabilities are not supported here.")
+        return value
+
+    def validate_top_logprobs(self, value: int | None) -> int | None:
+        if value is not None:
+            raise serializers.ValidationError("Log probabilities are not supported here.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        """OpenAI's own options only for providers that take them; refused for the rest."""
+        model = find_model(attrs["model"])
+        passes_on = provider_for(model).passes_on
+        given = [name for name in AS_IS_OPTIONS if attrs.get(name) is not None]
+        if refused := [name for name in given if name not in passes_on]:
+            message = f"Not supported by {model.label}; leave it out for this model."
+            raise serializers.ValidationError({name: [message] for name in refused})
+        return attrs
 
     def validate_messages(self, value: list[dict]) -> list[dict]:
         turns = [m for m in value if m["role"] in ("user", "assistant")]
@@ -111,7 +171,8 @@ class ChatCompletionInput(serializers.Serializer):
         system = "\n\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
         turns = [(m["role"], m["content"]) for m in messages if m["role"] in ("user", "assistant")]
         # null means unset, as OpenAI takes it
-        options = {name: data[name] for name in SAMPLING if data.get(name) is not None}
+        chosen = (*SAMPLING, *AS_IS_OPTIONS)
+        options = {name: data[name] for name in chosen if data.get(name) is not None}
         return Transcript(system=system, turns=turns, options=options)
 
     @property
