@@ -319,17 +319,22 @@ def assert_stored_reply(
 SAMPLING = {"temperature": 0.3, "top_p": 0.9, "max_tokens": 55, "stop": ["END"]}
 
 
-def complete_over_v1(base_url: str, user: object, model: str, **body: object) -> dict:
-    """One whole completion through chatsite's /v1/chat/completions, with a new API key of
-    `user`: the provider was asked with SAMPLING (and whatever else `body` sets)."""
+def post_over_v1(base_url: str, user: object, model: str, **body: object) -> httpx.Response:
+    """A user message to chatsite's /v1/chat/completions, whole, with a new API key of `user`."""
     _, secret = create_key(user, "protocol test")
-    request = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **SAMPLING, **body}
-    response = httpx.post(
+    request = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **body}
+    return httpx.post(
         f"{base_url}/v1/chat/completions",
         json=request,
         headers={"Authorization": f"Bearer {secret}"},
         timeout=30,
     )
+
+
+def complete_over_v1(base_url: str, user: object, model: str, **body: object) -> dict:
+    """One whole completion through /v1: the provider was asked with SAMPLING (and whatever
+    else `body` sets)."""
+    response = post_over_v1(base_url, user, model, **{**SAMPLING, **body})  # body overrides
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -340,7 +345,6 @@ def openai_only_options_refused(
     """/v1 refuses OpenAI's own options (AS_IS_OPTIONS) for a model whose provider does not
     take them: 400 naming each, nothing stored, the provider not asked."""
     asked_before = len(stub.requests)
-    _, secret = create_key(user, "protocol test")
     extra = {
         "seed": 7,
         "presence_penalty": 0.5,
@@ -348,13 +352,7 @@ def openai_only_options_refused(
         "response_format": {"type": "json_object"},
         "logit_bias": {"50256": -100},
     }
-    request = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **extra}
-    response = httpx.post(
-        f"{base_url}/v1/chat/completions",
-        json=request,
-        headers={"Authorization": f"Bearer {secret}"},
-        timeout=30,
-    )
+    response = post_over_v1(base_url, user, model, **extra)
     assert response.status_code == 400, response.text
     message = response.json()["error"]["message"]
     for name in extra:
