@@ -1,6 +1,7 @@
 """Exports round-trip the stored data; the bulk export streams in flat memory."""
 
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -165,6 +166,24 @@ def test_bulk_export_has_all_and_only_the_callers_conversations(
         "A1 x",
         "A2 x",
     ]
+
+
+def download_links(html: str) -> list[str]:
+    return [link.replace("&amp;", "&") for link in re.findall(r'<a href="([^"]+)" download>', html)]
+
+
+def test_pages_link_the_exports_and_the_links_download(server, alice, alice_client):
+    (conversation,) = make_history(alice, 1, content="Linked")
+    chat_links = download_links(alice_client.http.get(f"/c/{conversation.pk}/").text)
+    base = f"/api/conversations/{conversation.pk}/export/"
+    assert chat_links == [f"{base}?format=markdown", f"{base}?format=json"]
+    home_links = download_links(alice_client.http.get("/").text)
+    assert home_links == ["/api/export/?format=json", "/api/export/?format=jsonl"]
+    for link in chat_links + home_links:
+        response = alice_client.http.get(link)
+        assert response.status_code == 200, link
+        assert response.headers["Content-Disposition"].startswith("attachment;"), link
+        assert "Linked" in response.text, link
 
 
 def test_unknown_formats_are_rejected(server, alice_client):
