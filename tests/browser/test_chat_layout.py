@@ -136,3 +136,23 @@ def test_chat_works_on_a_phone_sized_screen(browsing, stub, alice):
     assert table.evaluate("e => e.scrollWidth > e.clientWidth"), "a wide table scrolls in place"
     open_chat(page, page.url)
     assert_fits_the_screen(page)
+
+
+def test_a_staff_users_header_and_chat_controls_fit_a_phone_screen(browsing, bob):
+    """Staff have one more link in the header (Admin); the chat head has Rename, Delete and
+    the exports: on a phone they wrap rather than run off the screen."""
+    page = browsing.logged_in(bob, viewport=PHONE, is_mobile=True, has_touch=True)
+    open_new_chat(page)
+    assert_fits_the_screen(page)
+    controls = [
+        page.get_by_role("button", name="Log out"),
+        page.get_by_role("link", name="Admin"),
+        page.get_by_role("button", name="Rename"),
+        page.get_by_role("button", name="Delete"),
+        page.get_by_role("link", name="Markdown"),
+        page.get_by_role("link", name="JSON"),
+    ]
+    for control in controls:
+        expect(control).to_be_in_viewport()
+        box = control.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], control
