@@ -13,6 +13,8 @@ from conversations.api.serializers import ConversationDetailSerializer, ModelSer
 from conversations.models import Conversation, Message
 from conversations.providers.registry import available_models, default_model
 
+SIDEBAR_SIZE = 100  # conversations listed with a page; the API gives the rest in pages as big
+
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
@@ -37,7 +39,7 @@ def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpRespon
     data = ConversationDetailSerializer(conversation).data
     context = {
         "conversation": conversation,
-        **sidebar(request.user, conversation.source),
+        **sidebar(request.user, conversation.source, current=conversation),
         "conversation_data": data,
         # A conversation started over /v1 may bring its own system prompt: shown, as plain text.
         "system_prompt": "\n\n".join(
@@ -48,11 +50,19 @@ def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpRespon
     return render(request, "conversations/chat.html", context)
 
 
-def sidebar(user: AbstractBaseUser, source: str) -> dict:
-    """The sidebar's conversations: those started the same way (chat, or /v1 by tools)."""
+def sidebar(user: AbstractBaseUser, source: str, current: Conversation | None = None) -> dict:
+    """The sidebar's conversations: the most recent started the same way (chat, or /v1 by
+    tools), and the open one; older ones load on demand (sidebar.js), as a page with
+    thousands was slow."""
     mine = Conversation.objects.for_user(user)
+    recent = list(mine.filter(source=source)[: SIDEBAR_SIZE + 1])
+    listed = recent[:SIDEBAR_SIZE]
+    if current is not None and current not in listed:
+        listed.append(current)  # older than every one listed: last, in order
     return {
-        "conversations": mine.filter(source=source),
+        "conversations": listed,
+        "has_older_conversations": len(recent) > SIDEBAR_SIZE,
+        "sidebar_size": SIDEBAR_SIZE,
         "sidebar_source": source,
         # Its tabs, only for users with conversations from /v1.
         "has_api_conversations": mine.filter(source=Conversation.Source.API).exists(),

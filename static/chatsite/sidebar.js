@@ -1,10 +1,12 @@
 "use strict";
 // The conversation sidebar: filter by title as the user types, open and close it on a phone,
-// and keep it in step with the chat (newest first, current titles).
+// and keep it in step with the chat (newest first, current titles). The page lists the most
+// recent conversations; older ones come from the API, a page at a time or as search finds them.
 (function () {
   const list = document.getElementById("conversation-list");
   const search = document.getElementById("conversation-search");
   const noMatch = document.getElementById("no-match");
+  const older = document.getElementById("older-conversations");
   const layout = document.querySelector(".layout");
   const toggle = document.getElementById("sidebar-toggle");
   if (!list) return;
@@ -33,15 +35,77 @@
     filter();
   }
 
+  // Where the API's conversation goes: newest first, among those already listed.
+  function add(conversation) {
+    if (find(conversation.id)) return;
+    const item = document.createElement("li");
+    item.dataset.conversationId = conversation.id;
+    item.dataset.updated = conversation.updated_at;
+    const link = document.createElement("a");
+    link.href = "/c/" + conversation.id + "/";
+    link.textContent = conversation.title || "New chat";  // text: titles are untrusted
+    item.append(link);
+    const when = Date.parse(conversation.updated_at);
+    const next = Array.from(items()).find((other) => Date.parse(other.dataset.updated) < when);
+    list.insertBefore(item, next || noMatch);
+  }
+
+  async function fetchConversations(query) {
+    const params = new URLSearchParams(
+      Object.assign({ source: list.dataset.source, page_size: list.dataset.pageSize }, query)
+    );
+    const response = await fetch("/api/conversations/?" + params, {
+      headers: { Accept: "application/json" },
+    });
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    return response.json();
+  }
+
+  let olderPage = 2; // the page itself shows the first
+  async function showOlder() {
+    older.disabled = true;
+    try {
+      const page = await fetchConversations({ page: olderPage });
+      page.results.forEach(add);
+      olderPage += 1;
+      older.hidden = !page.next;
+      older.textContent = "Show older conversations";
+    } catch (error) {
+      older.textContent = "Could not load older conversations. Try again";
+    } finally {
+      older.disabled = false;
+      filter();
+    }
+  }
+
+  // Titles not listed yet are asked of the server, once the user pauses typing.
+  let pause = null;
+  function searchOlder() {
+    clearTimeout(pause);
+    const needle = search.value.trim();
+    if (!older || older.hidden || needle === "") return;
+    pause = setTimeout(async function () {
+      try {
+        (await fetchConversations({ q: needle })).results.forEach(add);
+      } catch (error) {
+        return; // the listed titles are still filtered
+      }
+      filter();
+    }, 300);
+  }
+
   // A conversation that just got a message is now the newest.
   function touch(conversationId, title) {
     const item = find(conversationId);
     if (!item) return;
+    item.dataset.updated = new Date().toISOString();
     list.prepend(item);
     rename(conversationId, title);
   }
 
   search.addEventListener("input", filter);
+  search.addEventListener("input", searchOlder);
+  if (older) older.addEventListener("click", showOlder);
   search.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
       search.value = "";

@@ -7,6 +7,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from conversations.models import Conversation
+from conversations.views import SIDEBAR_SIZE
 from tests.browser.pages import (
     open_chat,
     open_new_chat,
@@ -156,3 +157,28 @@ def test_a_staff_users_header_and_chat_controls_fit_a_phone_screen(browsing, bob
         expect(control).to_be_in_viewport()
         box = control.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], control
+
+
+def test_older_conversations_load_on_demand_and_search_finds_them(browsing, alice, charlie):
+    now = timezone.now()
+    titles = [f"Chat {n:03}" for n in range(SIDEBAR_SIZE + 4)] + ['<img src=x onerror="alert(1)">']
+    Conversation.objects.bulk_create(
+        Conversation(owner=alice, title=title, model="m", updated_at=now - timedelta(n))
+        for n, title in enumerate(titles)
+    )
+    conversation(charlie, "Chat 103 of charlie", minutes_ago=1)
+    page = browsing.logged_in(alice)
+    expect(sidebar_titles(page)).to_have_count(SIDEBAR_SIZE)
+
+    # Typing asks the server for titles not listed yet; only alice's come back.
+    search = page.get_by_label("Search conversations by title")
+    search.fill("Chat 103")
+    expect(sidebar_titles(page)).to_have_text(["Chat 103"])
+    search.press("Escape")
+    expect(sidebar_titles(page)).to_have_count(SIDEBAR_SIZE + 1)
+
+    older = page.get_by_role("button", name="Show older conversations")
+    older.click()
+    expect(sidebar_titles(page)).to_have_text(titles)  # every one, newest first
+    expect(older).to_be_hidden()
+    expect(page.locator("#conversation-list img")).to_have_count(0)  # a title is only text

@@ -1,0 +1,53 @@
+"""The sidebar lists the most recent conversations with the page, and the open one; older
+ones are offered, to load from the API (sidebar.js; its browser test is in tests/browser)."""
+
+import re
+from datetime import timedelta
+
+from django.utils import timezone
+
+from conversations.models import Conversation
+from conversations.views import SIDEBAR_SIZE
+
+OLDER = 'id="older-conversations"'
+
+
+def sidebar_titles(html: str) -> list[str]:
+    return re.findall(r'<li data-conversation-id="[^"]+"[^>]*><a [^>]*>([^<]*)</a>', html)
+
+
+def chats(owner, count: int) -> list[Conversation]:
+    """`count` conversations, "Chat 000" the newest, each a day older than the one before."""
+    now = timezone.now()
+    return Conversation.objects.bulk_create(
+        Conversation(owner=owner, title=f"Chat {n:03}", model="m", updated_at=now - timedelta(n))
+        for n in range(count)
+    )
+
+
+def test_the_page_lists_the_most_recent_and_offers_the_older(server, alice, alice_client):
+    chats(alice, SIDEBAR_SIZE + 1)
+    html = alice_client.http.get("/").text
+    assert sidebar_titles(html) == [f"Chat {n:03}" for n in range(SIDEBAR_SIZE)]
+    assert OLDER in html and f'data-page-size="{SIDEBAR_SIZE}"' in html
+
+
+def test_no_offer_when_every_conversation_is_listed(server, alice, alice_client):
+    chats(alice, SIDEBAR_SIZE)
+    html = alice_client.http.get("/").text
+    assert len(sidebar_titles(html)) == SIDEBAR_SIZE and OLDER not in html
+
+
+def test_an_old_conversation_opened_is_listed_last_as_the_current_one(server, alice, alice_client):
+    oldest = chats(alice, SIDEBAR_SIZE + 5)[-1]
+    html = alice_client.http.get(f"/c/{oldest.pk}/").text
+    titles = sidebar_titles(html)
+    assert len(titles) == SIDEBAR_SIZE + 1 and titles[-1] == oldest.title
+    assert f'<li data-conversation-id="{oldest.pk}"' in html
+    assert re.search(rf'<li data-conversation-id="{oldest.pk}"[^>]*class="current"', html)
+
+
+def test_charlie_is_offered_nothing_of_alices(server, alice, charlie_client):
+    chats(alice, SIDEBAR_SIZE + 1)
+    html = charlie_client.http.get("/").text
+    assert sidebar_titles(html) == [] and OLDER not in html
