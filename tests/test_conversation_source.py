@@ -2,7 +2,6 @@
 listed apart on the pages, filterable in the API, the bulk export and the admin."""
 
 import importlib
-import re
 from datetime import timedelta
 
 import openai
@@ -12,15 +11,10 @@ from django.utils import timezone
 
 from conversations.apikeys import create_key
 from conversations.models import Conversation, Message
-from tests.chats import add_chat
+from tests.chats import add_chat, sidebar_titles
 from tests.stub import openai_stream
 
 MODEL = "openai:stub-model"
-
-
-def sidebar_titles(html: str) -> list[str]:
-    """The conversation titles the sidebar lists, in order."""
-    return re.findall(r'<li data-conversation-id="[^"]+"[^>]*><a [^>]*>([^<]*)</a>', html)
 
 
 @pytest.fixture

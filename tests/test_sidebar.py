@@ -2,27 +2,17 @@
 ones are offered, to load from the API (sidebar.js; its browser test is in tests/browser)."""
 
 import re
-from datetime import timedelta
-
-from django.utils import timezone
 
 from conversations.models import Conversation
 from conversations.views import SIDEBAR_SIZE
+from tests.chats import dated_chats, sidebar_titles
 
 OLDER = 'id="older-conversations"'
 
 
-def sidebar_titles(html: str) -> list[str]:
-    return re.findall(r'<li data-conversation-id="[^"]+"[^>]*><a [^>]*>([^<]*)</a>', html)
-
-
 def chats(owner, count: int) -> list[Conversation]:
-    """`count` conversations, "Chat 000" the newest, each a day older than the one before."""
-    now = timezone.now()
-    return Conversation.objects.bulk_create(
-        Conversation(owner=owner, title=f"Chat {n:03}", model="m", updated_at=now - timedelta(n))
-        for n in range(count)
-    )
+    """`count` conversations, "Chat 000" the newest."""
+    return dated_chats(owner, [f"Chat {n:03}" for n in range(count)])
 
 
 def test_the_page_lists_the_most_recent_and_offers_the_older(server, alice, alice_client):

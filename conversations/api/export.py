@@ -58,8 +58,7 @@ class BulkExport(APIView):
         owner = export_owner(request)
         record_export_all(request, owner)
         conversations = Conversation.objects.for_user(owner).order_by("created_at", "id")
-        if source := query.validated_data.get("source"):
-            conversations = conversations.filter(source=source)
+        conversations = conversations.matching(source=query.validated_data.get("source", ""))
         content_type, extension = FORMATS[format]
         # An async iterator: under ASGI a sync one would be read whole before sending.
         response = StreamingHttpResponse(stream_all(conversations, format), content_type)

@@ -15,6 +15,7 @@ from tests.browser.pages import (
     send_message,
     wait_until_final,
 )
+from tests.chats import dated_chats
 from tests.stub import openai_stream
 
 pytestmark = pytest.mark.browser
@@ -160,12 +161,8 @@ def test_a_staff_users_header_and_chat_controls_fit_a_phone_screen(browsing, bob
 
 
 def test_older_conversations_load_on_demand_and_search_finds_them(browsing, alice, charlie):
-    now = timezone.now()
     titles = [f"Chat {n:03}" for n in range(SIDEBAR_SIZE + 4)] + ['<img src=x onerror="alert(1)">']
-    Conversation.objects.bulk_create(
-        Conversation(owner=alice, title=title, model="m", updated_at=now - timedelta(n))
-        for n, title in enumerate(titles)
-    )
+    dated_chats(alice, titles)
     conversation(charlie, "Chat 103 of charlie", minutes_ago=1)
     page = browsing.logged_in(alice)
     expect(sidebar_titles(page)).to_have_count(SIDEBAR_SIZE)
