@@ -1,6 +1,6 @@
 "use strict";
-// The conversation sidebar: filter by title as the user types, open and close it on a phone,
-// and keep it in step with the chat (newest first, current titles). The page lists the most
+// The conversation sidebar: search it as the user types, open and close it on a phone, and
+// keep it in step with the chat (newest first, current titles). The page lists the most
 // recent conversations; older ones come from the API, a page at a time or as search finds them.
 (function () {
   const list = document.getElementById("conversation-list");
@@ -15,11 +15,17 @@
     return list.querySelectorAll("li[data-conversation-id]");
   }
 
+  // The server's answer to the words typed: it also matches what was said in a conversation.
+  let found = { needle: "", ids: new Set() };
+
   function filter() {
     const needle = search.value.trim().toLowerCase();
+    const saidThere = found.needle === needle ? found.ids : new Set();
     let shown = 0;
     items().forEach(function (item) {
-      item.hidden = needle !== "" && !item.textContent.toLowerCase().includes(needle);
+      const matches = item.textContent.toLowerCase().includes(needle) ||
+        saidThere.has(item.dataset.conversationId);
+      item.hidden = needle !== "" && !matches;
       if (!item.hidden) shown += 1;
     });
     noMatch.hidden = needle === "" || shown > 0;
@@ -78,18 +84,23 @@
     }
   }
 
-  // Titles not listed yet are asked of the server, once the user pauses typing.
+  // Titles are filtered as the user types; once they pause, the server is asked too: it
+  // searches messages as well as titles, and conversations not listed yet.
   let pause = null;
-  function searchOlder() {
+  function searchServer() {
     clearTimeout(pause);
     const needle = search.value.trim();
-    if (!older || older.hidden || needle === "") return;
+    if (needle === "") return;
     pause = setTimeout(async function () {
+      let page;
       try {
-        (await fetchConversations({ q: needle })).results.forEach(add);
+        page = await fetchConversations({ q: needle });
       } catch (error) {
         return; // the listed titles are still filtered
       }
+      if (search.value.trim() !== needle) return; // typed on meanwhile: a newer search comes
+      page.results.forEach(add);
+      found = { needle: needle.toLowerCase(), ids: new Set(page.results.map((c) => c.id)) };
       filter();
     }, 300);
   }
@@ -104,7 +115,7 @@
   }
 
   search.addEventListener("input", filter);
-  search.addEventListener("input", searchOlder);
+  search.addEventListener("input", searchServer);
   if (older) older.addEventListener("click", showOlder);
   search.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {

@@ -49,14 +49,14 @@ def test_sidebar_lists_newest_first_and_finds_titles(browsing, stub, alice, char
     page = browsing.logged_in(alice)
 
     expect(sidebar_titles(page)).to_have_text(["Gamma ideas", "Beta plan", "Alpha notes"])
-    search = page.get_by_label("Search conversations by title")
+    search = page.get_by_label("Search conversations")
     search.fill("BETA")
     expect(sidebar_titles(page)).to_have_text(["Beta plan"])
     search.fill("alpha")
     expect(sidebar_titles(page)).to_have_text(["Alpha notes"])
     search.fill("nothing like this")
     expect(sidebar_titles(page)).to_have_count(0)
-    expect(page.get_by_text("No conversation title matches.")).to_be_visible()
+    expect(page.get_by_text("No conversation matches.")).to_be_visible()
     search.press("Escape")
     expect(sidebar_titles(page)).to_have_count(3)
 
@@ -70,6 +70,29 @@ def test_sidebar_lists_newest_first_and_finds_titles(browsing, stub, alice, char
     page.reload()
     expect(sidebar_titles(page)).to_have_text(["Alpha notes", "Gamma ideas", "Beta plan"])
     expect(page.locator("#conversation-list li.current")).to_have_text("Alpha notes")
+
+
+def test_search_finds_conversations_by_what_was_said_in_them(browsing, alice, charlie):
+    trip = conversation(alice, "Trip plans", minutes_ago=30)
+    trip.messages.create(role="user", status="complete", content="Pack the zebra costume")
+    conversation(alice, "Groceries", minutes_ago=20)
+    conversation(alice, "Zebra facts", minutes_ago=10)
+    secret = conversation(charlie, "Charlie's notes", minutes_ago=1)
+    secret.messages.create(role="user", status="complete", content="zebra crossing")
+    page = browsing.logged_in(alice)
+    expect(sidebar_titles(page)).to_have_count(3)
+
+    # A title matches at once; a message once the server has answered; charlie's never.
+    search = page.get_by_label("Search conversations")
+    search.fill("ZEBRA")
+    expect(sidebar_titles(page)).to_have_text(["Zebra facts", "Trip plans"])
+    search.fill("costume")
+    expect(sidebar_titles(page)).to_have_text(["Trip plans"])
+    search.fill("crossing")
+    expect(page.get_by_text("No conversation matches.")).to_be_visible()
+    expect(sidebar_titles(page)).to_have_count(0)
+    search.press("Escape")
+    expect(sidebar_titles(page)).to_have_text(["Zebra facts", "Groceries", "Trip plans"])
 
 
 def background_of(page: object, selector: str) -> str:
@@ -168,7 +191,7 @@ def test_older_conversations_load_on_demand_and_search_finds_them(browsing, alic
     expect(sidebar_titles(page)).to_have_count(SIDEBAR_SIZE)
 
     # Typing asks the server for titles not listed yet; only alice's come back.
-    search = page.get_by_label("Search conversations by title")
+    search = page.get_by_label("Search conversations")
     search.fill("Chat 103")
     expect(sidebar_titles(page)).to_have_text(["Chat 103"])
     search.press("Escape")
