@@ -202,3 +202,21 @@ def test_older_conversations_load_on_demand_and_search_finds_them(browsing, alic
     expect(sidebar_titles(page)).to_have_text(titles)  # every one, newest first
     expect(older).to_be_hidden()
     expect(page.locator("#conversation-list img")).to_have_count(0)  # a title is only text
+
+
+def test_an_old_conversation_that_gets_a_message_stays_first_as_older_ones_load(
+    browsing, stub, alice
+):
+    titles = [f"Chat {n:03}" for n in range(SIDEBAR_SIZE + 5)]
+    chats = dated_chats(alice, titles)
+    page = browsing.logged_in(alice)
+    oldest = chats[-1]  # listed last, below the 100 most recent, as the open one
+    open_chat(page, f"{browsing.origin}/c/{oldest.id}/")
+    expect(sidebar_titles(page)).to_have_count(SIDEBAR_SIZE + 1)
+
+    stub.queue(openai_stream(["Noted."]))
+    send_message(page, "Back to this one")
+    wait_until_final(page)
+    page.get_by_role("button", name="Show older conversations").click()
+    # Those loaded go below it: it is the newest now, though the page had it as the oldest.
+    expect(sidebar_titles(page)).to_have_text([titles[-1], *titles[:-1]])
