@@ -84,7 +84,7 @@ class ConversationAdmin(StaffReview, admin.ModelAdmin):
     search_fields = ("title", "messages__content")
     date_hierarchy = "created_at"
     fields = readonly_fields = (
-        "id", "owner", "title", "source", "model", "created_at", "updated_at",
+        "id", "owner", "title", "source", "model", "system_prompt", "created_at", "updated_at",
     )  # fmt: skip
     inlines = [MessageInline]
     actions = ["export_json", "export_markdown"]

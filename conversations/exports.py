@@ -77,6 +77,8 @@ def markdown_transcript(conversation: Conversation, messages: list[Message]) -> 
         f"- Updated: {conversation.updated_at.isoformat()}",
         f"- Conversation: {conversation.id}",
     ]
+    if conversation.system_prompt:
+        lines += ["", "## System prompt", "", conversation.system_prompt]
     alternatives = Counter(m.parent_id for m in messages if m.role == Message.Role.ASSISTANT)
     numbered: Counter = Counter()
     for message in messages:
@@ -103,14 +105,17 @@ def markdown_reply(message: Message, number: int, count: int) -> list[str]:
     return lines
 
 
-def fine_tuning_example(messages: list[Message]) -> dict | None:
+def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
     latest_reply = {  # messages are in order, so the last one written wins
         m.parent_id: m for m in messages if m.role == Message.Role.ASSISTANT and m.content
     }
-    chat = []
+    # The system prompt the replies were asked under, as reply_job.load_job sends it.
+    own_prompt = conversation.system_prompt
+    chat = [{"role": "system", "content": own_prompt}] if own_prompt else []
     for message in messages:
         if message.role == Message.Role.SYSTEM:
-            chat.append({"role": "system", "content": message.content})
+            if not own_prompt:
+                chat.append({"role": "system", "content": message.content})
         elif message.role == Message.Role.USER and message.pk in latest_reply:
             chat.append({"role": "user", "content": message.content})
             chat.append({"role": "assistant", "content": latest_reply[message.pk].content})
@@ -122,7 +127,7 @@ def render(conversation: Conversation, messages: list[Message], format: str) -> 
     if format == "markdown":
         return markdown_transcript(conversation, messages)
     if format == "jsonl":
-        example = fine_tuning_example(messages)
+        example = fine_tuning_example(conversation, messages)
         return dumps(example) + "\n" if example else ""
     return dumps(conversation_record(conversation, messages))
 

@@ -40,7 +40,9 @@ def load_job(reply: Message) -> ReplyJob:
             messages.append({"role": "user", "content": content})
             if pk in answer_to:
                 messages.append({"role": "assistant", "content": answer_to[pk]})
-    system = "\n\n".join(content for _, role, content, _ in earlier if role == Message.Role.SYSTEM)
+    system = reply.conversation.system_prompt or "\n\n".join(
+        content for _, role, content, _ in earlier if role == Message.Role.SYSTEM
+    )
     return job_for(reply, messages, system)
 
 
@@ -62,8 +64,8 @@ def job_for(reply: Message, messages: list[dict[str, str]], system: str) -> Repl
     request = ChatRequest(
         model=choice.name,
         messages=messages,
-        # A system prompt the conversation came with (the OpenAI-compatible endpoint's)
-        # replaces the site's default one.
+        # The conversation's own system prompt (its owner's, or the one a /v1 request
+        # brought) replaces the site's default one.
         system=system or settings.CHATSITE_SYSTEM_PROMPT,
         stream=choice.stream,
         options=reply.metadata.get("options", {}),  # set by the OpenAI-compatible endpoint

@@ -2,6 +2,7 @@
 
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
@@ -42,9 +43,10 @@ def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpRespon
         **sidebar(request.user, conversation.source, current=conversation),
         "conversation_data": data,
         # A conversation started over /v1 may bring its own system prompt: shown, as plain text.
-        "system_prompt": "\n\n".join(
+        "request_system_prompt": "\n\n".join(
             m["content"] for m in data["messages"] if m["role"] == Message.Role.SYSTEM
         ),
+        "max_message_chars": settings.CHATSITE_MAX_MESSAGE_CHARS,
         **page_data(),
     }
     return render(request, "conversations/chat.html", context)

@@ -140,7 +140,7 @@ describe(
         responses={200: ConversationDetailSerializer, **errors(404)},
     ),
     patch=dict(
-        summary="Rename a conversation",
+        summary="Rename a conversation or change its system prompt",
         request=ConversationUpdateInput,
         responses={200: ConversationSerializer, **errors(400, 404)},
     ),

@@ -63,7 +63,7 @@ def message_data(message: Message) -> dict:
 class ConversationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Conversation
-        fields = ["id", "title", "model", "source", "created_at", "updated_at"]
+        fields = ["id", "title", "model", "source", "system_prompt", "created_at", "updated_at"]
         read_only_fields = fields
 
 
@@ -82,13 +82,29 @@ def validate_model_id(value: str) -> str:
     return value
 
 
+def system_prompt_field(**options: object) -> TextField:
+    return TextField(
+        max_length=settings.CHATSITE_MAX_MESSAGE_CHARS,
+        allow_blank=True,
+        help_text="What the model is told first in this conversation; empty: the site's.",
+        **options,
+    )
+
+
 class ConversationCreateInput(serializers.Serializer):
     title = TextField(max_length=200, required=False, allow_blank=True, default="")
     model = TextField(max_length=200, required=False, validators=[validate_model_id])
+    system_prompt = system_prompt_field(required=False, default="")
 
 
 class ConversationUpdateInput(serializers.Serializer):
-    title = TextField(max_length=200, allow_blank=True)
+    title = TextField(max_length=200, required=False, allow_blank=True)
+    system_prompt = system_prompt_field(required=False)
+
+    def validate(self, data: dict) -> dict:
+        if not data:
+            raise serializers.ValidationError("Give a title or a system_prompt to change.")
+        return data
 
 
 class MessageCreateInput(serializers.Serializer):

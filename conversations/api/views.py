@@ -53,6 +53,7 @@ class ConversationList(APIView):
             owner=request.user,
             title=data.validated_data["title"],
             model=data.validated_data.get("model") or default_model().id,
+            system_prompt=data.validated_data["system_prompt"],
         )
         return Response(ConversationSerializer(conversation).data, status=status.HTTP_201_CREATED)
 
@@ -66,8 +67,9 @@ class ConversationDetail(APIView):
         conversation = get_for_user(Conversation, request.user, conversation_id)
         data = ConversationUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        conversation.title = data.validated_data["title"]
-        conversation.save(update_fields=["title"])
+        for name, value in data.validated_data.items():
+            setattr(conversation, name, value)
+        conversation.save(update_fields=list(data.validated_data))
         return Response(ConversationSerializer(conversation).data)
 
     def delete(self, request: Request, conversation_id: UUID) -> Response:

@@ -65,6 +65,9 @@ class Conversation(models.Model):
     model = models.CharField(max_length=200, help_text="Default model id for new replies")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
+    # What the model is told first in this conversation, set by its owner; empty: the
+    # system messages a /v1 request brought, or else the site's CHATSITE_SYSTEM_PROMPT.
+    system_prompt = models.TextField(blank=True)
     # Tools calling /v1 start a conversation per request: kept apart from the chat sidebar.
     source = models.CharField(
         max_length=8, choices=Source.choices, default=Source.CHAT, editable=False

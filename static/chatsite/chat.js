@@ -14,7 +14,6 @@
   const errorBox = document.getElementById("composer-error");
   const conversation = JSON.parse(document.getElementById("conversation-data").textContent);
   const models = JSON.parse(document.getElementById("models-data").textContent);
-  const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const TITLE_LENGTH = 80;
 
   let messages = conversation.messages;
@@ -23,19 +22,7 @@
   let live = null;
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
 
-  async function api(method, url, body) {
-    const response = await fetch(url, {
-      method,
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
-    const data = response.status === 204 ? null : await response.json().catch(() => null);
-    if (!response.ok) {
-      throw new Error((data && data.error && data.error.message) || `The server answered HTTP ${response.status}.`);
-    }
-    return data;
-  }
+  const api = window.chatsiteApi;
 
   function showError(text) {
     errorBox.textContent = text || "";

@@ -219,7 +219,7 @@ def test_a_system_prompt_from_the_openai_endpoint_shows_as_text(browsing, stub, 
     page.goto(f"/c/{answer.headers['X-Chatsite-Conversation']}/")
     prompt = page.locator(".system-prompt")
     prompt.locator("summary").click()
-    expect(prompt.locator("p")).to_have_text(system)
+    expect(prompt.locator(".from-request")).to_have_text(f"From the API request: {system}")
     assert prompt.locator("img, b").count() == 0
     expect(page.locator(".message.user .body")).to_have_text(["Hi", "Bye"])
     expect(last_reply(page).locator("strong")).to_have_text("now")  # model output: Markdown
@@ -234,4 +234,5 @@ def test_a_conversation_without_a_system_prompt_shows_none(browsing, stub, alice
     wait_until_final(page)
     page.reload()
     expect(reply_body(page)).to_have_text("Hello")
-    assert page.locator(".system-prompt").count() == 0
+    expect(page.locator(".system-prompt summary")).to_have_text("System prompt")  # not "set"
+    assert page.locator(".system-prompt .from-request").count() == 0
