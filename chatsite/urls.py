@@ -17,6 +17,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("settings/usage/", account.usage, name="usage-page"),
     path("settings/keys/", account.api_keys, name="api-keys-page"),
     path("settings/keys/<uuid:key_id>/revoke/", account.api_key_revoke, name="api-key-revoke"),
     path("api/", include("conversations.api.urls")),

@@ -1,5 +1,5 @@
-"""Account pages: changing the password, and the API key settings page (create a key, its secret
-shown once; see and revoke keys)."""
+"""Account pages: changing the password, the API key settings page (create a key, its secret
+shown once; see and revoke keys), and the user's usage against their budget."""
 
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from conversations.access import get_for_user
+from conversations.api.usage import USAGE_DAYS, usage_of
 from conversations.apikeys import create_key, revoke_key
 from conversations.models import ApiKey
 
@@ -53,3 +54,9 @@ def api_key_revoke(request: HttpRequest, key_id: UUID) -> HttpResponse:
     revoke_key(key)
     messages.success(request, f"Revoked {key}.")
     return redirect("api-keys-page")
+
+
+@login_required
+def usage(request: HttpRequest) -> HttpResponse:
+    context = {"usage": usage_of(request.user), "days": USAGE_DAYS}
+    return render(request, "account/usage.html", context)

@@ -76,9 +76,8 @@ def check_rate(user: AbstractBaseUser, limit: int, now: datetime) -> None:
 
 
 def check_daily_tokens(user: AbstractBaseUser, limit: int, now: datetime) -> None:
-    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    today = Message.objects.for_user(user).replies_since(day_start)
-    used = today.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
+    day_start = start_of_day(now)
+    used = tokens_since(user, day_start)
     if used < limit:
         return
     resets_at = day_start + timedelta(days=1)
@@ -87,6 +86,38 @@ def check_daily_tokens(user: AbstractBaseUser, limit: int, now: datetime) -> Non
         f"It resets at {clock(resets_at)}.",
         "token_budget_exceeded",
         resets_at,
+    )
+
+
+def start_of_day(now: datetime) -> datetime:
+    """Midnight in the site's time zone: daily budgets reset then."""
+    return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def tokens_since(user: AbstractBaseUser, moment: datetime) -> int:
+    replies = Message.objects.for_user(user).replies_since(moment)
+    return replies.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """Where a user stands against their limits now, for their usage page and GET /api/usage/."""
+
+    limits: Limits
+    tokens_today: int
+    day_resets_at: datetime
+    replies_last_minute: int
+
+
+def budget_status(user: AbstractBaseUser) -> BudgetStatus:
+    now = timezone.now()
+    day_start = start_of_day(now)
+    recent = Message.objects.for_user(user).replies_since(now - RATE_WINDOW)
+    return BudgetStatus(
+        limits=limits_for(user),
+        tokens_today=tokens_since(user, day_start),
+        day_resets_at=day_start + timedelta(days=1),
+        replies_last_minute=recent.count(),
     )
 
 

@@ -17,7 +17,7 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 
-from conversations.api import export, keys, views
+from conversations.api import export, keys, usage, views
 from conversations.api.serializers import (
     ConversationCreateInput,
     ConversationDetailSerializer,
@@ -238,6 +238,16 @@ describe(
 describe(
     keys.ApiKeyDetail,
     delete=dict(summary="Revoke an API key, at once", responses={204: None, **errors(404)}),
+)
+
+describe(
+    usage.Usage,
+    get=dict(
+        summary="Your usage: today's tokens and the last minute's replies against your limits, "
+        "and the last 30 days per model",
+        responses={200: usage.UsageSerializer, **errors()},
+        tags=["usage"],
+    ),
 )
 
 

@@ -1,11 +1,12 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from conversations.api import export, keys, schema, stream, views
+from conversations.api import export, keys, schema, stream, usage, views
 from conversations.api.reply_start import starts_replies
 
 urlpatterns = [
     path("models/", views.ModelList.as_view(), name="api-models"),
+    path("usage/", usage.Usage.as_view(), name="api-usage"),
     path("conversations/", views.ConversationList.as_view(), name="api-conversations"),
     path(
         "conversations/<uuid:conversation_id>/",
