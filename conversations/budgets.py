@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min, QuerySet, Sum
 from django.utils import timezone
 from rest_framework import exceptions, status
 
@@ -62,8 +62,7 @@ def check_budget(user: AbstractBaseUser) -> None:
 
 
 def check_rate(user: AbstractBaseUser, limit: int, now: datetime) -> None:
-    recent = Message.objects.for_user(user).replies_since(now - RATE_WINDOW)
-    window = recent.aggregate(count=Count("pk"), first=Min("created_at"))
+    window = replies_in_rate_window(user, now).aggregate(count=Count("pk"), first=Min("created_at"))
     if window["count"] < limit:
         return
     resets_at = window["first"] + RATE_WINDOW  # when the oldest one leaves the window
@@ -89,6 +88,10 @@ def check_daily_tokens(user: AbstractBaseUser, limit: int, now: datetime) -> Non
     )
 
 
+def replies_in_rate_window(user: AbstractBaseUser, now: datetime) -> QuerySet[Message]:
+    return Message.objects.for_user(user).replies_since(now - RATE_WINDOW)
+
+
 def start_of_day(now: datetime) -> datetime:
     """Midnight in the site's time zone: daily budgets reset then."""
     return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -112,12 +115,11 @@ class BudgetStatus:
 def budget_status(user: AbstractBaseUser) -> BudgetStatus:
     now = timezone.now()
     day_start = start_of_day(now)
-    recent = Message.objects.for_user(user).replies_since(now - RATE_WINDOW)
     return BudgetStatus(
         limits=limits_for(user),
         tokens_today=tokens_since(user, day_start),
         day_resets_at=day_start + timedelta(days=1),
-        replies_last_minute=recent.count(),
+        replies_last_minute=replies_in_rate_window(user, now).count(),
     )
 
 

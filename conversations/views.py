@@ -57,7 +57,7 @@ def sidebar(user: AbstractBaseUser, source: str, current: Conversation | None = 
     tools), and the open one; older ones load on demand (sidebar.js), as a page with
     thousands was slow."""
     mine = Conversation.objects.for_user(user)
-    recent = list(mine.filter(source=source)[: SIDEBAR_SIZE + 1])
+    recent = list(mine.matching(source=source)[: SIDEBAR_SIZE + 1])
     listed = recent[:SIDEBAR_SIZE]
     if current is not None and current not in listed:
         listed.append(current)  # older than every one listed: last, in order

@@ -56,15 +56,11 @@
     list.insertBefore(item, next || noMatch);
   }
 
-  async function fetchConversations(query) {
+  function fetchConversations(query) {
     const params = new URLSearchParams(
       Object.assign({ source: list.dataset.source, page_size: list.dataset.pageSize }, query)
     );
-    const response = await fetch("/api/conversations/?" + params, {
-      headers: { Accept: "application/json" },
-    });
-    if (!response.ok) throw new Error("HTTP " + response.status);
-    return response.json();
+    return window.chatsiteApi("GET", "/api/conversations/?" + params);
   }
 
   let olderPage = 2; // the page itself shows the first
