@@ -6,6 +6,7 @@ raise ImproperlyConfigured on a bad value, so a typo fails at start-up, not mid-
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -57,6 +58,21 @@ def env_float(name: str, default: float, minimum: float = 0.0) -> float:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_url(name: str, default: str = "") -> str:
+    """An http(s) URL with a host, or empty: a provider's base URL."""
+    value = env_str(name, default)
+    parts = urlsplit(value)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or past 65535
+        port_ok = False
+    if value and (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok):
+        raise ImproperlyConfigured(
+            f"{name} must be an http:// or https:// URL with a host, not {value!r}"
+        )
+    return value
 
 
 def read_secret_key() -> str:
@@ -292,17 +308,17 @@ LOGGING = {
 # Each provider is available when its key (or, for OpenAI-compatible servers, its base URL)
 # is set. With none set, the demo model answers. Keys are read here and never leave the server.
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
-OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+OPENAI_BASE_URL = env_url("OPENAI_BASE_URL")
 OPENAI_MODELS = env_list("OPENAI_MODELS", "gpt-4o-mini")
 DASHSCOPE_API_KEY = env_str("DASHSCOPE_API_KEY")
-DASHSCOPE_BASE_URL = env_str("DASHSCOPE_BASE_URL", "https://dashscope.aliyuncs.com")
+DASHSCOPE_BASE_URL = env_url("DASHSCOPE_BASE_URL", "https://dashscope.aliyuncs.com")
 DASHSCOPE_MODELS = env_list("DASHSCOPE_MODELS", "qwen-plus")
 DASHSCOPE_NON_INCREMENTAL_MODELS = env_list("DASHSCOPE_NON_INCREMENTAL_MODELS")
 ZHIPUAI_API_KEY = env_str("ZHIPUAI_API_KEY")
-ZHIPUAI_BASE_URL = env_str("ZHIPUAI_BASE_URL", "https://open.bigmodel.cn/api/paas/v4")
+ZHIPUAI_BASE_URL = env_url("ZHIPUAI_BASE_URL", "https://open.bigmodel.cn/api/paas/v4")
 ZHIPUAI_MODELS = env_list("ZHIPUAI_MODELS", "glm-4-flash")
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
-ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+ANTHROPIC_BASE_URL = env_url("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 ANTHROPIC_MODELS = env_list("ANTHROPIC_MODELS", "claude-sonnet-4-5")
 ANTHROPIC_MAX_TOKENS = env_int("ANTHROPIC_MAX_TOKENS", 4096, minimum=1)
 CHATSITE_DEMO = env_bool("CHATSITE_DEMO", False)

@@ -1,4 +1,5 @@
-"""The HTTP client every provider uses (httpx, on httpcore): costs it adds to each request."""
+"""httpcore, which httpx uses for proxies (and the benchmark floor for every request): costs
+it adds to each request."""
 
 import asyncio
 import importlib.abc

@@ -24,6 +24,12 @@ def test_typed_env_helpers_reject_bad_values(monkeypatch):
         settings.env_float("SOME_FLOAT", 1.0, minimum=0)
     monkeypatch.setenv("SOME_LIST", " a, ,b ")
     assert settings.env_list("SOME_LIST") == ["a", "b"]
+    for url in ("api.deepseek.com/v1", "ftp://example.com/v1", "http://", "http://h:99999/v1"):
+        monkeypatch.setenv("SOME_URL", url)
+        with pytest.raises(ImproperlyConfigured, match="SOME_URL must be an http:// or https://"):
+            settings.env_url("SOME_URL")
+    monkeypatch.setenv("SOME_URL", "http://127.0.0.1:11434/v1")
+    assert settings.env_url("SOME_URL") == "http://127.0.0.1:11434/v1"
 
 
 def start_django(**env: str) -> subprocess.CompletedProcess:
@@ -46,6 +52,16 @@ def test_debug_is_off_unless_set_and_a_bad_value_names_the_variable():
     assert start_django(SECRET_KEY="x" * 50).stdout.strip() == "False"
     result = start_django(SECRET_KEY="x" * 50, CHATSITE_CHECKPOINT_SECONDS="soon")
     assert "CHATSITE_CHECKPOINT_SECONDS must be a number" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["OPENAI_BASE_URL", "DASHSCOPE_BASE_URL", "ZHIPUAI_BASE_URL", "ANTHROPIC_BASE_URL"]
+)
+def test_a_provider_base_url_without_http_stops_start_up(name):
+    # A URL the HTTP client cannot use would otherwise fail every reply with chatsite's error.
+    result = start_django(SECRET_KEY="x" * 50, **{name: "api.example.com/v1"})
+    assert result.returncode != 0
+    assert f"{name} must be an http:// or https:// URL with a host" in result.stderr
 
 
 def test_sqlite_uses_wal_a_busy_timeout_and_kept_connections_postgres_none():

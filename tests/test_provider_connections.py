@@ -1,0 +1,132 @@
+"""Failures below HTTP: a provider that refuses the connection, hangs up without answering,
+or answers with bytes that are not HTTP.
+
+Each ends the reply as failed, with the reason and retry the failure deserves, whichever
+transport carries httpx's requests. The provider here is a real socket on loopback.
+"""
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.test_provider_failures import RETRY_ATTEMPTS, assert_failed, failed_reply
+
+
+class RawProvider:
+    """A TCP server that reads each request's head and answers with fixed bytes (maybe
+    none), then closes the connection."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            self.connections += 1
+            with connection:
+                received = b""
+                while b"\r\n\r\n" not in received and (data := connection.recv(65536)):
+                    received += data
+                connection.sendall(self.answer)
+
+
+@pytest.fixture
+def raw_provider() -> Iterator:
+    """raw_provider(answer) -> a RawProvider already listening."""
+    providers: list[RawProvider] = []
+
+    def start(answer: bytes) -> RawProvider:
+        providers.append(RawProvider(answer))
+        providers[-1].thread.start()
+        return providers[-1]
+
+    yield start
+    for provider in providers:
+        provider.listener.close()
+
+
+def closed_port_url() -> str:
+    """A loopback URL on which nothing listens: connecting to it is refused at once."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def outcomes(reply: dict) -> list[str]:
+    return [attempt["outcome"] for attempt in reply["metadata"]["attempts"]]
+
+
+def test_a_refused_connection_is_retried_then_fails_as_a_connect_error(
+    start_server, client_for, alice
+):
+    process = start_server(OPENAI_BASE_URL=closed_port_url())
+    reply, events, _, _ = failed_reply(client_for(alice, process.url))
+    assert_failed(reply, events, "connect_error")
+    assert reply["error"] == "Could not connect to OpenAI-compatible."
+    assert outcomes(reply) == ["connect_error"] * RETRY_ATTEMPTS
+
+
+def test_a_provider_hanging_up_without_answering_fails_as_cut_off(
+    start_server, client_for, alice, raw_provider
+):
+    provider = raw_provider(b"")
+    process = start_server(OPENAI_BASE_URL=provider.url)
+    reply, events, _, _ = failed_reply(client_for(alice, process.url))
+    assert_failed(reply, events, "connection_dropped")
+    assert "was cut off" in reply["error"]
+    assert outcomes(reply) == ["connection_dropped"]  # the request may have reached the model
+    assert provider.connections == 1
+
+
+def test_an_answer_that_is_not_http_fails_as_cut_off_not_as_chatsites_error(
+    start_server, client_for, alice, raw_provider
+):
+    provider = raw_provider(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    process = start_server(OPENAI_BASE_URL=provider.url)
+    reply, events, _, _ = failed_reply(client_for(alice, process.url))
+    assert_failed(reply, events, "connection_dropped")
+    assert "was cut off" in reply["error"]
+    assert outcomes(reply) == ["connection_dropped"]
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[str]:
+    """A loopback URL whose listener never accepts and whose queue is full: the kernel drops
+    new connection requests, so connecting waits until the connect timeout."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    queued = []
+    try:
+        while len(queued) < 8:  # Linux queues backlog + 1: the next one waits
+            try:
+                queued.append(socket.create_connection(listener.getsockname(), timeout=1))
+            except TimeoutError:
+                break
+        else:
+            pytest.fail("the listener's queue never filled")
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        for connection in queued:
+            connection.close()
+        listener.close()
+
+
+def test_a_connect_timeout_is_retried_then_fails_as_a_timeout(
+    start_server, client_for, alice, unanswered_port
+):
+    process = start_server(OPENAI_BASE_URL=unanswered_port, PROVIDER_CONNECT_TIMEOUT="0.3")
+    reply, events, _, _ = failed_reply(client_for(alice, process.url), wait_first=True)
+    assert_failed(reply, events, "timeout")
+    assert reply["error"] == "OpenAI-compatible did not answer in time (connect timeout)."
+    assert outcomes(reply) == ["timeout"] * RETRY_ATTEMPTS
