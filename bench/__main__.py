@@ -30,7 +30,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny scenarios, one repeat")
     parser.add_argument("--repeats", type=int, help="runs of each scenario (default 3; quick 1)")
     parser.add_argument("--only", nargs="*", help="scenario keys to run (default: all)")
-    parser.add_argument("--targets", nargs="*", choices=TARGETS, help="default: all four")
+    parser.add_argument("--targets", nargs="*", choices=TARGETS, help="default: all")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the report")
     parser.add_argument("--keep-work", action="store_true", help="keep logs and the database")
     return parser.parse_args(argv)

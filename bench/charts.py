@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 
 STYLE = {
     "floor": ("tab:gray", "s"),
+    "floor-aiohttp": ("tab:olive", "D"),
     "chatsite": ("tab:green", "o"),
     "chatsite-v1": ("tab:blue", "^"),
 }

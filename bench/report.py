@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from bench.charts import draw
-from bench.stats import versus_key
+from bench.stats import ratio, versus_key
 
 # (what the issue asks, scenario key, where the figure is, figure, limit, "max" or "min")
 TARGETS = (
@@ -173,6 +173,7 @@ def markdown(results: dict, chart: str) -> str:
                 f"| {fmt(f['stub_cpu_s'], 2)} / {fmt(f['client_cpu_s'], 2)} |"
             )
     lines += sizing(results)
+    lines += same_transport(results)
     lines += ["", "## The issue's targets for chatsite", ""]
     lines += ["| Target | Scenario | Measured | Met |", "| --- | --- | --- | --- |"]
     for check in results["targets_checked"]:
@@ -188,14 +189,14 @@ def sizing(results: dict) -> list[str]:
     """Streams one core sustains at each scenario's pace, from its CPU per 1,000 chunks."""
     lines = ["", "## Streams per core", ""]
     lines += [
-        "| Scenario | Tokens/s per stream | Floor | chatsite | chatsite /v1 |",
-        "| --- | --- | --- | --- | --- |",
+        "| Scenario | Tokens/s per stream | Floor | Floor (aiohttp) | chatsite | chatsite /v1 |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for scenario in results["scenarios"]:
         if not scenario["rate"]:
             continue
         cells = []
-        for target in ("floor", "chatsite", "chatsite-v1"):
+        for target in ("floor", "floor-aiohttp", "chatsite", "chatsite-v1"):
             figures = scenario["targets"].get(target, {})
             cpu = figures.get("cpu_s_per_1000_chunks")
             if failed := figures.get("failed_streams_total"):
@@ -206,9 +207,34 @@ def sizing(results: dict) -> list[str]:
     return lines
 
 
+def same_transport(results: dict) -> list[str]:
+    """chatsite against the floor whose httpx runs on chatsite's own transport (aiohttp):
+    what chatsite adds beyond its HTTP client. From the medians, for reference only."""
+    lines = ["", "## Against the floor on chatsite's HTTP transport (floor-aiohttp)", ""]
+    lines += [
+        "| Scenario | CPU ratio: chatsite | chatsite /v1 | Chunks/s ratio: chatsite "
+        "| chatsite /v1 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for scenario in results["scenarios"]:
+        floor = scenario["targets"].get("floor-aiohttp", {})
+        if "cpu_s_per_1000_chunks" not in floor:
+            continue
+        cpu, chunks = [], []
+        for target in ("chatsite", "chatsite-v1"):
+            figures = scenario["targets"].get(target, {})
+            cpu.append(ratio(figures.get("cpu_s_per_1000_chunks"), floor["cpu_s_per_1000_chunks"]))
+            chunks.append(ratio(figures.get("chunks_per_s"), floor.get("chunks_per_s")))
+        cells = " | ".join(fmt(value, 2) for value in (*cpu, *chunks))
+        lines.append(f"| {scenario['title']} | {cells} |")
+    return lines
+
+
 NOTES = """\
 How to read this: the stub row is the baseline (absolute times through no relay, the
 client's and stub's own cost); floor and chatsite rows are *added* times over that baseline.
+`floor` is the issue's floor (httpx on its own transport, httpcore), which the targets use;
+`floor-aiohttp` is the same relay with httpx on aiohttp's transport, as chatsite's.
 `chatsite` is the chat page's path, `chatsite-v1` the OpenAI-compatible endpoint (one
 streamed POST with an API key, storing a new conversation each). TTFT runs from just before
 the client connects (for chatsite: the message POST, then the stream GET, on the same

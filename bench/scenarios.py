@@ -33,7 +33,8 @@ from bench.procs import (
 )
 from bench.stats import summarize
 
-TARGETS = ("stub", "floor", "chatsite", "chatsite-v1")
+TARGETS = ("stub", "floor", "floor-aiohttp", "chatsite", "chatsite-v1")
+FLOORS = ("floor", "floor-aiohttp")  # httpx on httpcore; on aiohttp, as chatsite
 CHATSITE = ("chatsite", "chatsite-v1")  # served by chatsite itself
 WARM_UP_ROUNDS = 5  # rounds of two short streams per worker, until every worker served one
 
@@ -148,8 +149,9 @@ def run_once(bench: Bench, scenario: Scenario, target: str) -> dict:
 
 def start_server(bench: Bench, scenario: Scenario, target: str, processes: Processes) -> None:
     stub_url = f"http://127.0.0.1:{processes.stub_port}"
-    if target == "floor":
+    if target in FLOORS:
         env = {"BENCH_STUB_URL": stub_url, "BENCH_MAX_CONNECTIONS": str(scenario.streams + 100)}
+        env["BENCH_FLOOR_TRANSPORT"] = "aiohttp" if target == "floor-aiohttp" else "httpcore"
         processes.server = Server("bench.floor:application", scenario.workers, env, bench.work)
     elif target in CHATSITE:
         url = chatdb.sqlite_url(bench.database)
