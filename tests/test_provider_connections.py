@@ -130,3 +130,19 @@ def test_a_connect_timeout_is_retried_then_fails_as_a_timeout(
     assert_failed(reply, events, "timeout")
     assert reply["error"] == "OpenAI-compatible did not answer in time (connect timeout)."
     assert outcomes(reply) == ["timeout"] * RETRY_ATTEMPTS
+
+
+def test_a_server_stopping_closes_its_provider_connections_without_an_error(
+    start_server, stub, client_for, alice
+):
+    process = start_server()
+    client = client_for(alice, process.url)
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"], "Hi").json()
+    assert client.wait_final(conversation["id"], body["assistant_message"]["id"])["status"] == (
+        "complete"
+    )
+    process.stop()  # SIGTERM, as a service manager stops it
+    assert process.process.returncode is not None
+    assert "Unclosed" not in process.log()
+    assert " ERROR " not in process.log()

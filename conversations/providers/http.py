@@ -7,6 +7,7 @@ timeout and registers and removes the socket's reader for each read, in Python (
 """
 
 import asyncio
+import atexit
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -42,6 +43,15 @@ def client() -> httpx.AsyncClient:
             ),
         )
     return _clients[loop]
+
+
+@atexit.register
+def close_clients() -> None:
+    """Close the clients whose loop can still run, as the server exits: daphne stops its loop
+    without closing it, and aiohttp logs an error for every session left open."""
+    for loop, open_client in _clients.items():
+        if not loop.is_closed() and not loop.is_running():
+            loop.run_until_complete(open_client.aclose())
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
