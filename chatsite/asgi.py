@@ -1,5 +1,6 @@
 """ASGI entry point: daphne serves `chatsite.asgi:application`."""
 
+import atexit
 import gc
 import os
 
@@ -21,9 +22,21 @@ application = RequestThreads(StreamingASGIHandler(), settings.CHATSITE_REQUEST_T
 
 # A process that starts owns no running reply: any reply a dead process left "generating"
 # is marked interrupted now, before anyone can look at it.
+from conversations.providers.http import close_clients  # noqa: E402
 from conversations.recovery import recover_at_startup  # noqa: E402
+from conversations.relay import cancel_producers  # noqa: E402
 
 recover_at_startup()
+
+
+@atexit.register
+def end_loop_work() -> None:
+    """daphne stops its event loop without ending what still runs in it: the producers first
+    (their replies are left for the next process to mark interrupted), then the provider
+    client, whose connections they were reading."""
+    cancel_producers()
+    close_clients()
+
 
 # The objects made at start-up (modules, URL patterns, settings) live as long as the process:
 # frozen, the cycle collector stops scanning them. And it runs less often: with hundreds of

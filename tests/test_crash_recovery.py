@@ -110,3 +110,26 @@ def test_every_running_reply_is_checkpointed(start_server, stub, client_for, ali
     for conversation_id, reply_id in replies:
         final = client.wait_final(conversation_id, reply_id)
         assert (final["status"], final["content"]) == ("complete", "Half done")
+
+
+def test_a_reply_cut_by_a_graceful_stop_is_left_to_be_marked_interrupted(
+    start_server, stub, client_for, alice
+):
+    # SIGTERM, as a deploy stops a server: the reply is not stored as failed by the provider
+    # connection closing on the way out; the next process marks it interrupted, as after a
+    # crash, and the stop logs no error.
+    first = start_server(CHATSITE_CHECKPOINT_SECONDS="0.05")
+    client = client_for(alice, base_url=first.url)
+    reply_id = send_held_reply(client, stub, ["Half", " a reply"])["assistant_message"]["id"]
+    wait_for(lambda: Message.objects.filter(pk=reply_id, content="Half a reply").first(), "a save")
+
+    first.stop()
+    assert Message.objects.get(pk=reply_id).status == "streaming"
+    assert " ERROR " not in first.log() and "Unclosed" not in first.log()
+    start_server()
+    reply = wait_for(
+        lambda: Message.objects.filter(pk=reply_id).exclude(status="streaming").first(),
+        "recovery",
+    )
+    assert (reply.status, reply.content) == ("interrupted", "Half a reply")
+    assert "server stopped" in reply.error

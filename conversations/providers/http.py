@@ -7,7 +7,6 @@ timeout and registers and removes the socket's reader for each read, in Python (
 """
 
 import asyncio
-import atexit
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -45,13 +44,13 @@ def client() -> httpx.AsyncClient:
     return _clients[loop]
 
 
-@atexit.register
 def close_clients() -> None:
-    """Close the clients whose loop can still run, as the server exits: daphne stops its loop
-    without closing it, and aiohttp logs an error for every session left open."""
-    for loop, open_client in _clients.items():
+    """Close the clients of loops that have stopped (the process is exiting): aiohttp logs an
+    error for every session left open."""
+    for loop, open_client in list(_clients.items()):
         if not loop.is_closed() and not loop.is_running():
             loop.run_until_complete(open_client.aclose())
+            del _clients[loop]
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
