@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from bench.charts import draw
+from bench.scenarios import CHATSITE, FLOORS
 from bench.stats import ratio, versus_key
 
 # (what the issue asks, scenario key, where the figure is, figure, limit, "max" or "min")
@@ -196,7 +197,7 @@ def sizing(results: dict) -> list[str]:
         if not scenario["rate"]:
             continue
         cells = []
-        for target in ("floor", "floor-aiohttp", "chatsite", "chatsite-v1"):
+        for target in (*FLOORS, *CHATSITE):
             figures = scenario["targets"].get(target, {})
             cpu = figures.get("cpu_s_per_1000_chunks")
             if failed := figures.get("failed_streams_total"):
@@ -221,7 +222,7 @@ def same_transport(results: dict) -> list[str]:
         if "cpu_s_per_1000_chunks" not in floor:
             continue
         cpu, chunks = [], []
-        for target in ("chatsite", "chatsite-v1"):
+        for target in CHATSITE:
             figures = scenario["targets"].get(target, {})
             cpu.append(ratio(figures.get("cpu_s_per_1000_chunks"), floor["cpu_s_per_1000_chunks"]))
             chunks.append(ratio(figures.get("chunks_per_s"), floor.get("chunks_per_s")))
