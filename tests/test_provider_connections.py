@@ -1,16 +1,20 @@
 """Failures below HTTP: a provider that refuses the connection, hangs up without answering,
-or answers with bytes that are not HTTP.
+answers with bytes that are not HTTP, or shows a TLS certificate chatsite does not trust.
 
 Each ends the reply as failed, with the reason and retry the failure deserves, whichever
 transport carries httpx's requests. The provider here is a real socket on loopback.
 """
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 
+import httpx
 import pytest
+import trustme
 
+from conversations.providers.http import certificate_problem
 from tests.test_provider_failures import RETRY_ATTEMPTS, assert_failed, failed_reply
 
 
@@ -95,6 +99,65 @@ def test_a_provider_not_answering_in_http_fails_as_cut_off_without_a_retry(
     assert "was cut off" in reply["error"]
     assert outcomes(reply) == ["connection_dropped"]
     assert provider.connections == 1
+
+
+class UntrustedTLSProvider:
+    """A TLS server whose certificate comes from a CA no one trusts (trustme's): each client
+    refuses it during the handshake."""
+
+    def __init__(self) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        trustme.CA().issue_cert("127.0.0.1").configure_cert(self.context)
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            self.connections += 1
+            try:
+                with self.context.wrap_socket(connection, server_side=True):
+                    pass
+            except (ssl.SSLError, OSError):
+                pass  # the client refused the certificate
+
+
+@pytest.fixture
+def untrusted_tls_provider() -> Iterator[UntrustedTLSProvider]:
+    provider = UntrustedTLSProvider()
+    yield provider
+    provider.listener.close()
+
+
+def test_an_untrusted_certificate_fails_at_once_saying_why(
+    start_server, client_for, alice, untrusted_tls_provider
+):
+    process = start_server(OPENAI_BASE_URL=untrusted_tls_provider.url)
+    reply, events, _, _ = failed_reply(client_for(alice, process.url))
+    assert_failed(reply, events, "tls_error")
+    assert reply["error"] == (
+        "Could not verify the TLS certificate of OpenAI-compatible: "
+        "unable to get local issuer certificate."
+    )
+    # Not retried: another attempt meets the same certificate.
+    assert outcomes(reply) == ["tls_error"]
+    assert untrusted_tls_provider.connections == 1
+
+
+def test_httpx_own_transport_names_the_certificate_problem_too(untrusted_tls_provider):
+    # A proxy from the environment (HTTPS_PROXY) sends requests through httpx's own transport,
+    # whose errors carry the SSL error differently from aiohttp's.
+    with pytest.raises(httpx.ConnectError) as refused, httpx.Client() as client:
+        client.get(untrusted_tls_provider.url)
+    assert certificate_problem(refused.value) == "unable to get local issuer certificate"
 
 
 @pytest.fixture

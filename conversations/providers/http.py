@@ -9,6 +9,7 @@ timeout and registers and removes the socket's reader for each read, in Python (
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -70,10 +71,29 @@ def translated_errors(label: str, secrets: tuple[str, ...]) -> Iterator[None]:
         error.args = (error.message,)
         raise
     except (httpx.TransportError, aiohttp.ClientError) as error:
+        if (problem := certificate_problem(error)) is not None:
+            # Not retried: another attempt meets the same certificate.
+            message = f"Could not verify the TLS certificate of {label}: {problem}."
+            raise ProviderError(redact(message, secrets), code="tls_error") from None
         failure = transport_failure(failure_kind(error), label)
         if failure is None:
             raise  # not the provider's doing (a URL httpx cannot use): chatsite's own error
         raise failure from None
+
+
+def certificate_problem(error: BaseException | None) -> str | None:
+    """Why the provider's TLS certificate was refused ("certificate has expired"), if that is
+    what failed: an SSL error somewhere in the chain of errors httpx or aiohttp raised."""
+    for _ in range(8):  # the chains are short; a cycle must not loop forever
+        if error is None:
+            return None
+        if isinstance(error, aiohttp.ClientConnectorCertificateError):  # an SSL error too
+            error = error.certificate_error
+        elif isinstance(error, ssl.SSLCertVerificationError):
+            return (error.verify_message or "not trusted").rstrip(".")
+        else:
+            error = error.__cause__ or error.__context__
+    return None
 
 
 def transport_failure(kind: type[Exception], label: str) -> ProviderError | None:
