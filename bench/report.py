@@ -52,7 +52,9 @@ def machine() -> dict:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "versions": {name: version(name) for name in ("django", "daphne", "twisted", "httpx")},
+        "versions": {
+            name: version(name) for name in ("django", "daphne", "twisted", "httpx", "aiohttp")
+        },
         "commit": git("rev-parse", "--short", "HEAD")
         + ("+changes" if git("status", "--porcelain") else ""),
     }
