@@ -3,11 +3,13 @@
 Tests queue scripted responses (status, headers, body chunks, pauses, gates, a dropped
 connection); each request takes the next one. The stub records every request and notices
 when its client goes away, so a test can prove that stop closed the upstream connection.
-It runs its own event loop in a thread and speaks chunked transfer encoding with keep-alive.
+It runs its own event loop in a thread and speaks chunked transfer encoding with keep-alive,
+over TLS when given an SSL context.
 """
 
 import asyncio
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 
@@ -58,7 +60,8 @@ class RecordedRequest:
 
 
 class ProviderStub:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context  # serve HTTPS with it
         self.requests: list[RecordedRequest] = []
         self._scripts: list[Script] = []
         self._lock = threading.Lock()
@@ -81,7 +84,7 @@ class ProviderStub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://127.0.0.1:{self.port}"
 
     def queue(self, *scripts: Script) -> None:
         with self._lock:
@@ -109,7 +112,8 @@ class ProviderStub:
     # --- the server, on its own loop ----------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        listening = asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._ssl)
+        server = self._loop.run_until_complete(listening)
         self.port = server.sockets[0].getsockname()[1]
         self._started.set()
         self._loop.run_forever()

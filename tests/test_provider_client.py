@@ -1,11 +1,34 @@
-"""httpcore, which httpx uses for proxies (and the benchmark floor for every request): costs
-it adds to each request."""
+"""The provider client every reply shares, and httpcore, which httpx uses for proxies (and
+the benchmark floor for every request)."""
 
 import asyncio
 import importlib.abc
 import sys
 
+import pytest
 from httpcore._synchronization import current_async_library
+
+from tests.stub import openai_stream
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_cookie_a_provider_sets_is_not_sent_with_later_requests(
+    start_server, client_for, alice, charlie, stub, host
+):
+    # One client carries every user's replies: a cookie set in answer to alice's request must
+    # not ride along on charlie's (an affinity or bot-check cookie is the provider's business).
+    # aiohttp's own jar keeps cookies from host names only, httpx's from addresses too.
+    process = start_server(OPENAI_BASE_URL=stub.url.replace("127.0.0.1", host) + "/v1")
+    with_cookie = openai_stream(["Hi"])
+    with_cookie.headers["Set-Cookie"] = "affinity=alice-node; Path=/; Max-Age=3600"
+    stub.queue(with_cookie, openai_stream(["Hello"]))
+    for user in (alice, charlie):
+        client = client_for(user, process.url)
+        conversation = client.new_conversation()
+        reply_id = client.send(conversation["id"], "Hi").json()["assistant_message"]["id"]
+        assert client.wait_final(conversation["id"], reply_id)["status"] == "complete"
+    assert len(stub.requests) == 2
+    assert "cookie" not in stub.requests[1].headers
 
 
 class ImportSearches(importlib.abc.MetaPathFinder):

@@ -9,12 +9,14 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import trustme
 
 from conversations.providers.http import certificate_problem
+from tests.stub import ProviderStub, openai_stream
 from tests.test_provider_failures import RETRY_ATTEMPTS, assert_failed, failed_reply
 
 
@@ -150,6 +152,33 @@ def test_an_untrusted_certificate_fails_at_once_saying_why(
     # Not retried: another attempt meets the same certificate.
     assert outcomes(reply) == ["tls_error"]
     assert untrusted_tls_provider.connections == 1
+
+
+@pytest.fixture
+def tls_stub(tmp_path) -> Iterator[tuple[ProviderStub, Path]]:
+    """A provider stub behind TLS, and the file of the CA that issued its certificate."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "provider-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    provider = ProviderStub(ssl_context=context).start()
+    yield provider, ca_file
+    provider.stop()
+
+
+def test_a_provider_behind_a_private_ca_is_trusted_through_ssl_cert_file(
+    start_server, client_for, alice, tls_stub
+):
+    provider, ca_file = tls_stub
+    process = start_server(OPENAI_BASE_URL=f"{provider.url}/v1", SSL_CERT_FILE=str(ca_file))
+    provider.queue(openai_stream(["Over", " TLS"]))
+    client = client_for(alice, process.url)
+    conversation = client.new_conversation()
+    reply_id = client.send(conversation["id"], "Hi").json()["assistant_message"]["id"]
+    reply = client.wait_final(conversation["id"], reply_id)
+    assert (reply["status"], reply["content"]) == ("complete", "Over TLS")
+    assert provider.requests[0].path == "/v1/chat/completions"
 
 
 def test_httpx_own_transport_names_the_certificate_problem_too(untrusted_tls_provider):

@@ -11,6 +11,7 @@ import contextlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import aiohttp
 import httpx
@@ -34,15 +35,25 @@ def client() -> httpx.AsyncClient:
                 write=30.0,
                 pool=30.0,
             ),
-            # Idle connections are kept for the next reply, which usually comes within a
-            # minute; a connection the provider closed meanwhile is noticed and replaced.
-            transport=AiohttpTransport(
-                limits=httpx.Limits(
-                    max_connections=settings.PROVIDER_MAX_CONNECTIONS, keepalive_expiry=60.0
-                )
-            ),
+            # Every user's replies share the client: a cookie a provider sets (an affinity or
+            # bot-check cookie) is not kept for the next request, here nor in aiohttp's session.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            transport=AiohttpTransport(client=aiohttp_session),
         )
     return _clients[loop]
+
+
+def aiohttp_session() -> aiohttp.ClientSession:
+    """The transport's session, made on the loop by its first request."""
+    # Idle connections are kept for the next reply, which usually comes within a minute; a
+    # connection the provider closed meanwhile is noticed and replaced. The certificates
+    # trusted are httpx's (SSL_CERT_FILE or SSL_CERT_DIR, else certifi's).
+    connector = aiohttp.TCPConnector(
+        limit=settings.PROVIDER_MAX_CONNECTIONS,
+        keepalive_timeout=60.0,
+        ssl=httpx.create_ssl_context(),
+    )
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
 def close_clients() -> None:
