@@ -24,7 +24,9 @@ class RawProvider:
     """A TCP server that reads each request's head and answers with fixed bytes (maybe
     none), then closes the connection."""
 
-    def __init__(self, answer: bytes) -> None:
+    scheme = "http"
+
+    def __init__(self, answer: bytes = b"") -> None:
         self.answer = answer
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -32,7 +34,7 @@ class RawProvider:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+        return f"{self.scheme}://127.0.0.1:{self.listener.getsockname()[1]}/v1"
 
     def _serve(self) -> None:
         while True:
@@ -42,10 +44,13 @@ class RawProvider:
                 return  # closed: the test is over
             self.connections += 1
             with connection:
-                received = b""
-                while b"\r\n\r\n" not in received and (data := connection.recv(65536)):
-                    received += data
-                connection.sendall(self.answer)
+                self.respond(connection)
+
+    def respond(self, connection: socket.socket) -> None:
+        received = b""
+        while b"\r\n\r\n" not in received and (data := connection.recv(65536)):
+            received += data
+        connection.sendall(self.answer)
 
 
 @pytest.fixture
@@ -103,38 +108,29 @@ def test_a_provider_not_answering_in_http_fails_as_cut_off_without_a_retry(
     assert provider.connections == 1
 
 
-class UntrustedTLSProvider:
+class UntrustedTLSProvider(RawProvider):
     """A TLS server whose certificate comes from a CA no one trusts (trustme's): each client
     refuses it during the handshake."""
 
+    scheme = "https"
+
     def __init__(self) -> None:
+        super().__init__()
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         trustme.CA().issue_cert("127.0.0.1").configure_cert(self.context)
-        self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._serve, daemon=True).start()
 
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.listener.getsockname()[1]}/v1"
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return  # closed: the test is over
-            self.connections += 1
-            try:
-                with self.context.wrap_socket(connection, server_side=True):
-                    pass
-            except (ssl.SSLError, OSError):
-                pass  # the client refused the certificate
+    def respond(self, connection: socket.socket) -> None:
+        try:
+            with self.context.wrap_socket(connection, server_side=True):
+                pass
+        except (ssl.SSLError, OSError):
+            pass  # the client refused the certificate
 
 
 @pytest.fixture
 def untrusted_tls_provider() -> Iterator[UntrustedTLSProvider]:
     provider = UntrustedTLSProvider()
+    provider.thread.start()
     yield provider
     provider.listener.close()
 
