@@ -226,8 +226,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": CHATSITE_REDIS_PREFIX,
-            # One pool per process, not one per request (chatsite/caches.py).
-            "OPTIONS": {"pool_class": "chatsite.caches.SharedConnectionPool"},
+            # One pool per process, not one per request (chatsite/redis_pool.py).
+            "OPTIONS": {"pool_class": "chatsite.redis_pool.SharedConnectionPool"},
         }
     }
 else:
