@@ -108,11 +108,14 @@ def stop_for_client_gone(reply_id: UUID) -> None:
 def cancel_producers() -> None:
     """At exit, their loop stopped: ended as by a crash, their replies are left for the next
     process to mark interrupted (recovery.py), not failed by connections closed on the way out."""
+    stopped: dict[asyncio.AbstractEventLoop, list[asyncio.Task]] = {}
     for task in list(_tasks):
         loop = task.get_loop()
         if not loop.is_running() and not loop.is_closed():
-            task.cancel()
-            loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+            task.cancel()  # all of them before any runs again
+            stopped.setdefault(loop, []).append(task)
+    for loop, tasks in stopped.items():
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
 def stop_if_produced_here(reply_id: UUID) -> None:
