@@ -12,7 +12,11 @@ leaves the session whole, as the user then sees.
 
 import logging
 
+from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends import cached_db, db
+from django.contrib.sessions.base_session import AbstractBaseSession
+
+from chatsite.auth_reads import session_row
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +31,16 @@ class SessionCacheUnavailable(Exception):
 
 
 class SessionStore(cached_db.SessionStore):
+    def _get_session_from_db(self) -> AbstractBaseSession | None:
+        # Django's query, its SQL written once (auth_reads.py): read on every cache miss.
+        session = session_row(self.model, self.session_key)
+        if session is None:
+            self._session_key = None  # as Django's: an unknown or expired key is not reused
+        return session
+
+    async def _aget_session_from_db(self) -> AbstractBaseSession | None:
+        return await sync_to_async(self._get_session_from_db)()
+
     def load(self) -> dict:
         try:
             return super().load()

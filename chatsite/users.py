@@ -13,12 +13,15 @@ passed over: the database answers.
 import contextlib
 import logging
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+
+from chatsite.auth_reads import user_row
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,8 @@ class CachedModelBackend(ModelBackend):
             user = cache.get(cache_key(user_id))
         except Exception:
             logger.warning("User cache unavailable; read from the database", exc_info=True)
-            return super().get_user(user_id)
-        if user is None and (user := super().get_user(user_id)) is not None:
+            return self.user_from_database(user_id)
+        if user is None and (user := self.user_from_database(user_id)) is not None:
             with contextlib.suppress(Exception):  # not kept: the next request asks again
                 cache.set(cache_key(user_id), user, USER_CACHE_SECONDS)
         return user
@@ -46,11 +49,16 @@ class CachedModelBackend(ModelBackend):
             user = await cache.aget(cache_key(user_id))
         except Exception:
             logger.warning("User cache unavailable; read from the database", exc_info=True)
-            return await super().aget_user(user_id)
-        if user is None and (user := await super().aget_user(user_id)) is not None:
+            return await sync_to_async(self.user_from_database)(user_id)
+        if user is None and (user := await sync_to_async(self.user_from_database)(user_id)):
             with contextlib.suppress(Exception):
                 await cache.aset(cache_key(user_id), user, USER_CACHE_SECONDS)
         return user
+
+    def user_from_database(self, user_id: object) -> AbstractBaseUser | None:
+        """ModelBackend.get_user, its query's SQL written once (auth_reads.py)."""
+        user = user_row(user_id)
+        return user if user is not None and self.user_can_authenticate(user) else None
 
 
 def forget_user(sender: type, instance: AbstractBaseUser, **kwargs: object) -> None:
