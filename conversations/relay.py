@@ -38,11 +38,12 @@ PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 END_OF_STREAM_SECONDS = 1.0
 
 # One read from a provider can hold hundreds of tokens (a fast model, a cached answer). A
-# producer relaying them gives the event loop a turn every TURN_EVENTS events (about half a
-# millisecond), so this reply's own stream and every other request are not held up until the
+# producer relaying them gives the event loop a turn every TURN_EVENTS events (a few tenths of
+# a millisecond), so this reply's own stream and every other request are not held up until the
 # whole burst is relayed. Counted, not timed: events that come one per read already give way
-# at each read, and a timed turn added a pass of the loop to every one of them (bench/).
-TURN_EVENTS = 32
+# at each read, and a timed turn added a pass of the loop to every one of them. With 32, the
+# stream GET that follows a message POST waited over a millisecond per turn (bench/, 1x200-fast).
+TURN_EVENTS = 8
 
 CLIENT_GONE = (
     "The API client disconnected before the reply was complete; the text up to then is kept."
