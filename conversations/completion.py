@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models.functions import Length, Now
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from conversations import sql_once
@@ -56,11 +56,14 @@ def finish_reply(reply: Message, outcome: ReplyOutcome) -> Message | None:
         "metadata": outcome.metadata,
         "completed_at": timezone.now(),
     }
-    # Text, usage and status land together, and only on a reply that is still active.
+    # Text, usage and status land together, and only on a reply that is still active. The
+    # conversation's activity time too, its SQL written once like the reply's: the ORM's
+    # compiling it held SQLite's one write lock from every other writer (bench/).
+    touched = {"updated_at": final["completed_at"]}
     with transaction.atomic():
         if not sql_once.update(Message, reply.pk, final, connection.alias, only_if=ACTIVE):
             return None
-        Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=Now())
+        sql_once.update(Conversation, reply.conversation_id, touched, connection.alias)
     # What was written, on a copy of the reply: no second read for the done event.
     stored = copy.copy(reply)
     for name, value in final.items():

@@ -113,3 +113,5 @@ def test_a_reply_finished_twice_keeps_its_first_final_state(alice):
     assert (reply.time_to_first_token_ms, reply.duration_ms) == (12, 40)
     assert reply.metadata == first.metadata  # stored as JSON, read back whole
     assert reply.completed_at == stored.completed_at and reply.completed_at.tzinfo is not None
+    conversation.refresh_from_db()
+    assert conversation.updated_at == reply.completed_at  # first in the lists, once
