@@ -16,18 +16,7 @@ from django.utils import timezone
 from chatsite.auth_reads import session_row, user_row
 from chatsite.sessions import SessionStore
 from chatsite.users import CachedModelBackend, cache_key
-
-
-def fields(instance) -> dict:
-    return {field.attname: getattr(instance, field.attname) for field in instance._meta.fields}
-
-
-def assert_same_row(read, expected) -> None:
-    assert fields(read) == fields(expected)
-    assert [type(value) for value in fields(read).values()] == [
-        type(value) for value in fields(expected).values()
-    ]  # a time stays an aware datetime (SQLite stores it as text)
-    assert read._state.db == expected._state.db and not read._state.adding
+from tests.rows import assert_same_row
 
 
 def signed_in_session(user) -> str:

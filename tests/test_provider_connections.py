@@ -108,6 +108,13 @@ def test_a_provider_not_answering_in_http_fails_as_cut_off_without_a_retry(
     assert provider.connections == 1
 
 
+def tls_server_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A server's TLS context with a certificate for 127.0.0.1 issued by `ca`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
 class UntrustedTLSProvider(RawProvider):
     """A TLS server whose certificate comes from a CA no one trusts (trustme's): each client
     refuses it during the handshake."""
@@ -116,8 +123,7 @@ class UntrustedTLSProvider(RawProvider):
 
     def __init__(self) -> None:
         super().__init__()
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        trustme.CA().issue_cert("127.0.0.1").configure_cert(self.context)
+        self.context = tls_server_context(trustme.CA())
 
     def respond(self, connection: socket.socket) -> None:
         try:
@@ -154,11 +160,9 @@ def test_an_untrusted_certificate_fails_at_once_saying_why(
 def tls_stub(tmp_path) -> Iterator[tuple[ProviderStub, Path]]:
     """A provider stub behind TLS, and the file of the CA that issued its certificate."""
     ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
     ca_file = tmp_path / "provider-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    provider = ProviderStub(ssl_context=context).start()
+    provider = ProviderStub(ssl_context=tls_server_context(ca)).start()
     yield provider, ca_file
     provider.stop()
 

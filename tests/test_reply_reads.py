@@ -12,10 +12,7 @@ from django.utils import timezone
 from conversations.models import Conversation, Message, UserBudget
 from conversations.reply_reads import history_rows, owned_conversation
 from tests.chats import add_chat
-
-
-def fields(instance) -> dict:
-    return {field.attname: getattr(instance, field.attname) for field in instance._meta.fields}
+from tests.rows import assert_same_row, fields
 
 
 def orm_read(user, pk) -> Conversation:
@@ -28,12 +25,8 @@ def assert_read_as_the_orm_reads(user, pk) -> Conversation:
         conversation = owned_conversation(user, pk)
         owner = conversation.owner
     assert len(queries) == 1  # the owner is the user asking; the budget came along
-    assert fields(conversation) == fields(expected)
-    assert [type(value) for value in fields(conversation).values()] == [
-        type(value) for value in fields(expected).values()
-    ]  # a UUID stays a UUID, a time an aware datetime (SQLite stores both as text)
+    assert_same_row(conversation, expected)
     assert owner is user
-    assert conversation._state.db == expected._state.db and not conversation._state.adding
     return conversation
 
 
