@@ -5,6 +5,7 @@ Each ends the reply as failed, with the reason and retry the failure deserves, w
 transport carries httpx's requests. The provider here is a real socket on loopback.
 """
 
+import asyncio
 import socket
 import ssl
 import threading
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import trustme
 
+from conversations.providers import http
 from conversations.providers.http import certificate_problem
 from tests.stub import ProviderStub, openai_stream
 from tests.test_provider_failures import RETRY_ATTEMPTS, assert_failed, failed_reply
@@ -179,6 +181,43 @@ def test_a_provider_behind_a_private_ca_is_trusted_through_ssl_cert_file(
     reply = client.wait_final(conversation["id"], reply_id)
     assert (reply["status"], reply["content"]) == ("complete", "Over TLS")
     assert provider.requests[0].path == "/v1/chat/completions"
+
+
+@pytest.fixture
+def certificates_read_afresh() -> Iterator[None]:
+    """provider_ssl_context() reads the certificates again, here and for the next test."""
+    http.provider_ssl_context.cache_clear()
+    yield
+    http.provider_ssl_context.cache_clear()
+
+
+def test_every_event_loop_trusts_the_certificates_read_once(
+    monkeypatch, tls_stub, certificates_read_afresh
+):
+    # Reading them costs about 10 ms of CPU, which each loop's first reply paid twice, with
+    # the loop held up; now once per process (at start-up in a server).
+    provider, ca_file = tls_stub
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    reads = []
+    load_verify_locations = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        reads.append(args)
+        load_verify_locations(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+
+    async def one_request() -> str:
+        provider.queue(openai_stream(["Trusted"]))
+        client = http.client()
+        try:
+            return (await client.post(f"{provider.url}/v1/chat/completions", json={})).text
+        finally:
+            await client.aclose()
+
+    first, second = asyncio.run(one_request()), asyncio.run(one_request())  # two loops
+    assert "Trusted" in first and "Trusted" in second
+    assert reads == [(str(ca_file), None, None)]
 
 
 def test_httpx_own_transport_names_the_certificate_problem_too(untrusted_tls_provider):

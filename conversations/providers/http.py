@@ -8,6 +8,7 @@ timeout and registers and removes the socket's reader for each read, in Python (
 
 import asyncio
 import contextlib
+import functools
 import json
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -38,20 +39,29 @@ def client() -> httpx.AsyncClient:
             # Every user's replies share the client: a cookie a provider sets (an affinity or
             # bot-check cookie) is not kept for the next request, here nor in aiohttp's session.
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-            transport=AiohttpTransport(client=aiohttp_session),
+            # Given the context, the transport does not load the certificates again.
+            transport=AiohttpTransport(client=aiohttp_session, verify=provider_ssl_context()),
         )
     return _clients[loop]
+
+
+@functools.cache
+def provider_ssl_context() -> ssl.SSLContext:
+    """The certificates providers are checked against: httpx's (SSL_CERT_FILE or SSL_CERT_DIR,
+    else certifi's), read once per process like the settings. Loading them takes about 10 ms
+    of CPU; the transport and its session each loaded them when an event loop's first reply
+    started, holding up every request on that loop. chatsite/asgi.py loads them at start-up."""
+    return httpx.create_ssl_context()
 
 
 def aiohttp_session() -> aiohttp.ClientSession:
     """The transport's session, made on the loop by its first request."""
     # Idle connections are kept for the next reply, which usually comes within a minute; a
-    # connection the provider closed meanwhile is noticed and replaced. The certificates
-    # trusted are httpx's (SSL_CERT_FILE or SSL_CERT_DIR, else certifi's).
+    # connection the provider closed meanwhile is noticed and replaced.
     connector = aiohttp.TCPConnector(
         limit=settings.PROVIDER_MAX_CONNECTIONS,
         keepalive_timeout=60.0,
-        ssl=httpx.create_ssl_context(),
+        ssl=provider_ssl_context(),
     )
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
