@@ -10,7 +10,11 @@ calls still run one at a time, on a kept thread borrowed while calls run and giv
 none is left. Threads are as many as the sync calls that overlap, not as the open requests,
 and at most CHATSITE_REQUEST_THREADS: past that, a call waits on the event loop for a thread
 to be given back (a few threads keep the process as busy as hundreds would, as only one of
-them runs Python at a time; each more costs memory and a database connection).
+them runs Python at a time; each more costs memory and a database connection). And more are
+slower: with 32, up to 32 message POSTs run at once, each finishing late, a SQLite writer
+waiting for the interpreter while it holds the write lock, the event loop (every stream's
+tokens) getting a smaller share; 100 replies started at once saw their first tokens sooner
+with 4 (bench/).
 
 A request whose sync calls share state through the thread's database connection must keep
 one thread: QuerySet.aiterator (``async for`` over a QuerySet) reads through one cursor, on
@@ -51,7 +55,7 @@ def hold_request_thread() -> None:
 class RequestThreads:
     """ASGI wrapper: every HTTP request runs its sync code on threads lent by this pool."""
 
-    def __init__(self, app: ASGIApp, threads: int = 32) -> None:
+    def __init__(self, app: ASGIApp, threads: int = 4) -> None:
         self.app = app
         self.most = threads  # lent at once (held ones aside), and kept when idle
         self.idle: list[ThreadPoolExecutor] = []
