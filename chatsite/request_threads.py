@@ -55,7 +55,7 @@ def hold_request_thread() -> None:
 class RequestThreads:
     """ASGI wrapper: every HTTP request runs its sync code on threads lent by this pool."""
 
-    def __init__(self, app: ASGIApp, threads: int = 4) -> None:
+    def __init__(self, app: ASGIApp, threads: int) -> None:
         self.app = app
         self.most = threads  # lent at once (held ones aside), and kept when idle
         self.idle: list[ThreadPoolExecutor] = []

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from chatsite.request_threads import RequestThreads, hold_request_thread
 
 HTTP = {"type": "http", "method": "GET"}
+THREADS = 4  # more than any test here needs at once; the site's own comes from settings
 
 
 async def no_receive() -> dict:
@@ -48,7 +49,7 @@ class ThreadRecorder:
 
 def test_a_requests_sync_calls_run_on_a_kept_thread_not_the_loops():
     app = ThreadRecorder(calls_per_request=3)
-    threads = RequestThreads(app)
+    threads = RequestThreads(app, THREADS)
     asyncio.run(threads(HTTP, no_receive, no_send))
     [seen] = app.threads
     assert len(set(seen)) == 1
@@ -58,7 +59,7 @@ def test_a_requests_sync_calls_run_on_a_kept_thread_not_the_loops():
 
 def test_a_later_request_reuses_the_thread_instead_of_starting_one():
     app = ThreadRecorder()
-    threads = RequestThreads(app)
+    threads = RequestThreads(app, THREADS)
 
     async def two_in_a_row() -> None:
         await threads(HTTP, no_receive, no_send)
@@ -86,7 +87,7 @@ def run_two_where_the_first_waits(app: ThreadRecorder, threads: RequestThreads) 
 
 def test_a_waiting_request_holds_no_thread():
     app = ThreadRecorder(calls_per_request=1)
-    threads = RequestThreads(app)
+    threads = RequestThreads(app, THREADS)
     run_two_where_the_first_waits(app, threads)
     (first,), (second,) = app.threads
     assert first == second  # the waiting request's thread was free to lend
@@ -95,7 +96,7 @@ def test_a_waiting_request_holds_no_thread():
 
 def test_a_request_that_holds_its_thread_keeps_it_while_it_waits():
     app = ThreadRecorder(calls_per_request=2, hold=True)
-    threads = RequestThreads(app)
+    threads = RequestThreads(app, THREADS)
     run_two_where_the_first_waits(app, threads)
     first, second = app.threads
     assert len(set(first)) == 1  # both of its calls on one thread
@@ -115,7 +116,7 @@ def test_sync_calls_that_overlap_each_get_a_thread():
     async def app(scope: dict, receive, send) -> None:
         seen.append(await sync_to_async(meet)())
 
-    threads = RequestThreads(app)
+    threads = RequestThreads(app, THREADS)
 
     async def overlapping() -> None:
         await asyncio.gather(*(threads(HTTP, no_receive, no_send) for _ in range(2)))
@@ -135,7 +136,7 @@ def test_a_thread_still_busy_after_its_request_ended_is_not_lent_again():
     async def app(scope: dict, receive, send) -> None:
         await sync_to_async(slow_sync_work)()
 
-    threads = RequestThreads(app)
+    threads = RequestThreads(app, THREADS)
 
     async def cancelled_request() -> None:
         request = asyncio.create_task(threads(HTTP, no_receive, no_send))
@@ -254,5 +255,5 @@ def test_websocket_and_lifespan_scopes_pass_straight_through():
     async def app(scope: dict, receive, send) -> None:
         received.append(scope["type"])
 
-    asyncio.run(RequestThreads(app)({"type": "lifespan"}, no_receive, no_send))
+    asyncio.run(RequestThreads(app, THREADS)({"type": "lifespan"}, no_receive, no_send))
     assert received == ["lifespan"]
