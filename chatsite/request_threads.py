@@ -14,7 +14,9 @@ them runs Python at a time; each more costs memory and a database connection). A
 slower: with 32, up to 32 message POSTs run at once, each finishing late, a SQLite writer
 waiting for the interpreter while it holds the write lock, the event loop (every stream's
 tokens) getting a smaller share; 100 replies started at once saw their first tokens sooner
-with 4 (bench/).
+with 4 (bench/). Requests that may write (any method but GET and HEAD) get all threads but
+one: a writer can wait for the busy timeout on a database another process has locked, and
+with every thread held by such waiters no page or stored reply could be read meanwhile.
 
 A request whose sync calls share state through the thread's database connection must keep
 one thread: QuerySet.aiterator (``async for`` over a QuerySet) reads through one cursor, on
@@ -58,8 +60,10 @@ class RequestThreads:
     def __init__(self, app: ASGIApp, threads: int) -> None:
         self.app = app
         self.most = threads  # lent at once (held ones aside), and kept when idle
+        self.most_writing = max(1, threads - 1)  # one left for reads (see above)
         self.idle: list[ThreadPoolExecutor] = []
         self.lent = 0  # threads lent now that count against `most`
+        self.lent_writing = 0  # of those, lent to requests that may write
         # Requests whose calls wait for a thread: reads first (a reply's stream, a page), as
         # finishing what was accepted comes before accepting more (a message POST).
         self.waiting: dict[bool, deque[LentThread]] = {True: deque(), False: deque()}
@@ -82,16 +86,18 @@ class RequestThreads:
     def borrow(self, lent: "LentThread", counted: bool) -> ThreadPoolExecutor | None:
         """A thread for `lent`; None when all are lent: it is handed one later (receive)."""
         with self._lock:
-            if counted and self.lent >= self.most:
+            if counted and not self._may_lend(lent.reads_only):
                 self.waiting[lent.reads_only].append(lent)
                 return None
-            self.lent += counted
+            if counted:
+                self._count(lent.reads_only, 1)
             return self._idle_or_new()
 
-    def give_back(self, thread: ThreadPoolExecutor, counted: bool) -> None:
+    def give_back(self, thread: ThreadPoolExecutor, counted: bool, reads_only: bool) -> None:
         """Hand a thread to a waiting request, keep it idle, or end it when enough are kept."""
         with self._lock:
-            self.lent -= counted
+            if counted:
+                self._count(reads_only, -1)
             waiter = self._next_waiter()
             if waiter is None and len(self.idle) < self.most:
                 self.idle.append(thread)
@@ -103,12 +109,21 @@ class RequestThreads:
         thread.shutdown(wait=False)
 
     def _next_waiter(self) -> "LentThread | None":
-        """The first waiting request, its thread counted (under the lock)."""
-        queue = self.waiting[True] or self.waiting[False]
-        if not queue or self.lent >= self.most:
-            return None
-        self.lent += 1
-        return queue.popleft()
+        """The first waiting request that may have a thread, reads first, its thread counted
+        (under the lock)."""
+        for reads_only in (True, False):
+            if self.waiting[reads_only] and self._may_lend(reads_only):
+                self._count(reads_only, 1)
+                return self.waiting[reads_only].popleft()
+        return None
+
+    def _may_lend(self, reads_only: bool) -> bool:
+        return self.lent < self.most and (reads_only or self.lent_writing < self.most_writing)
+
+    def _count(self, reads_only: bool, change: int) -> None:
+        self.lent += change
+        if not reads_only:
+            self.lent_writing += change
 
     def _idle_or_new(self) -> ThreadPoolExecutor:
         if self.idle:
@@ -166,7 +181,7 @@ class LentThread(Executor):
             self.held = False
             thread, counted = self._unneeded_thread()
         if thread is not None:  # its connections were seen to when its last call ended
-            self.pool.give_back(thread, counted)
+            self.pool.give_back(thread, counted, self.reads_only)
 
     def _run(self, future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
         result = error = None
@@ -180,7 +195,7 @@ class LentThread(Executor):
             thread, counted = self._unneeded_thread()
         if thread is not None:  # given back before the caller resumes, so it can reuse it
             close_old_connections()  # on the thread itself, as at a request's end
-            self.pool.give_back(thread, counted)
+            self.pool.give_back(thread, counted, self.reads_only)
         if future.running():
             if error is None:
                 future.set_result(result)

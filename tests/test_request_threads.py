@@ -13,6 +13,7 @@ from chatsite.request_threads import RequestThreads, hold_request_thread
 
 HTTP = {"type": "http", "method": "GET"}
 THREADS = 4  # more than any test here needs at once; the site's own comes from settings
+HANG_GUARD_SECONDS = 10  # not a timing: a request that never gets a thread fails, not hangs
 
 
 async def no_receive() -> dict:
@@ -218,6 +219,48 @@ def test_a_waiting_read_gets_the_next_thread_before_a_waiting_write():
 
     asyncio.run(write_then_read_while_busy())
     assert order == ["first", "read", "write"]
+
+
+def test_writers_waiting_on_a_locked_database_leave_a_thread_for_reads():
+    # A message POST can wait out the busy timeout while another process has the database
+    # locked; with every thread held by such writers, no page could be read meanwhile.
+    writer_running, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def work(name: str) -> None:
+        if name == "first write":
+            writer_running.set()
+            release.wait(10)  # blocked, as on a locked database
+        order.append(name)
+
+    arrivals: asyncio.Queue[None] = asyncio.Queue()
+
+    async def app(scope: dict, receive, send) -> None:
+        arrivals.put_nowait(None)
+        await sync_to_async(work)(scope["path"])
+
+    threads = RequestThreads(app, threads=2)
+
+    def request(method: str, name: str) -> asyncio.Task:
+        scope = {"type": "http", "method": method, "path": name}
+        return asyncio.create_task(threads(scope, no_receive, no_send))
+
+    async def read_while_writers_wait() -> None:
+        first = request("POST", "first write")
+        await asyncio.to_thread(writer_running.wait, 10)
+        second = request("PATCH", "second write")
+        await arrivals.get()
+        await arrivals.get()
+        assert list(threads.waiting[False]) != []  # the second writer waits for a thread
+        try:
+            await asyncio.wait_for(request("GET", "read"), HANG_GUARD_SECONDS)
+        finally:
+            release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), HANG_GUARD_SECONDS)
+
+    asyncio.run(read_while_writers_wait())
+    assert order == ["read", "first write", "second write"]
+    assert threads.lent == 0 and threads.lent_writing == 0
 
 
 def test_a_held_thread_does_not_count_against_the_limit():
