@@ -84,7 +84,8 @@ class RequestThreads:
             lent.end()  # a call still running (a cancelled request's) keeps it until done
 
     def borrow(self, lent: "LentThread", counted: bool) -> ThreadPoolExecutor | None:
-        """A thread for `lent`; None when all are lent: it is handed one later (receive)."""
+        """A thread for `lent`; None when none may be lent now (all are, or a writer's share):
+        it is handed one later (receive)."""
         with self._lock:
             if counted and not self._may_lend(lent.reads_only):
                 self.waiting[lent.reads_only].append(lent)
