@@ -185,82 +185,74 @@ def test_calls_past_the_limit_wait_for_a_thread_instead_of_starting_one():
     assert len(threads.idle) == 1 and threads.lent == 0
 
 
+class FirstCallBlocks:
+    """An app whose first request's sync call blocks until released (busy, or waiting on a
+    locked database); the calls' paths in the order they ran, and each request's arrival
+    (its call is submitted before anyone else runs)."""
+
+    def __init__(self, threads: int) -> None:
+        self.running, self.release = threading.Event(), threading.Event()
+        self.order: list[str] = []
+        self.arrivals: asyncio.Queue[None] = asyncio.Queue()
+        self.threads = RequestThreads(self, threads)
+
+    def work(self, name: str) -> None:
+        if not self.order and not self.running.is_set():
+            self.running.set()
+            self.release.wait(10)
+        self.order.append(name)
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        self.arrivals.put_nowait(None)
+        await sync_to_async(self.work)(scope["path"])
+
+    def request(self, method: str, name: str) -> asyncio.Task:
+        scope = {"type": "http", "method": method, "path": name}
+        return asyncio.create_task(self.threads(scope, no_receive, no_send))
+
+    async def first(self, method: str, name: str) -> asyncio.Task:
+        """The first request, once its call is running (and blocked)."""
+        task = self.request(method, name)
+        await asyncio.to_thread(self.running.wait, 10)
+        await self.arrivals.get()
+        return task
+
+
 def test_a_waiting_read_gets_the_next_thread_before_a_waiting_write():
     # Under load a reply's stream (a GET) is served before more messages are accepted.
-    first_running, release = threading.Event(), threading.Event()
-    order: list[str] = []
-
-    def work(name: str) -> None:
-        if name == "first":
-            first_running.set()
-            release.wait(10)
-        order.append(name)
-
-    arrivals: asyncio.Queue[None] = asyncio.Queue()
-
-    async def app(scope: dict, receive, send) -> None:
-        arrivals.put_nowait(None)
-        await sync_to_async(work)(scope["path"])
-
-    threads = RequestThreads(app, threads=1)
-
-    def request(method: str, name: str) -> asyncio.Task:
-        scope = {"type": "http", "method": method, "path": name}
-        return asyncio.create_task(threads(scope, no_receive, no_send))
+    app = FirstCallBlocks(threads=1)
 
     async def write_then_read_while_busy() -> None:
-        first = request("POST", "first")
-        await asyncio.to_thread(first_running.wait, 10)
-        later = [request("POST", "write"), request("GET", "read")]
-        for _ in range(3):
-            await arrivals.get()
-        release.set()
+        first = await app.first("POST", "first")
+        later = [app.request("POST", "write"), app.request("GET", "read")]
+        for _ in later:
+            await app.arrivals.get()
+        app.release.set()
         await asyncio.gather(first, *later)
 
     asyncio.run(write_then_read_while_busy())
-    assert order == ["first", "read", "write"]
+    assert app.order == ["first", "read", "write"]
 
 
 def test_writers_waiting_on_a_locked_database_leave_a_thread_for_reads():
     # A message POST can wait out the busy timeout while another process has the database
     # locked; with every thread held by such writers, no page could be read meanwhile.
-    writer_running, release = threading.Event(), threading.Event()
-    order: list[str] = []
-
-    def work(name: str) -> None:
-        if name == "first write":
-            writer_running.set()
-            release.wait(10)  # blocked, as on a locked database
-        order.append(name)
-
-    arrivals: asyncio.Queue[None] = asyncio.Queue()
-
-    async def app(scope: dict, receive, send) -> None:
-        arrivals.put_nowait(None)
-        await sync_to_async(work)(scope["path"])
-
-    threads = RequestThreads(app, threads=2)
-
-    def request(method: str, name: str) -> asyncio.Task:
-        scope = {"type": "http", "method": method, "path": name}
-        return asyncio.create_task(threads(scope, no_receive, no_send))
+    app = FirstCallBlocks(threads=2)
 
     async def read_while_writers_wait() -> None:
-        first = request("POST", "first write")
-        await asyncio.to_thread(writer_running.wait, 10)
-        second = request("PATCH", "second write")
-        await arrivals.get()
-        await arrivals.get()
-        assert list(threads.waiting[False]) != []  # the second writer waits for a thread
+        first = await app.first("POST", "first write")
+        second = app.request("PATCH", "second write")
+        await app.arrivals.get()
+        assert list(app.threads.waiting[False]) != []  # the second writer waits for a thread
         try:
-            await asyncio.wait_for(request("GET", "read"), HANG_GUARD_SECONDS)
+            await asyncio.wait_for(app.request("GET", "read"), HANG_GUARD_SECONDS)
         finally:
-            release.set()
+            app.release.set()
         await asyncio.wait_for(asyncio.gather(first, second), HANG_GUARD_SECONDS)
 
     asyncio.run(read_while_writers_wait())
-    assert order == ["read", "first write", "second write"]
-    assert threads.lent == 0 and threads.lent_writing == 0
+    assert app.order == ["read", "first write", "second write"]
+    assert app.threads.lent == 0 and app.threads.lent_writing == 0
 
 
 def test_a_held_thread_does_not_count_against_the_limit():
