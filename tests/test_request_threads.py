@@ -152,55 +152,24 @@ def test_a_thread_still_busy_after_its_request_ended_is_not_lent_again():
         finish.set()
 
 
-def test_calls_past_the_limit_wait_for_a_thread_instead_of_starting_one():
-    first_running, release = threading.Event(), threading.Event()
-    seen = []
-
-    def work() -> None:
-        if not first_running.is_set():
-            first_running.set()
-            release.wait(10)
-        seen.append(threading.get_ident())
-
-    arrivals: asyncio.Queue[None] = asyncio.Queue()
-
-    async def app(scope: dict, receive, send) -> None:
-        arrivals.put_nowait(None)  # this request's call is submitted before anyone else runs
-        await sync_to_async(work)()
-
-    threads = RequestThreads(app, threads=1)
-
-    async def two_at_once() -> None:
-        first = asyncio.create_task(threads(HTTP, no_receive, no_send))
-        await asyncio.to_thread(first_running.wait, 10)
-        second = asyncio.create_task(threads(HTTP, no_receive, no_send))
-        await arrivals.get()
-        await arrivals.get()
-        assert list(threads.waiting[True]) != []  # the second request's call waits its turn
-        release.set()
-        await asyncio.gather(first, second)
-
-    asyncio.run(two_at_once())
-    assert len(seen) == 2 and len(set(seen)) == 1  # the second ran on the first's thread
-    assert len(threads.idle) == 1 and threads.lent == 0
-
-
 class FirstCallBlocks:
     """An app whose first request's sync call blocks until released (busy, or waiting on a
-    locked database); the calls' paths in the order they ran, and each request's arrival
-    (its call is submitted before anyone else runs)."""
+    locked database); the calls' paths and threads in the order they ran, and each request's
+    arrival (its call is submitted before anyone else runs)."""
 
     def __init__(self, threads: int) -> None:
         self.running, self.release = threading.Event(), threading.Event()
         self.order: list[str] = []
+        self.thread_ids: list[int] = []
         self.arrivals: asyncio.Queue[None] = asyncio.Queue()
         self.threads = RequestThreads(self, threads)
 
     def work(self, name: str) -> None:
-        if not self.order and not self.running.is_set():
+        if not self.running.is_set():
             self.running.set()
             self.release.wait(10)
         self.order.append(name)
+        self.thread_ids.append(threading.get_ident())
 
     async def __call__(self, scope: dict, receive, send) -> None:
         self.arrivals.put_nowait(None)
@@ -216,6 +185,23 @@ class FirstCallBlocks:
         await asyncio.to_thread(self.running.wait, 10)
         await self.arrivals.get()
         return task
+
+
+def test_calls_past_the_limit_wait_for_a_thread_instead_of_starting_one():
+    app = FirstCallBlocks(threads=1)
+
+    async def two_at_once() -> None:
+        first = await app.first("GET", "first")
+        second = app.request("GET", "second")
+        await app.arrivals.get()
+        assert list(app.threads.waiting[True]) != []  # the second request's call waits its turn
+        app.release.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(two_at_once())
+    ids = app.thread_ids
+    assert len(ids) == 2 and len(set(ids)) == 1  # the second ran on the first's thread
+    assert len(app.threads.idle) == 1 and app.threads.lent == 0
 
 
 def test_a_waiting_read_gets_the_next_thread_before_a_waiting_write():
