@@ -337,7 +337,8 @@ CHATSITE_MAX_MESSAGE_CHARS = env_int("CHATSITE_MAX_MESSAGE_CHARS", 32_000, minim
 CHATSITE_HEARTBEAT_SECONDS = env_float("CHATSITE_HEARTBEAT_SECONDS", 15.0, minimum=0.01)
 # Threads lent to requests' sync code at once (chatsite/request_threads.py); more calls wait.
 # A few: more only share the interpreter with each other and with the event loop (bench/).
-CHATSITE_REQUEST_THREADS = env_int("CHATSITE_REQUEST_THREADS", 4, minimum=1)
+# At least two: writers get all but one, so reads go on while they wait for a locked database.
+CHATSITE_REQUEST_THREADS = env_int("CHATSITE_REQUEST_THREADS", 4, minimum=2)
 CHATSITE_STREAM_MAX_SECONDS = env_float("CHATSITE_STREAM_MAX_SECONDS", 300.0, minimum=0.01)
 CHATSITE_CHECKPOINT_SECONDS = env_float("CHATSITE_CHECKPOINT_SECONDS", 1.0, minimum=0.01)
 # A reply is saved as streaming this long after its first token (at the latest with the next

@@ -54,6 +54,15 @@ def test_debug_is_off_unless_set_and_a_bad_value_names_the_variable():
     assert "CHATSITE_CHECKPOINT_SECONDS must be a number" in result.stderr
 
 
+def test_one_request_thread_is_refused_as_it_would_leave_none_for_reads():
+    # Writers get all threads but one (chatsite/request_threads.py); with one thread, writers
+    # waiting out a locked SQLite database would hold up every page and stream read.
+    result = start_django(SECRET_KEY="x" * 50, CHATSITE_REQUEST_THREADS="1")
+    assert result.returncode != 0
+    assert "CHATSITE_REQUEST_THREADS must be at least 2, not 1" in result.stderr
+    assert start_django(SECRET_KEY="x" * 50, CHATSITE_REQUEST_THREADS="2").returncode == 0
+
+
 @pytest.mark.parametrize(
     "name", ["OPENAI_BASE_URL", "DASHSCOPE_BASE_URL", "ZHIPUAI_BASE_URL", "ANTHROPIC_BASE_URL"]
 )
