@@ -23,7 +23,7 @@ from conversations.exports import FORMATS, render_all
 from conversations.models import AccessRecord, Conversation, Message, UserBudget
 
 MESSAGE_FIELDS = (
-    "role", "status", "content", "reasoning", "provider", "model", "finish_reason",
+    "role", "status", "system_prompt", "content", "reasoning", "provider", "model", "finish_reason",
     "prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "usage_source",
     "time_to_first_token_ms", "duration_ms", "error_code", "error", "metadata",
     "created_at", "completed_at",

@@ -1,13 +1,15 @@
 """Conversations as files: JSON, Markdown and JSONL.
 
 - JSON carries every stored field of the conversation and of each message (usage, timings,
-  errors, metadata), messages in order; several replies with the same `parent` are the
-  alternatives to one user message.
-- Markdown is a transcript for people, alternatives marked "reply 2 of 3".
+  errors, metadata, a reply's system prompt), messages in order; several replies with the
+  same `parent` are the alternatives to one user message.
+- Markdown is a transcript for people, alternatives marked "reply 2 of 3", and replies asked
+  under another system prompt than the conversation's now marked with it.
 - JSONL is one conversation a line in the OpenAI fine-tuning shape
-  {"messages": [{"role", "content"}, ...]}: each user message with its latest reply that has
-  text (the one the model saw as context). Unanswered user messages are left out, and a
-  conversation with no answered message gives no line.
+  {"messages": [{"role", "content"}, ...]}: the system prompt the last answer was asked under,
+  then each user message with its latest reply that has text (the one the model saw as
+  context). Unanswered user messages are left out, and a conversation with no answered
+  message gives no line.
 
 Bulk exports stream: conversations are read in batches with their messages, and written out
 in pieces of about FLUSH_BYTES, so memory stays flat however many there are.
@@ -81,22 +83,25 @@ def markdown_transcript(conversation: Conversation, messages: list[Message]) -> 
         lines += ["", "## System prompt", "", conversation.system_prompt]
     alternatives = Counter(m.parent_id for m in messages if m.role == Message.Role.ASSISTANT)
     numbered: Counter = Counter()
+    prompt_now = conversation.own_system_prompt(messages)
     for message in messages:
         if message.role == Message.Role.ASSISTANT:
             numbered[message.parent_id] += 1
             number, count = numbered[message.parent_id], alternatives[message.parent_id]
-            lines += ["", *markdown_reply(message, number, count)]
+            lines += ["", *markdown_reply(message, number, count, prompt_now)]
         else:
             lines += ["", f"## {message.role.capitalize()}", "", message.content]
     return "\n".join(lines) + "\n"
 
 
-def markdown_reply(message: Message, number: int, count: int) -> list[str]:
+def markdown_reply(message: Message, number: int, count: int, prompt_now: str) -> list[str]:
     title = f"## Assistant, reply {number} of {count}" if count > 1 else "## Assistant"
     facts = [message.model, message.status]
     if message.total_tokens is not None:
         facts.append(f"{message.total_tokens} tokens ({message.usage_source})")
     lines = [title, "", f"_{' · '.join(fact for fact in facts if fact)}_", ""]
+    if message.system_prompt != prompt_now:  # its owner has changed it since
+        lines += [*earlier_prompt(message.system_prompt), ""]
     if message.reasoning:
         lines += [*(f"> {line}" for line in message.reasoning.splitlines()), ""]
     lines.append(message.content)
@@ -105,21 +110,30 @@ def markdown_reply(message: Message, number: int, count: int) -> list[str]:
     return lines
 
 
+def earlier_prompt(prompt: str) -> list[str]:
+    if not prompt:
+        return ["_Asked under the site's system prompt (the conversation had none of its own)._"]
+    return [
+        "_Asked under an earlier system prompt:_",
+        "",
+        *(f"> {line}" for line in prompt.splitlines()),
+    ]
+
+
 def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
     latest_reply = {  # messages are in order, so the last one written wins
         m.parent_id: m for m in messages if m.role == Message.Role.ASSISTANT and m.content
     }
-    # The system prompt the replies were asked under, as reply_job.load_job sends it.
-    own_prompt = conversation.system_prompt
-    chat = [{"role": "system", "content": own_prompt}] if own_prompt else []
-    for message in messages:
-        if message.role == Message.Role.SYSTEM:
-            if not own_prompt:
-                chat.append({"role": "system", "content": message.content})
-        elif message.role == Message.Role.USER and message.pk in latest_reply:
-            chat.append({"role": "user", "content": message.content})
-            chat.append({"role": "assistant", "content": latest_reply[message.pk].content})
-    return {"messages": chat} if any(m["role"] == "assistant" for m in chat) else None
+    answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
+    if not answered:
+        return None
+    # The conversation as its last answer was asked: under that reply's own system prompt.
+    system = latest_reply[answered[-1].pk].system_prompt
+    chat = [{"role": "system", "content": system}] if system else []
+    for message in answered:
+        chat.append({"role": "user", "content": message.content})
+        chat.append({"role": "assistant", "content": latest_reply[message.pk].content})
+    return {"messages": chat}
 
 
 def render(conversation: Conversation, messages: list[Message], format: str) -> str:

@@ -40,10 +40,7 @@ def load_job(reply: Message) -> ReplyJob:
             messages.append({"role": "user", "content": content})
             if pk in answer_to:
                 messages.append({"role": "assistant", "content": answer_to[pk]})
-    system = reply.conversation.system_prompt or "\n\n".join(
-        content for _, role, content, _ in earlier if role == Message.Role.SYSTEM
-    )
-    return job_for(reply, messages, system)
+    return job_for(reply, messages)
 
 
 def transcript_job(reply: Message, transcript: Transcript) -> ReplyJob:
@@ -53,20 +50,20 @@ def transcript_job(reply: Message, transcript: Transcript) -> ReplyJob:
         for role, content in transcript.turns
         if content or role == Message.Role.USER  # as load_job skips empty answers
     ]
-    return job_for(reply, messages, transcript.system)
+    return job_for(reply, messages)
 
 
-def job_for(reply: Message, messages: list[dict[str, str]], system: str) -> ReplyJob:
-    """The reply's model and provider, asked `messages` under `system`."""
+def job_for(reply: Message, messages: list[dict[str, str]]) -> ReplyJob:
+    """The reply's model and provider, asked `messages` under its system prompt."""
     choice = find_model(reply.model)
     if choice is None:
         raise ProviderError(f"The model {reply.model} is no longer configured.", code="bad_model")
     request = ChatRequest(
         model=choice.name,
         messages=messages,
-        # The conversation's own system prompt (its owner's, or the one a /v1 request
-        # brought) replaces the site's default one.
-        system=system or settings.CHATSITE_SYSTEM_PROMPT,
+        # The conversation's own system prompt as the reply was asked (its owner's, or the
+        # one a /v1 request brought) replaces the site's default one.
+        system=reply.system_prompt or settings.CHATSITE_SYSTEM_PROMPT,
         stream=choice.stream,
         options=reply.metadata.get("options", {}),  # set by the OpenAI-compatible endpoint
     )

@@ -42,6 +42,8 @@ def start_transcript(
             role=role,
             content=content,
             parent=parent,
+            # An earlier answer, as the client had it, was given under the same prompt.
+            system_prompt=transcript.system if role == Message.Role.ASSISTANT else "",
             status=Message.Status.COMPLETE,
             completed_at=now,
         )
@@ -56,7 +58,7 @@ def start_transcript(
             asked = add(role, content)
         else:  # an earlier answer, as the client had it: the reply to the message before it
             add(role, content, parent=asked)
-    reply = conversation.pending_reply_to(asked, model, producer)
+    reply = conversation.pending_reply_to(asked, model, producer, transcript.system)
     # One microsecond apart: the history is read back in created_at order (reply_job.py).
     for offset, message in enumerate([*rows, reply]):
         message.created_at = now + timedelta(microseconds=offset)

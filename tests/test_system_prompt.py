@@ -6,7 +6,8 @@ import httpx
 from django.conf import settings
 
 from conversations.apikeys import create_key
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
+from tests.conftest import wait_until_replies_settle
 from tests.stub import openai_stream
 
 FRENCH = "Answer in French."
@@ -109,3 +110,81 @@ def test_exports_and_the_admin_show_the_system_prompt(server, stub, alice_client
     admin_page = f"/admin/conversations/conversation/{conversation['id']}/change/"
     page = client_for(bob).http.get(admin_page)
     assert "Answer in &lt;b&gt;French&lt;/b&gt;." in page.text
+
+
+def test_a_reply_keeps_the_system_prompt_it_was_asked_under(
+    server, stub, alice_client, bob, client_for
+):
+    conversation = alice_client.new_conversation(system_prompt="Answer in <i>French</i>.")
+    url = f"/api/conversations/{conversation['id']}/"
+    ask(alice_client, stub, conversation["id"], "Hi")
+    assert alice_client.http.patch(url, json={"system_prompt": FRENCH}).status_code == 200
+    ask(alice_client, stub, conversation["id"], "And now?")
+    first = Message.objects.filter(role="assistant").order_by("created_at").first()
+    # Asked again after the change, a reply is asked under the prompt of now.
+    stub.queue(openai_stream(["Encore"]))
+    again = alice_client.http.post(f"/api/messages/{first.pk}/regenerate/", json={})
+    alice_client.wait_final(conversation["id"], again.json()["assistant_message"]["id"])
+    assert stub.requests[-1].json["messages"][0] == {"role": "system", "content": FRENCH}
+
+    export = alice_client.http.get(url + "export/?format=json").json()
+    replies = [m for m in export["messages"] if m["role"] == "assistant"]
+    prompts = [(m["content"], m["system_prompt"]) for m in replies]
+    assert prompts == [
+        ("D'accord", "Answer in <i>French</i>."),
+        ("D'accord", FRENCH),
+        ("Encore", FRENCH),
+    ]
+    markdown = alice_client.http.get(url + "export/?format=markdown").text
+    assert markdown.count("Asked under an earlier system prompt") == 1
+    assert "_Asked under an earlier system prompt:_\n\n> Answer in <i>French</i>.\n\nD'accord" in (
+        markdown
+    )
+    # The fine-tuning example: the conversation as its last answer was asked.
+    example = json.loads(alice_client.http.get(url + "export/?format=jsonl").text)
+    assert example["messages"][0] == {"role": "system", "content": FRENCH}
+
+    page = client_for(bob).http.get(f"/admin/conversations/message/{first.pk}/change/")
+    assert "Answer in &lt;i&gt;French&lt;/i&gt;." in page.text
+
+    # Emptied, the site's prompt holds, and the replies before say what they were asked under.
+    assert alice_client.http.patch(url, json={"system_prompt": ""}).status_code == 200
+    markdown = alice_client.http.get(url + "export/?format=markdown").text
+    assert markdown.count("Asked under an earlier system prompt") == 3
+    assert "## System prompt" not in markdown
+    example = json.loads(alice_client.http.get(url + "export/?format=jsonl").text)
+    assert example["messages"][0] == {"role": "system", "content": FRENCH}
+
+
+def test_a_v1_conversations_replies_keep_the_system_messages_they_were_asked_under(
+    server, stub, alice, client_for
+):
+    _, secret = create_key(alice)
+    stub.queue(openai_stream(["Hello"]))
+    body = {
+        "model": "openai:stub-model",
+        "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hey"},
+            {"role": "user", "content": "Again"},
+        ],
+    }
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert answer.status_code == 200, answer.text
+    wait_until_replies_settle()
+    replies = Message.objects.filter(role="assistant").order_by("created_at")
+    assert [(m.content, m.system_prompt) for m in replies] == [
+        ("Hey", "Be terse."),
+        ("Hello", "Be terse."),
+    ]
+    conversation_id = answer.headers["X-Chatsite-Conversation"]
+    url = f"/api/conversations/{conversation_id}/export/?format="
+    markdown = client_for(alice).http.get(url + "markdown").text
+    assert "Asked under" not in markdown  # its system message is shown where it was given
+    example = json.loads(client_for(alice).http.get(url + "jsonl").text)
+    assert example["messages"][0] == {"role": "system", "content": "Be terse."}

@@ -1,6 +1,7 @@
 """Conversations and their messages: the record every other part of chatsite writes to."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -102,7 +103,7 @@ class Conversation(models.Model):
             client_id=client_id,
             completed_at=timezone.now(),
         )
-        reply = self.pending_reply_to(user_message, model, producer)
+        reply = self.pending_reply_to(user_message, model, producer, self.own_system_prompt())
         try:
             # Both rows or neither: the partial unique index on active replies is the lock.
             # One INSERT for both (their ids are made here), as SQLite's one write lock is
@@ -121,7 +122,7 @@ class Conversation(models.Model):
 
     def add_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
         """A new pending reply to an earlier user message (regenerate); the old ones stay."""
-        reply = self.pending_reply_to(user_message, model, producer)
+        reply = self.pending_reply_to(user_message, model, producer, self.own_system_prompt())
         try:
             with transaction.atomic():  # the active-reply index and the touch go together
                 reply.save(force_insert=True)
@@ -130,13 +131,24 @@ class Conversation(models.Model):
             raise ReplyInProgress from None
         return reply
 
+    def own_system_prompt(self, messages: "Iterable[Message] | None" = None) -> str:
+        """The system prompt this conversation's next reply is asked under, unless it is the
+        site's: its owner's, else the system messages the /v1 request that began it brought
+        (read from `messages`, its messages in order, when given)."""
+        if self.system_prompt or self.source != Conversation.Source.API:
+            return self.system_prompt
+        if messages is None:
+            messages = self.messages.filter(role=Message.Role.SYSTEM)
+        return "\n\n".join(m.content for m in messages if m.role == Message.Role.SYSTEM)
+
     def pending_reply_to(
-        self, user_message: "Message", model: "ModelChoice", producer: str
+        self, user_message: "Message", model: "ModelChoice", producer: str, system_prompt: str
     ) -> "Message":
-        """A pending reply, not saved yet."""
+        """A pending reply asked under `system_prompt` (own_system_prompt()), not saved yet."""
         return Message(
             conversation=self,
             role=Message.Role.ASSISTANT,
+            system_prompt=system_prompt,
             status=Message.Status.PENDING,
             provider=model.provider,
             model=model.id,
@@ -230,6 +242,9 @@ class Message(models.Model):
     )
     content = models.TextField(blank=True)
     reasoning = models.TextField(blank=True)
+    # For a reply: its conversation's own system prompt when it was asked, kept as it was
+    # (its owner may change it later); empty: the site's CHATSITE_SYSTEM_PROMPT.
+    system_prompt = models.TextField(blank=True, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     client_id = models.UUIDField(null=True, blank=True, editable=False)
 
