@@ -171,7 +171,9 @@ def test_revoking_a_key_ends_its_open_stream_but_not_the_reply(
         assert last.data["error"]["code"] == "key_revoked"
         assert b"".join(chunks) == b""  # and then it closes
 
-    assert tool.http.get(body["stream_url"]).status_code == 401
+    refused = tool.http.get(body["stream_url"])
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")  # as every API view says
     gate.open()
     reply = owner.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert (reply["status"], reply["content"]) == ("complete", "Hello")

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from conversations.models import Conversation, Message
+from tests.stub import openai_stream
 
 MAX_CHARS = settings.CHATSITE_MAX_MESSAGE_CHARS  # the test servers use the default
 
@@ -59,6 +60,7 @@ BAD_MESSAGES = {
     "model_without_provider": ({"content": "Hi", "model": "stub-model"}, ("Valid models",)),
     "model_not_a_string": ({"content": "Hi", "model": ["openai:stub-model"]}, ("model",)),
     "bad_client_id": ({"content": "Hi", "client_id": "not-a-uuid"}, ("client_id",)),
+    "number_client_id": ({"content": "Hi", "client_id": 5}, ("client_id", "valid UUID")),
 }
 
 
@@ -142,6 +144,32 @@ def test_idempotency_key_that_differs_from_client_id_is_a_400(conversation, stub
 )
 def test_bad_query_parameter_is_a_400_not_quietly_ignored(server, alice_client, query, mentions):
     assert_clear_error(alice_client.http.get(query), 400, mentions)
+
+
+def test_numbers_of_thousands_of_digits_are_read_as_numbers_not_a_500(
+    conversation, stub, alice_client
+):
+    # Python refuses to read a number of over 4,300 digits (int()), so none is read whole.
+    for _ in range(3):
+        alice_client.new_conversation()
+    page = alice_client.http.get("/api/conversations/?page_size=" + "9" * 5000)
+    assert page.status_code == 200, page.text
+    assert len(page.json()["results"]) == 4  # the largest page size holds them all
+    stub.queue(openai_stream(["Bonjour"]))
+    reply = alice_client.send(conversation["id"]).json()["assistant_message"]
+    alice_client.wait_final(conversation["id"], reply["id"])
+    # A Last-Event-ID no stream ever sent is no position at all: the reply from its start.
+    stream = alice_client.http.get(reply["stream_url"], headers={"Last-Event-ID": "1" * 5000})
+    assert stream.status_code == 200, stream.text
+    assert "Bonjour" in stream.text
+    with_query = alice_client.http.get(reply["stream_url"] + "?last_event_id=" + "9" * 5000)
+    assert "Bonjour" in with_query.text
+
+
+def test_an_api_key_name_must_be_text(server, alice_client):
+    response = alice_client.http.post("/api/keys/", json={"name": 5})
+    assert_clear_error(response, 400, ("name", "Must be text"))
+    assert not alice_client.http.get("/api/keys/").json()["results"]
 
 
 def test_message_of_exactly_the_maximum_length_is_accepted(conversation, stub, alice_client):

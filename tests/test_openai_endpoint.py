@@ -219,6 +219,50 @@ def test_bad_requests_get_400_saying_what_is_wrong_and_store_nothing(
     assert not stub.requests
 
 
+# Sent as JSON text (escapes and all): values a database or a JSON encoder cannot take, from
+# options kept with the reply to text that is stored.
+UNSTORABLE = [
+    ({"stop": "\ud800"}, "stop: Surrogate characters are not allowed: U+D800."),
+    ({"stop": ["ok", "a\u0000"]}, "stop: Null characters are not allowed."),
+    ({"max_tokens": 10**30}, "max_tokens: Must be a whole number within 64 bits."),
+    ({"seed": -(10**30)}, "seed: Must be a whole number within 64 bits."),
+    ({"logit_bias": {"\udc00": 1}}, "logit_bias: Surrogate characters are not allowed"),
+    (
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "a\u0000"}}},
+        "response_format: Null characters are not allowed.",
+    ),
+    ({"messages": [{"role": "user", "content": "a\ud800b"}]}, "content: Surrogate characters"),
+    ({"messages": [{"role": "user", "content": "a\u0000b"}]}, "content: Null characters"),
+    (
+        {"messages": [{"role": "system", "content": "\ud800"}, HISTORY[1]]},
+        "content: Surrogate characters",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\udc00"}]}]},
+        "content: Surrogate characters",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        'content: A text part needs its "text", a string.',
+    ),
+    ({"stream": "yes"}, "stream: Must be a valid boolean."),
+]
+
+
+@pytest.mark.parametrize(("change", "says"), UNSTORABLE)
+def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
+    server, stub, alice_key, change, says
+):
+    body = json.dumps({"model": MODEL, "messages": HISTORY, **change})  # escapes kept as such
+    headers = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
+    url = f"{server.url}/v1/chat/completions"
+    response = httpx.post(url, content=body.encode(), headers=headers)
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+    assert not stub.requests
+
+
 def test_without_a_valid_key_the_answer_is_401(server, stub, alice, alice_key):
     body = {"model": MODEL, "messages": HISTORY}
     url = f"{server.url}/v1/chat/completions"

@@ -87,6 +87,17 @@ def test_rejected_key_fails_with_the_key_redacted_everywhere(server, stub, alice
     assert len(stub.requests) == 1, "a rejected key is not retried"
 
 
+def test_a_key_the_providers_long_message_shows_near_its_cut_is_redacted_too(
+    server, stub, alice_client
+):
+    # Where a long message is cut for the reply's error, the key would be cut in two.
+    stub.queue(json_error(400, "x" * 285 + f" Bearer {SECRET_PROVIDER_KEY} and more"))
+    reply, events, _, exposure = failed_reply(alice_client)
+    assert_failed(reply, events, "bad_request")
+    assert "[redacted]" in reply["error"]
+    assert SECRET_PROVIDER_KEY[:8] not in exposure
+
+
 def test_bad_request_fails_with_the_providers_message(server, stub, alice_client):
     stub.queue(json_error(400, "This model's maximum context length is 8192 tokens."))
     reply, events, _, exposure = failed_reply(alice_client)
@@ -162,8 +173,10 @@ def escaped_chunk(json_text: str) -> bytes:
         (["Smile \\ud83d", "\\ude00!"], "Smile \N{GRINNING FACE}!"),
         # A half whose other half never comes, mid-reply or at its end.
         (["A\\ud83d", " b", "c\\ud83d"], "A\ufffd bc\ufffd"),
+        # NUL is a character JSON can carry but PostgreSQL's text cannot hold.
+        (["a\\u0000b"], "a\ufffdb"),
     ],
-    ids=["split-character-joined", "lone-halves-replaced"],
+    ids=["split-character-joined", "lone-halves-replaced", "nul-replaced"],
 )
 def test_halves_of_a_character_are_joined_or_replaced(
     server, stub, alice_client, json_texts, stored

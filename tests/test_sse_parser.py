@@ -62,6 +62,10 @@ CASES = {
         b"retry: 1500\ndata: a\n\nretry: 15x\nretry: -1\nretry:  2000\nretry:\ndata: b\n\n",
         [event("a", retry=1500), event("b", retry=1500)],
     ),
+    "retry_too_long_to_be_a_delay_ignored": (  # int() refuses over 4,300 digits
+        b"retry: 1500\ndata: a\n\nretry: " + b"9" * 5000 + b"\ndata: b\n\n",
+        [event("a", retry=1500), event("b", retry=1500)],
+    ),
     "retry_with_non_ascii_digits_ignored": (
         "retry: \u0661\u0662\ndata: a\n\n".encode(),
         [event("a")],

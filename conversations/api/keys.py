@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from conversations.access import get_for_user
 from conversations.api.errors import api_error
+from conversations.api.serializers import TextField
 from conversations.apikeys import create_key, revoke_key
 from conversations.models import ApiKey
 
@@ -33,7 +34,7 @@ class NewApiKeySerializer(ApiKeySerializer):
 
 
 class ApiKeyCreateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = TextField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class ApiKeyList(APIView):

@@ -13,8 +13,11 @@ class Pages(PageNumberPagination):
     def get_page_size(self, request: Request) -> int:
         # DRF quietly falls back to the default on a bad value; a caller should hear of it.
         value = request.query_params.get(self.page_size_query_param)
-        if value is not None and not (value.isascii() and value.isdigit() and int(value) > 0):
+        if value is None:
+            return self.page_size
+        if not (value.isascii() and value.isdigit() and value.strip("0")):
             raise ValidationError(
                 {"page_size": [f"Must be a whole number from 1 (at most {self.max_page_size})."]}
             )
-        return super().get_page_size(request)
+        # Larger sizes get the largest (without reading a number of thousands of digits).
+        return min(int(value) if len(value) <= 4 else self.max_page_size, self.max_page_size)

@@ -20,6 +20,24 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class UUIDText(serializers.UUIDField):
+    """A UUID written as text: DRF's UUIDField would take the number 5 as UUID ...0005."""
+
+    def to_internal_value(self, data: object) -> object:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JSONBoolean(serializers.BooleanField):
+    """true or false: DRF's BooleanField would take "yes", "on" or 1 as true."""
+
+    def to_internal_value(self, data: object) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class MessageSerializer(serializers.ModelSerializer):
     conversation = serializers.UUIDField(source="conversation_id", read_only=True)
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)
@@ -110,7 +128,7 @@ class ConversationUpdateInput(serializers.Serializer):
 class MessageCreateInput(serializers.Serializer):
     content = TextField(max_length=settings.CHATSITE_MAX_MESSAGE_CHARS, trim_whitespace=False)
     model = TextField(max_length=200, required=False, validators=[validate_model_id])
-    client_id = serializers.UUIDField(required=False)
+    client_id = UUIDText(required=False)
 
     def validate_content(self, value: str) -> str:
         if not value.strip():

@@ -94,7 +94,9 @@ def caller_and_reply(
     """The reply the caller may follow, and the API key it came with; or the error to send."""
     user, api_key = stream_caller(request)  # a Bearer API key, else the session
     if user is None:
-        return json_error(401, "not_authenticated", "Log in or send a valid API key.")
+        response = json_error(401, "not_authenticated", "Log in or send a valid API key.")
+        response["WWW-Authenticate"] = 'Bearer realm="api"'  # as the other API views say
+        return response
     try:
         # A reply running here is known with its owner; others are looked up.
         reply = running_reply_of(user, message_id) or get_for_user(Message, user, message_id)
@@ -110,8 +112,9 @@ RETRY_HINT = b"retry: 1000\n\n"
 
 
 def last_event_id(request: HttpRequest) -> int:
+    """The last event the client has; anything but an id we could have sent: none (0)."""
     value = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or "0"
-    return int(value) if value.isascii() and value.isdigit() else 0
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else 0
 
 
 async def reply_events(

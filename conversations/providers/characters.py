@@ -4,7 +4,8 @@ JSON writes a character outside the Basic Multilingual Plane (an emoji, say) as 
 escapes, the halves of a UTF-16 pair, and a server that cuts its text by UTF-16 units (as
 JavaScript does) can put the halves in two chunks. Each half alone is no character: it could
 be neither encoded as UTF-8 for the stream nor stored. So a first half waits for the second,
-and a half that stays alone becomes U+FFFD, as invalid UTF-8 from a provider does.
+and a half that stays alone becomes U+FFFD, as invalid UTF-8 from a provider does. So does
+NUL, which JSON can carry but PostgreSQL's text cannot hold.
 """
 
 import re
@@ -23,6 +24,8 @@ class WholeCharacters:
 
     def feed(self, text: str) -> str:
         """The delta's whole characters; a trailing first half is kept for the next one."""
+        if "\x00" in text:
+            text = text.replace("\x00", REPLACEMENT)
         if not self.held and (text.isascii() or not _HALF.search(text)):
             return text  # nearly always: nothing to join
         text, self.held = self.held + text, ""

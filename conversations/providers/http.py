@@ -75,11 +75,20 @@ def close_clients() -> None:
             del _clients[loop]
 
 
+# A provider's own words in an error are cut to this many characters, after redaction: cut
+# first, a key across the cut would be left half shown.
+DETAIL_CHARS = 300
+
+
 def redact(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
     return text
+
+
+def shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @contextlib.contextmanager
@@ -88,7 +97,8 @@ def translated_errors(label: str, secrets: tuple[str, ...]) -> Iterator[None]:
     try:
         yield
     except ProviderError as error:
-        error.message = redact(error.message, secrets)
+        # Redacted whole, then cut: the message is its label's sentence and the detail.
+        error.message = shortened(redact(error.message, secrets), DETAIL_CHARS + 100)
         error.args = (error.message,)
         raise
     except (httpx.TransportError, aiohttp.ClientError) as error:
@@ -188,17 +198,18 @@ def error_for_status(
 
 
 def error_detail(body: bytes) -> str:
-    """The human part of a provider's error body, whichever shape it has."""
+    """The human part of a provider's error body, whichever shape it has (whole: it is cut
+    once redacted, translated_errors)."""
     try:
         payload = json.loads(body)
     except ValueError:
-        return body.decode("utf-8", "replace").strip()[:300]
+        return body.decode("utf-8", "replace").strip()
     if isinstance(payload, dict):
         error = payload.get("error", payload)
         if isinstance(error, dict):
-            return str(error.get("message") or error.get("msg") or error.get("code") or "")[:300]
+            return str(error.get("message") or error.get("msg") or error.get("code") or "")
         if isinstance(error, str):
-            return error[:300]
+            return error
     return ""
 
 

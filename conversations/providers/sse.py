@@ -82,7 +82,7 @@ class SSEDecoder:
         elif name == "id":
             if "\x00" not in value:
                 self.last_event_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit() and len(value) <= 18:
             self.retry = int(value)
         return None
 

@@ -3,15 +3,41 @@ chatsite can honour. What it cannot (tools, several choices, images, log probabi
 OpenAI's own options for a provider without them) is refused, not ignored."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from conversations.api.serializers import TextField, validate_model_id
+from conversations.api.serializers import JSONBoolean, TextField, validate_model_id
 from conversations.providers.base import AS_IS_OPTIONS
 from conversations.providers.registry import find_model, provider_for
 from conversations.transcripts import Transcript
 
 ROLES = ("system", "developer", "user", "assistant")  # "developer": OpenAI's newer "system"
 SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop")
+# Text a database column and a JSON encoder both take: no NUL, no lone surrogate.
+STORABLE_TEXT = (ProhibitNullCharactersValidator(), ProhibitSurrogateCharactersValidator())
+WHOLE_NUMBERS = range(-(2**63), 2**63)  # what JSON encoders and databases take
+
+
+def storable(value: object) -> None:
+    """Raise ValidationError if `value` (an option kept in a reply's metadata and sent on)
+    holds text or a whole number that cannot be stored or encoded."""
+    if isinstance(value, str):
+        for validator in STORABLE_TEXT:
+            try:
+                validator(value)
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.messages) from None
+    elif isinstance(value, int) and not isinstance(value, bool) and value not in WHOLE_NUMBERS:
+        raise serializers.ValidationError("Must be a whole number within 64 bits.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key)
+            storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            storable(item)
 
 
 class ContentField(serializers.Field):
@@ -20,8 +46,12 @@ class ContentField(serializers.Field):
     default_error_messages = {
         "not_text": "Must be text, or a list of text parts.",
         "not_text_part": 'Only text parts are supported here; this one is "{kind}".',
+        "no_text": 'A text part needs its "text", a string.',
         "too_long": f"Longer than {settings.CHATSITE_MAX_MESSAGE_CHARS:,} characters.",
     }
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(validators=STORABLE_TEXT, **kwargs)
 
     def to_internal_value(self, data: object) -> str:
         if isinstance(data, list):
@@ -34,8 +64,10 @@ class ContentField(serializers.Field):
 
     def _part_text(self, part: object) -> str:
         kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-        if kind != "text" or not isinstance(part.get("text"), str):
+        if kind != "text":
             self.fail("not_text_part", kind=kind)
+        if not isinstance(part.get("text"), str):
+            self.fail("no_text")
         return part["text"]
 
     def to_representation(self, value: str) -> str:
@@ -88,13 +120,13 @@ class ResponseFormatField(serializers.Field):
 
 
 class StreamOptionsInput(serializers.Serializer):
-    include_usage = serializers.BooleanField(default=False)
+    include_usage = JSONBoolean(default=False)
 
 
 class ChatCompletionInput(serializers.Serializer):
     model = TextField(max_length=200, validators=[validate_model_id])
     messages = ChatMessageInput(many=True, allow_empty=False)
-    stream = serializers.BooleanField(default=False, allow_null=True)
+    stream = JSONBoolean(default=False, allow_null=True)
     stream_options = StreamOptionsInput(required=False, allow_null=True)
     n = serializers.IntegerField(required=False, allow_null=True)
     # Sampling options, passed on to the provider (each in its own names).
@@ -118,7 +150,7 @@ class ChatCompletionInput(serializers.Serializer):
         allow_null=True,
     )
     # What the answers here cannot carry: refused rather than quietly left out.
-    logprobs = serializers.BooleanField(required=False, allow_null=True)
+    logprobs = JSONBoolean(required=False, allow_null=True)
     top_logprobs = serializers.IntegerField(required=False, allow_null=True)
     tools = serializers.ListField(required=False, allow_null=True)
     functions = serializers.ListField(required=False, allow_null=True)
@@ -146,7 +178,16 @@ class ChatCompletionInput(serializers.Serializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
-        """OpenAI's own options only for providers that take them; refused for the rest."""
+        """Options that can be stored and sent on; OpenAI's own ones only for providers that
+        take them, refused for the rest."""
+        unstorable = {}
+        for name in (*SAMPLING, *AS_IS_OPTIONS):
+            try:
+                storable(attrs.get(name))
+            except serializers.ValidationError as error:
+                unstorable[name] = error.detail
+        if unstorable:
+            raise serializers.ValidationError(unstorable)
         model = find_model(attrs["model"])
         passes_on = provider_for(model).passes_on
         given = [name for name in AS_IS_OPTIONS if attrs.get(name) is not None]
