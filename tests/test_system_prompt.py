@@ -21,6 +21,20 @@ def ask(client, stub, conversation_id: str, text: str) -> list[dict]:
     return stub.requests[-1].json["messages"]
 
 
+def v1_completion(server, stub, owner, turns: list[tuple[str, str]]) -> httpx.Response:
+    """A /v1 request of `owner` with these (role, content) messages, answered "Hello"."""
+    _, secret = create_key(owner)
+    stub.queue(openai_stream(["Hello"]))
+    messages = [{"role": role, "content": content} for role, content in turns]
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "openai:stub-model", "messages": messages},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
 def test_the_system_prompt_is_what_the_model_is_told_first(server, stub, alice_client):
     conversation = alice_client.new_conversation(system_prompt=FRENCH)
     assert conversation["system_prompt"] == FRENCH
@@ -43,17 +57,7 @@ def test_the_system_prompt_is_what_the_model_is_told_first(server, stub, alice_c
 def test_the_owners_system_prompt_replaces_one_a_v1_request_brought(
     server, stub, alice, client_for
 ):
-    _, secret = create_key(alice)
-    stub.queue(openai_stream(["Hello"]))
-    body = {
-        "model": "openai:stub-model",
-        "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}],
-    }
-    answer = httpx.post(
-        f"{server.url}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {secret}"},
-    )
+    answer = v1_completion(server, stub, alice, [("system", "Be terse."), ("user", "Hi")])
     conversation_id = answer.headers["X-Chatsite-Conversation"]
     alice_client = client_for(alice)
     assert ask(alice_client, stub, conversation_id, "More?")[0]["content"] == "Be terse."
@@ -159,23 +163,8 @@ def test_a_reply_keeps_the_system_prompt_it_was_asked_under(
 def test_a_v1_conversations_replies_keep_the_system_messages_they_were_asked_under(
     server, stub, alice, client_for
 ):
-    _, secret = create_key(alice)
-    stub.queue(openai_stream(["Hello"]))
-    body = {
-        "model": "openai:stub-model",
-        "messages": [
-            {"role": "system", "content": "Be terse."},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hey"},
-            {"role": "user", "content": "Again"},
-        ],
-    }
-    answer = httpx.post(
-        f"{server.url}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {secret}"},
-    )
-    assert answer.status_code == 200, answer.text
+    turns = [("system", "Be terse."), ("user", "Hi"), ("assistant", "Hey"), ("user", "Again")]
+    answer = v1_completion(server, stub, alice, turns)
     wait_until_replies_settle()
     replies = Message.objects.filter(role="assistant").order_by("created_at")
     assert [(m.content, m.system_prompt) for m in replies] == [
