@@ -5,17 +5,28 @@ stream ends however it ends (or by crash recovery for a producer that died). The
 guard in its UPDATE makes any second call a no-op, so a reply is never stored twice.
 """
 
+import asyncio
 import copy
+import logging
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models.functions import Length
 from django.utils import timezone
 
 from conversations import sql_once
+from conversations.background_db import in_background
 from conversations.models import Conversation, Message, MessageQuerySet
 from conversations.providers.base import Usage
+
+logger = logging.getLogger(__name__)
+
+# A database briefly out of reach (SQLite locked past its busy timeout by another process,
+# PostgreSQL restarting) must not lose a finished reply: its final write is tried again after
+# each of these pauses (about a minute in all), before it is left to crash recovery, which
+# keeps only its last checkpoint. Meanwhile the reply counts as running here.
+FINISH_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 # Every write to a running reply is guarded by its status: a reply already final stays so.
 ACTIVE = ("status", Message.ACTIVE_STATUSES)
@@ -69,6 +80,19 @@ def finish_reply(reply: Message, outcome: ReplyOutcome) -> Message | None:
     for name, value in final.items():
         setattr(stored, name, value)
     return stored
+
+
+async def store_final(reply: Message, outcome: ReplyOutcome) -> Message | None:
+    """finish_reply, tried again while the database cannot be reached (FINISH_RETRY_SECONDS)."""
+    for pause in FINISH_RETRY_SECONDS:
+        try:
+            return await in_background(finish_reply)(reply, outcome)
+        except (OperationalError, InterfaceError) as error:
+            logger.warning(
+                "Storing reply %s failed (%s); trying again in %g s", reply.pk, error, pause
+            )
+            await asyncio.sleep(pause)
+    return await in_background(finish_reply)(reply, outcome)
 
 
 @dataclass(frozen=True)

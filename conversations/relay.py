@@ -21,7 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from conversations.background_db import in_background
 from conversations.checkpoints import checkpoint_loop
-from conversations.completion import PartialReply, ReplyOutcome, finish_reply
+from conversations.completion import PartialReply, ReplyOutcome, store_final
 from conversations.eventlog import EventLog, EventLogUnavailable, event_log
 from conversations.models import Message
 from conversations.providers.base import Finish, ProviderError, ReasoningDelta, TextDelta
@@ -79,7 +79,7 @@ async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
             error_code="event_log_unavailable",
             error=f"This reply could not start: {error} Try again in a moment.",
         )
-        await in_background(finish_reply)(reply, failed)
+        await store_final(reply, failed)
         return
     producer = ReplyProducer(reply, job)
     _producers[reply.pk] = producer
@@ -281,7 +281,7 @@ class ReplyProducer:
     async def _finish(self, outcome: ReplyOutcome) -> None:
         from conversations.api.serializers import message_data
 
-        message = await in_background(finish_reply)(self.reply, outcome)
+        message = await store_final(self.reply, outcome)
         if message is None:  # already final (crash recovery or a deleted conversation)
             message = await in_background(Message.objects.filter(pk=self.reply_id).first)()
         payload = message_data(message) if message else None

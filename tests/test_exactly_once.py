@@ -1,12 +1,17 @@
 """Exactly once: a repeated client_id starts nothing, a second POST while generating is a 409."""
 
+import sqlite3
 import threading
 import uuid
+
+import pytest
+from django.conf import settings
 
 from conversations.completion import ReplyOutcome, finish_reply
 from conversations.models import Message
 from conversations.providers.base import Usage
 from tests.chats import add_chat
+from tests.client import wait_for
 from tests.stub import Gate, gated_stream
 
 
@@ -115,3 +120,32 @@ def test_a_reply_finished_twice_keeps_its_first_final_state(alice):
     assert reply.completed_at == stored.completed_at and reply.completed_at.tzinfo is not None
     conversation.refresh_from_db()
     assert conversation.updated_at == reply.completed_at  # first in the lists, once
+
+
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
+    reason="holds SQLite's write lock; PostgreSQL locks rows, not the database",
+)
+def test_a_reply_that_ends_while_the_database_is_locked_is_stored_once_it_is_free(
+    start_server, stub, client_for, alice
+):
+    server = start_server(SQLITE_BUSY_TIMEOUT="0")  # a locked database fails each write at once
+    client = client_for(alice, base_url=server.url)
+    gate = Gate()
+    stub.queue(gated_stream(["Hello"], gate, [" world"]))
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"]).json()
+    gate.wait_reached()
+    locker = sqlite3.connect(settings.DATABASES["default"]["NAME"], isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        gate.open()  # the reply ends; storing it fails while the lock is held
+        wait_for(lambda: "trying again" in server.log(), "a failed final write")
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    reply = client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert (reply["status"], reply["content"]) == ("complete", "Hello world")
+    assert reply["total_tokens"] == 18  # the provider's usage, stored with it
+    events = client.events(body["stream_url"])
+    assert [e.name for e in events] == ["delta", "delta", "done"]
