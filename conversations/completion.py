@@ -140,3 +140,15 @@ def interrupt_replies(replies: MessageQuerySet, reason: str) -> int:
         completion_tokens=(Length("content") + Length("reasoning") + 3) / 4,
         completed_at=timezone.now(),
     )
+
+
+def stop_replies(replies: MessageQuerySet) -> int:
+    """Mark replies stopped with their last checkpoint: their producer, a live process
+    elsewhere, did not answer the stop in time."""
+    # Guarded by status as above: a producer storing the reply meanwhile keeps its own.
+    return replies.filter(status__in=Message.ACTIVE_STATUSES).update(
+        status=Message.Status.STOPPED,
+        usage_source=Message.UsageSource.ESTIMATED,
+        finish_reason=Message.Status.STOPPED,
+        completed_at=timezone.now(),
+    )

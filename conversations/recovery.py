@@ -21,7 +21,7 @@ from django.utils import timezone
 from conversations import relay
 from conversations.background_db import in_background
 from conversations.checkpoints import HEARTBEAT_EVERY_SECONDS
-from conversations.completion import interrupt_replies
+from conversations.completion import interrupt_replies, stop_replies
 from conversations.eventlog import event_log
 from conversations.models import Message
 
@@ -87,12 +87,7 @@ def stop_reply_now(reply: Message) -> None:
     if async_to_sync(event_log().request_stop)(reply.id) and _wait_until_final(reply):
         return
     # Produced by a live process that did not answer: store what it last saved.
-    Message.objects.filter(pk=reply.pk, status__in=Message.ACTIVE_STATUSES).update(
-        status=Message.Status.STOPPED,
-        usage_source=Message.UsageSource.ESTIMATED,
-        finish_reason=Message.Status.STOPPED,
-        completed_at=timezone.now(),
-    )
+    stop_replies(Message.objects.filter(pk=reply.pk))
 
 
 def _wait_until_final(reply: Message) -> bool:

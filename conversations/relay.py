@@ -83,7 +83,8 @@ async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
         return
     producer = ReplyProducer(reply, job)
     _producers[reply.pk] = producer
-    # A fresh context: the task must not inherit the request's (see streaming-notes.md).
+    # A fresh context: the request's would tie the producer's database calls to the request's
+    # thread, which is given back when the request ends.
     task = asyncio.get_running_loop().create_task(producer.run(), context=contextvars.Context())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)

@@ -194,8 +194,10 @@ def test_followers_on_another_process_joining_at_different_points_miss_nothing(r
 
 
 async def blocked_in_xread(observer) -> int:
+    """Clients of the test's Redis database waiting in XREAD (other databases' are others')."""
+    db = str(observer.connection_pool.connection_kwargs.get("db", 0))
     clients = await observer.client_list()
-    return sum(1 for client in clients if client.get("cmd") == "xread")
+    return sum(1 for client in clients if client.get("cmd") == "xread" and client["db"] == db)
 
 
 def test_appends_of_many_replies_at_once_all_reach_redis_in_order(redis_url):
