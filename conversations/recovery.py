@@ -1,8 +1,9 @@
 """Nothing stays "generating" forever: replies whose producer is gone are marked interrupted.
 
 Every reply records its producer as host:pid:boot and a heartbeat. A reply is orphaned when
-its producer is a process of this host that is no longer alive (or this very process, which
-has no such producer), or, on another host, when its heartbeat is long stale. Recovery runs
+its producer is a process of this host that is no longer alive, or this very process, which
+has no such producer and has not just created the reply (the message POST stores a reply,
+then starts its producer), or, on another host, when its heartbeat is long stale. Recovery runs
 when a server process starts and then every SWEEP_SECONDS in each process.
 """
 
@@ -48,13 +49,17 @@ def pid_alive(pid: int) -> bool:
 
 def is_orphan(reply: Message) -> bool:
     if reply.producer == relay.PRODUCER_ID:
-        return reply.pk not in relay.running_replies()
+        return reply.pk not in relay.running_replies() and stale(reply)
     host, _, rest = reply.producer.partition(":")
     pid = rest.partition(":")[0]
     if host == socket.gethostname() and pid.isdigit():
         return int(pid) == os.getpid() or not pid_alive(int(pid))
-    stale = reply.heartbeat_at is None or reply.heartbeat_at < timezone.now() - STALE_AFTER
-    return stale
+    return stale(reply)
+
+
+def stale(reply: Message) -> bool:
+    """No sign of life (its creation, a checkpoint) for STALE_AFTER."""
+    return reply.heartbeat_at is None or reply.heartbeat_at < timezone.now() - STALE_AFTER
 
 
 def recover_orphaned_replies() -> int:

@@ -1,6 +1,13 @@
 """A server killed mid-reply: the next process marks the reply interrupted with its checkpoint."""
 
-from conversations.models import Message
+from datetime import timedelta
+
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+from conversations.providers.registry import default_model
+from conversations.recovery import STALE_AFTER, recover_orphaned_replies
+from conversations.relay import PRODUCER_ID
 from tests.client import wait_for
 from tests.stub import (
     Gate,
@@ -133,3 +140,16 @@ def test_a_reply_cut_by_a_graceful_stop_is_left_to_be_marked_interrupted(
     )
     assert (reply.status, reply.content) == ("interrupted", "Half a reply")
     assert "server stopped" in reply.error
+
+
+def test_a_reply_this_process_has_just_stored_is_not_taken_for_an_orphan(alice):
+    # The message POST stores a reply, then starts its producer: a sweep between the two must
+    # leave it be. A reply of this process that stays without a producer is recovered later.
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    assert recover_orphaned_replies() == 0
+    assert Message.objects.get(pk=reply.pk).status == "pending"
+    long_ago = timezone.now() - STALE_AFTER - timedelta(seconds=1)
+    Message.objects.filter(pk=reply.pk).update(heartbeat_at=long_ago)
+    assert recover_orphaned_replies() == 1
+    assert Message.objects.get(pk=reply.pk).status == "interrupted"

@@ -113,3 +113,48 @@ def test_the_process_caches_async_methods_behave_as_its_sync_ones():
         return [*seen, cache.get("other")]
 
     assert asyncio.run(use()) == [True, False, 1, 7, 7, True, True, True, "-", None]
+
+
+def test_a_stream_opened_before_its_reply_starts_follows_it_live(alice, stub):
+    # Between the message POST storing a reply and starting its producer, a stream (or a
+    # sweep) finds the reply without a producer: it waits for it, then follows it live.
+    stub.reset()
+    gate = Gate()
+    stub.queue(gated_stream(["Hello"], gate, after=[" there"]))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    cookie = logged_in_session(alice)
+
+    async def follow_from_before_the_start() -> list[bytes]:
+        threads = RequestThreads(StreamingASGIHandler(), threads=2)
+        sent: list[bytes] = []
+        waiting, first_delta = asyncio.Event(), asyncio.Event()
+
+        async def send(message: dict) -> None:
+            sent.append(message.get("body", b""))
+            if sent[-1].startswith(b": keep-alive"):
+                waiting.set()
+            if b"event: delta" in sent[-1]:
+                first_delta.set()
+
+        path = f"/api/messages/{reply.pk}/stream/"
+        stream = asyncio.create_task(threads(http_scope(path, cookie), asgi_receive(), send))
+        try:
+            await asyncio.wait_for(waiting.wait(), HANG_GUARD_SECONDS)  # no producer yet
+            await start_reply(reply, stub_job(reply, stub))
+            await asyncio.wait_for(first_delta.wait(), HANG_GUARD_SECONDS)  # before the end
+            gate.open()
+            await asyncio.wait_for(stream, HANG_GUARD_SECONDS)
+        finally:
+            gate.open()
+            await http.client().aclose()  # its kept connection must not outlive this loop
+        return sent
+
+    events = list(read_events(iter(asyncio.run(follow_from_before_the_start()))))
+    assert [(e.name, e.data.get("content")) for e in events[:2]] == [
+        ("delta", "Hello"),
+        ("delta", " there"),
+    ]
+    assert events[-1].name == "done"
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == (Message.Status.COMPLETE, "Hello there")

@@ -129,7 +129,7 @@ async def reply_events(
         live = await event_log().follow(reply_id, after, heartbeat_seconds)
     except EventLogUnavailable:
         live = None  # the stored state, read from the database, is all there is
-    frames = live if live is not None else stored_reply_events(reply_id, after)
+    frames = live if live is not None else stored_reply_events(reply_id, after, heartbeat_seconds)
     async with contextlib.aclosing(frames):
         async for last_id, frame in frames:
             if frame is HEARTBEAT and (ended := await ended_without_log(reply_id, last_id)):
@@ -155,8 +155,9 @@ async def ended_without_log(reply_id: UUID, last_id: int) -> bytes | None:
     return await database_sync_to_async(final_frames)(reply, last_id)
 
 
-async def stored_reply_events(reply_id: UUID, after: int) -> Frames:
-    """A reply no event log knows: its stored state, waiting while it runs elsewhere."""
+async def stored_reply_events(reply_id: UUID, after: int, heartbeat_seconds: float) -> Frames:
+    """A reply no event log knows: its stored state, waiting while it runs elsewhere, or its
+    live events once its log opens (a reply whose producer was still starting)."""
     while True:
         reply = await Message.objects.filter(pk=reply_id).afirst()
         if reply is None:
@@ -167,6 +168,12 @@ async def stored_reply_events(reply_id: UUID, after: int) -> Frames:
         if is_orphan(reply):
             await database_sync_to_async(recover_orphaned_replies)()
             continue
+        with contextlib.suppress(EventLogUnavailable):
+            if (live := await event_log().follow(reply_id, after, heartbeat_seconds)) is not None:
+                async with contextlib.aclosing(live):
+                    async for after, frame in live:  # `after`: where to go on from
+                        yield after, frame
+                return
         yield after, HEARTBEAT
         await asyncio.sleep(settings.CHATSITE_CHECKPOINT_SECONDS)
 
