@@ -285,10 +285,12 @@ class ReplyProducer:
         message = await store_final(self.reply, outcome)
         if message is None:  # already final (crash recovery or a deleted conversation)
             message = await in_background(Message.objects.filter(pk=self.reply_id).first)()
+        # The last event says what is stored, which another's final write may have decided.
+        final = message or outcome
         payload = message_data(message) if message else None
         log = event_log()
-        if outcome.status == Message.Status.FAILED:
-            error = {"code": outcome.error_code, "message": outcome.error}
+        if final.status == Message.Status.FAILED:
+            error = {"code": final.error_code, "message": final.error}
             await log.close(self.reply_id, "error", {"error": error, "message": payload})
         else:
             await log.close(self.reply_id, "done", {"message": payload})

@@ -2,9 +2,10 @@
 
 import threading
 
+from conversations.completion import stop_replies
 from conversations.models import Conversation, Message
 from tests.client import read_events, text_of
-from tests.stub import Gate, gated_stream, send_held_reply
+from tests.stub import Gate, Script, gated_stream, openai_chunk, send_held_reply
 
 
 def test_stop_before_the_first_token_closes_upstream_and_stores_an_empty_stopped_reply(
@@ -85,3 +86,24 @@ def test_deleting_a_conversation_stops_its_running_reply_first(server, stub, ali
     assert stub.requests[0].wait_disconnected()
     assert not Conversation.objects.filter(pk=conversation_id).exists()
     assert not Message.objects.filter(conversation_id=conversation_id).exists()
+
+
+def test_the_last_event_says_what_is_stored_when_another_process_stored_it_first(
+    start_server, stub, client_for, alice
+):
+    # A stop its producer did not answer in time is stored by the process that took it
+    # (recovery.stop_reply_now); the producer, failing afterwards, must not say "error".
+    server = start_server(CHATSITE_CHECKPOINT_SECONDS="60")  # no tick notices it meanwhile
+    client = client_for(alice, base_url=server.url)
+    gate = Gate()
+    stub.queue(Script(steps=[openai_chunk("Hello"), gate, "drop"]))
+    conversation = client.new_conversation()
+    body = client.send(conversation["id"], "Go").json()
+    gate.wait_reached()
+    reply_id = body["assistant_message"]["id"]
+    assert stop_replies(Message.objects.filter(pk=reply_id)) == 1
+    gate.open()  # the provider drops the connection: the producer's own outcome is a failure
+    events = client.events(body["stream_url"])
+    assert events[-1].name == "done"
+    assert events[-1].data["message"]["status"] == "stopped"
+    assert Message.objects.get(pk=reply_id).status == "stopped"
