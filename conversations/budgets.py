@@ -2,9 +2,11 @@
 
 Limits come from the user's UserBudget row when it sets them, else from the site settings
 (CHATSITE_TOKENS_PER_DAY, CHATSITE_REQUESTS_PER_MINUTE); 0 means no limit. Both are counted
-from stored replies, so chat pages and API keys share one budget and every server process
-sees the same numbers. check_budget runs before anything is stored or a provider is called;
-two requests arriving at the same instant may both pass (a soft limit, by design).
+from stored replies (with those of the last day deleted since, DeletedReplyUsage), so chat
+pages and API keys share one budget and every server process sees the same numbers.
+check_budget runs before anything is stored or a provider is called. The limits are soft:
+two requests arriving at the same instant may both pass, and a reply's tokens count once it
+ends, so replies started in several conversations at once all run.
 """
 
 import math
@@ -13,13 +15,15 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Min, QuerySet, Sum
+from django.db import transaction
+from django.db.models import Count, Min, Sum
 from django.utils import timezone
 from rest_framework import exceptions, status
 
-from conversations.models import Message, UserBudget
+from conversations.models import Conversation, DeletedReplyUsage, Message, UserBudget
 
 RATE_WINDOW = timedelta(minutes=1)
+COUNTED_FOR = timedelta(days=1)  # the longest window a budget looks back over
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,10 @@ def check_budget(user: AbstractBaseUser) -> None:
 
 
 def check_rate(user: AbstractBaseUser, limit: int, now: datetime) -> None:
-    window = replies_in_rate_window(user, now).aggregate(count=Count("pk"), first=Min("created_at"))
-    if window["count"] < limit:
+    count, first = replies_started_since(user, now - RATE_WINDOW)
+    if count < limit:
         return
-    resets_at = window["first"] + RATE_WINDOW  # when the oldest one leaves the window
+    resets_at = first + RATE_WINDOW  # when the oldest one leaves the window
     raise BudgetExceeded(
         f"You have reached your limit of {limit} requests per minute. "
         f"It resets at {clock(resets_at)}, in {seconds_until(resets_at, now)} seconds.",
@@ -88,8 +92,14 @@ def check_daily_tokens(user: AbstractBaseUser, limit: int, now: datetime) -> Non
     )
 
 
-def replies_in_rate_window(user: AbstractBaseUser, now: datetime) -> QuerySet[Message]:
-    return Message.objects.for_user(user).replies_since(now - RATE_WINDOW)
+def replies_started_since(user: AbstractBaseUser, moment: datetime) -> tuple[int, datetime | None]:
+    """How many replies `user` started since `moment`, and when the first of them was."""
+    window = {"count": Count("pk"), "first": Min("created_at")}
+    stored = Message.objects.for_user(user).replies_since(moment).aggregate(**window)
+    deleted = DeletedReplyUsage.objects.filter(owner=user, created_at__gte=moment)
+    gone = deleted.aggregate(**window)
+    firsts = [first for first in (stored["first"], gone["first"]) if first is not None]
+    return stored["count"] + gone["count"], min(firsts, default=None)
 
 
 def start_of_day(now: datetime) -> datetime:
@@ -99,7 +109,26 @@ def start_of_day(now: datetime) -> datetime:
 
 def tokens_since(user: AbstractBaseUser, moment: datetime) -> int:
     replies = Message.objects.for_user(user).replies_since(moment)
-    return replies.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
+    stored = replies.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
+    deleted = DeletedReplyUsage.objects.filter(owner=user, created_at__gte=moment)
+    return stored + (deleted.aggregate(tokens=Sum("tokens"))["tokens"] or 0)
+
+
+def delete_conversation(conversation: Conversation) -> None:
+    """Delete a conversation; its replies of the last day still count against the budgets."""
+    now, owner_id = timezone.now(), conversation.owner_id
+    recent = conversation.messages.replies_since(now - COUNTED_FOR)
+    spent = [
+        DeletedReplyUsage(owner_id=owner_id, created_at=created, tokens=tokens or 0)
+        for created, tokens in recent.values_list("created_at", "total_tokens")
+    ]
+    # Both or neither: usage is kept exactly when its replies go.
+    with transaction.atomic():
+        DeletedReplyUsage.objects.bulk_create(spent)
+        conversation.delete()
+        # What no budget looks at any more goes.
+        expired = DeletedReplyUsage.objects.filter(created_at__lt=now - COUNTED_FOR)
+        expired.filter(owner_id=owner_id).delete()
 
 
 @dataclass(frozen=True)
@@ -119,7 +148,7 @@ def budget_status(user: AbstractBaseUser) -> BudgetStatus:
         limits=limits_for(user),
         tokens_today=tokens_since(user, day_start),
         day_resets_at=day_start + timedelta(days=1),
-        replies_last_minute=replies_in_rate_window(user, now).count(),
+        replies_last_minute=replies_started_since(user, now - RATE_WINDOW)[0],
     )
 
 

@@ -2,8 +2,10 @@
 
 import re
 
+import httpx
 from django.contrib.auth import get_user_model
 
+from conversations.apikeys import create_key
 from conversations.models import Message, UserBudget
 from tests.stub import openai_stream
 
@@ -96,3 +98,45 @@ def test_a_budget_is_set_per_user_in_admin_by_users_allowed_to(
     conversation = alice_client.new_conversation()
     exchange(alice_client, conversation["id"])
     assert alice_client.send(conversation["id"]).status_code == 429
+
+
+def test_deleting_conversations_does_not_give_the_budget_back(server, stub, alice, alice_client):
+    UserBudget.objects.create(user=alice, tokens_per_day=20, requests_per_minute=2)
+    stub.queue(openai_stream(["A long", " answer"], usage=(12, 10)))
+    first = alice_client.new_conversation()
+    exchange(alice_client, first["id"])
+    assert alice_client.http.delete(f"/api/conversations/{first['id']}/").status_code == 204
+    usage = alice_client.http.get("/api/usage/").json()
+    assert (usage["today"]["tokens"], usage["last_minute"]["replies"]) == (22, 1)
+    refused = alice_client.send(alice_client.new_conversation()["id"], "Again")
+    assert refused.status_code == 429
+    assert "(22 used today)" in refused.json()["error"]["message"]
+
+    UserBudget.objects.filter(user=alice).update(tokens_per_day=0)  # the rate limit alone now
+    second = alice_client.new_conversation()
+    exchange(alice_client, second["id"])
+    assert alice_client.http.delete(f"/api/conversations/{second['id']}/").status_code == 204
+    refused = alice_client.send(alice_client.new_conversation()["id"], "And again")
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+
+
+def test_the_answers_a_v1_request_brings_are_not_counted_as_replies(
+    server, stub, alice, client_for
+):
+    UserBudget.objects.create(user=alice, requests_per_minute=2)
+    _, secret = create_key(alice)
+    history = ["user", "assistant", "user", "assistant", "user"]
+    body = {
+        "model": "openai:stub-model",
+        "messages": [{"role": role, "content": f"{role} {n}"} for n, role in enumerate(history)],
+    }
+    headers = {"Authorization": f"Bearer {secret}"}
+    answer = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    alice_client = client_for(alice)
+    usage = alice_client.http.get("/api/usage/").json()
+    assert usage["last_minute"]["replies"] == 1
+    assert [row["model"] for row in usage["by_model"]] == ["openai:stub-model"]
+    exchange(alice_client, alice_client.new_conversation()["id"])  # the second of two
+    assert alice_client.send(alice_client.new_conversation()["id"]).status_code == 429

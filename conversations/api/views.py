@@ -21,7 +21,7 @@ from conversations.api.serializers import (
     RegenerateInput,
     message_data,
 )
-from conversations.budgets import check_budget
+from conversations.budgets import check_budget, delete_conversation
 from conversations.models import Conversation, Message, ReplyInProgress
 from conversations.providers.registry import available_models, default_model, find_model
 from conversations.recovery import stop_reply_now
@@ -77,7 +77,7 @@ class ConversationDetail(APIView):
         # Stop the running reply first: deleting must not leave the model generating (and billing).
         for reply in conversation.messages.active_replies():
             stop_reply_now(reply)
-        conversation.delete()
+        delete_conversation(conversation)  # its recent usage still counts (budgets.py)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,6 +1,6 @@
 """chatsite's records: conversations and messages (chat.py), and the accounts around them."""
 
-from conversations.models.accounts import AccessRecord, ApiKey, UserBudget
+from conversations.models.accounts import AccessRecord, ApiKey, DeletedReplyUsage, UserBudget
 from conversations.models.chat import (
     Conversation,
     ConversationQuerySet,
@@ -15,6 +15,7 @@ __all__ = [
     "ApiKey",
     "Conversation",
     "ConversationQuerySet",
+    "DeletedReplyUsage",
     "Message",
     "MessageQuerySet",
     "ReplyInProgress",

@@ -116,3 +116,18 @@ class UserBudget(models.Model):
 
     def __str__(self) -> str:
         return f"Budget of {self.user}"
+
+
+class DeletedReplyUsage(models.Model):
+    """A reply of the last day deleted with its conversation: still counted against its
+    owner's budgets (budgets.py), as deleting must not buy more tokens or requests."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()  # the reply's
+    tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "created_at"], name="deleted_usage_owner_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.tokens} tokens of {self.owner_id} deleted"

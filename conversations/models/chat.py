@@ -189,8 +189,13 @@ class MessageQuerySet(models.QuerySet):
     def active_replies(self) -> "MessageQuerySet":
         return self.filter(role=Message.Role.ASSISTANT, status__in=Message.ACTIVE_STATUSES)
 
+    def generated(self) -> "MessageQuerySet":
+        """Replies chatsite asked a model for: not the earlier answers a /v1 request brought
+        in its history, which name no provider."""
+        return self.filter(role=Message.Role.ASSISTANT).exclude(provider="")
+
     def replies_since(self, when: datetime) -> "MessageQuerySet":
-        return self.filter(role=Message.Role.ASSISTANT, created_at__gte=when)
+        return self.generated().filter(created_at__gte=when)
 
     def usage_by_user_and_day(self) -> "MessageQuerySet":
         """Messages and tokens per (day, username), for the admin usage page."""
@@ -204,7 +209,7 @@ class MessageQuerySet(models.QuerySet):
     def usage_by_model(self) -> "MessageQuerySet":
         """Replies and tokens per model, for the admin usage page."""
         return (
-            self.filter(role=Message.Role.ASSISTANT)
+            self.generated()
             .values("model")
             .annotate(messages=Count("pk"), tokens=Coalesce(Sum("total_tokens"), 0))
             .order_by("model")
