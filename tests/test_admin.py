@@ -55,6 +55,10 @@ def test_conversation_list_shows_owner_model_messages_tokens_and_last_activity(
     completed = Message.objects.get(pk=reply["id"]).completed_at
     assert cells["last_activity"] != "-" and str(completed.year) in cells["last_activity"]
 
+    # Searching the messages' text finds it with the same figures, each message counted once.
+    found = row_of(client_for(bob).http.get(CONVERSATIONS + "?q=Count").text, "Counted")
+    assert dict(re.findall(r'<td class="field-(\w+)[^"]*">(.*?)</td>', found, re.S)) == cells
+
 
 def test_conversation_list_costs_the_same_queries_for_few_or_many_rows(bob, alice):
     staff = Client()

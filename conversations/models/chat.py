@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, models, router, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
+from django.db.models import Aggregate, Count, Exists, F, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -44,12 +44,20 @@ class ConversationQuerySet(models.QuerySet):
         return self.filter(Exists(replies))
 
     def with_stats(self) -> "ConversationQuerySet":
-        """Message count, total tokens and last activity, computed in the same query."""
-        last_message = Max(Coalesce("messages__completed_at", "messages__created_at"))
+        """Message count, total tokens and last activity, in the same query. Each is a
+        subquery: over a join (the admin searching message text), each message would count
+        once per match."""
+        messages = Message.objects.filter(conversation=OuterRef("pk")).order_by()
+        per_conversation = messages.values("conversation")
+
+        def of_messages(aggregate: Aggregate) -> Subquery:
+            return Subquery(per_conversation.annotate(value=aggregate).values("value"))
+
+        last_message = Max(Coalesce("completed_at", "created_at"))
         return self.annotate(
-            message_count=Count("messages"),
-            token_total=Sum("messages__total_tokens"),
-            last_activity=Coalesce(last_message, "updated_at"),
+            message_count=Coalesce(of_messages(Count("pk")), 0),
+            token_total=of_messages(Sum("total_tokens")),
+            last_activity=Coalesce(of_messages(last_message), "updated_at"),
         )
 
 
