@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models.functions import Length
 from django.utils import timezone
 
 from conversations import sql_once
 from conversations.background_db import in_background
-from conversations.models import Conversation, Message, MessageQuerySet
+from conversations.models import Conversation, Message
 from conversations.providers.base import Usage
 
 logger = logging.getLogger(__name__)
@@ -129,26 +128,20 @@ def checkpoint_replies(partials: list[PartialReply]) -> set[UUID]:
     return saved - set(running)
 
 
-def interrupt_replies(replies: MessageQuerySet, reason: str) -> int:
-    """Mark replies whose producer is gone as interrupted, keeping their last checkpoint."""
-    # One UPDATE guarded by status: a producer finishing at the same moment wins or loses whole.
-    return replies.filter(status__in=Message.ACTIVE_STATUSES).update(
-        status=Message.Status.INTERRUPTED,
-        error_code="interrupted",
-        error=reason,
-        usage_source=Message.UsageSource.ESTIMATED,
-        completion_tokens=(Length("content") + Length("reasoning") + 3) / 4,
-        completed_at=timezone.now(),
-    )
-
-
-def stop_replies(replies: MessageQuerySet) -> int:
-    """Mark replies stopped with their last checkpoint: their producer, a live process
-    elsewhere, did not answer the stop in time."""
-    # Guarded by status as above: a producer storing the reply meanwhile keeps its own.
-    return replies.filter(status__in=Message.ACTIVE_STATUSES).update(
-        status=Message.Status.STOPPED,
-        usage_source=Message.UsageSource.ESTIMATED,
-        finish_reason=Message.Status.STOPPED,
-        completed_at=timezone.now(),
-    )
+def end_as_saved(reply: Message, status: str, reason: str, usage: Usage) -> bool:
+    """Store a reply its producer will not finish (gone: interrupted; not answering a stop:
+    stopped) with the text it last saved and `usage`, an estimate; False if already final."""
+    final = {
+        "status": status,
+        "finish_reason": status if status == Message.Status.STOPPED else "",
+        "error_code": "interrupted" if status == Message.Status.INTERRUPTED else "",
+        "error": reason,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "usage_source": Message.UsageSource.ESTIMATED,
+        "completed_at": timezone.now(),
+    }
+    # Guarded by status: a producer finishing at the same moment wins or loses whole.
+    still_running = Message.objects.filter(pk=reply.pk, status__in=Message.ACTIVE_STATUSES)
+    return bool(still_running.update(**final))

@@ -22,9 +22,11 @@ from django.utils import timezone
 from conversations import relay
 from conversations.background_db import in_background
 from conversations.checkpoints import HEARTBEAT_EVERY_SECONDS
-from conversations.completion import interrupt_replies, stop_replies
+from conversations.completion import end_as_saved
 from conversations.eventlog import event_log
 from conversations.models import Message
+from conversations.reply_job import asked_texts
+from conversations.usage import estimated_usage
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +70,18 @@ def recover_orphaned_replies() -> int:
     orphans = [reply.pk for reply in active if is_orphan(reply)]
     if not orphans:
         return 0
-    count = interrupt_replies(Message.objects.filter(pk__in=orphans), INTERRUPTED_REASON)
+    found = Message.objects.filter(pk__in=orphans).select_related("parent")
+    count = sum(end_without_producer(reply, Message.Status.INTERRUPTED) for reply in found)
     logger.warning("Marked %d orphaned replies as interrupted", count)
     return count
+
+
+def end_without_producer(reply: Message, status: str) -> bool:
+    """Store `reply` as interrupted or stopped with its last checkpoint and an estimate of its
+    usage: the prompt it was asked and the text it saved (budgets count it)."""
+    usage = estimated_usage(asked_texts(reply), [reply.content, reply.reasoning])
+    reason = INTERRUPTED_REASON if status == Message.Status.INTERRUPTED else ""
+    return end_as_saved(reply, status, reason, usage)
 
 
 def recover_at_startup() -> None:
@@ -87,12 +98,13 @@ def stop_reply_now(reply: Message) -> None:
     if async_to_sync(relay.stop_reply)(reply.id):
         return
     if is_orphan(reply):
-        interrupt_replies(Message.objects.filter(pk=reply.pk), INTERRUPTED_REASON)
+        end_without_producer(reply, Message.Status.INTERRUPTED)
         return
     if async_to_sync(event_log().request_stop)(reply.id) and _wait_until_final(reply):
         return
     # Produced by a live process that did not answer: store what it last saved.
-    stop_replies(Message.objects.filter(pk=reply.pk))
+    if saved := Message.objects.select_related("parent").filter(pk=reply.pk).first():
+        end_without_producer(saved, Message.Status.STOPPED)
 
 
 def _wait_until_final(reply: Message) -> bool:

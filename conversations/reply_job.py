@@ -27,8 +27,20 @@ class ReplyJob:
 
 def load_job(reply: Message) -> ReplyJob:
     """The request for a reply: the conversation up to the user message it answers."""
-    # The history in one query (the reply and its parent come from the request that made
-    # them): this runs before every reply's first token, so its SQL is written once.
+    return job_for(reply, history(reply))
+
+
+def asked_texts(reply: Message) -> list[str]:
+    """What a reply's provider is asked, as load_job's prompt_texts, whether or not its model
+    is still configured: for an estimate of its usage when no provider reported one."""
+    system = reply.system_prompt or settings.CHATSITE_SYSTEM_PROMPT
+    return [*([system] if system else []), *(m["content"] for m in history(reply))]
+
+
+def history(reply: Message) -> list[dict[str, str]]:
+    """The conversation up to the user message `reply` answers, as the provider is sent it."""
+    # In one query (the reply and its parent come from the request that made them): this
+    # runs before every reply's first token, so its SQL is written once.
     earlier = history_rows(reply.conversation_id, reply.parent.created_at, reply.pk)
     messages: list[dict[str, str]] = []
     answer_to: dict[object, str] = {}  # the latest usable reply to each user message
@@ -40,7 +52,7 @@ def load_job(reply: Message) -> ReplyJob:
             messages.append({"role": "user", "content": content})
             if pk in answer_to:
                 messages.append({"role": "assistant", "content": answer_to[pk]})
-    return job_for(reply, messages)
+    return messages
 
 
 def transcript_job(reply: Message, transcript: Transcript) -> ReplyJob:

@@ -43,7 +43,9 @@ def test_reply_is_interrupted_with_its_checkpoint_after_sigkill(
     assert reply.content == "Half a reply"
     assert "server stopped" in reply.error
     assert reply.usage_source == "estimated"
-    assert reply.completion_tokens > 0
+    assert reply.completion_tokens == 3  # "Half a reply", about four characters a token
+    assert reply.prompt_tokens > 0  # "Go", as asked (budgets count it)
+    assert reply.total_tokens == reply.prompt_tokens + reply.completion_tokens
 
     # The page's "regenerate" works on the interrupted reply, on the new process.
     client = client_for(alice, base_url=second.url)

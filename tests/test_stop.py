@@ -2,8 +2,8 @@
 
 import threading
 
-from conversations.completion import stop_replies
 from conversations.models import Conversation, Message
+from conversations.recovery import end_without_producer
 from tests.client import read_events, text_of
 from tests.stub import Gate, Script, gated_stream, openai_chunk, send_held_reply
 
@@ -101,9 +101,12 @@ def test_the_last_event_says_what_is_stored_when_another_process_stored_it_first
     body = client.send(conversation["id"], "Go").json()
     gate.wait_reached()
     reply_id = body["assistant_message"]["id"]
-    assert stop_replies(Message.objects.filter(pk=reply_id)) == 1
+    assert end_without_producer(Message.objects.get(pk=reply_id), "stopped")
     gate.open()  # the provider drops the connection: the producer's own outcome is a failure
     events = client.events(body["stream_url"])
     assert events[-1].name == "done"
     assert events[-1].data["message"]["status"] == "stopped"
-    assert Message.objects.get(pk=reply_id).status == "stopped"
+    stored = Message.objects.get(pk=reply_id)
+    assert (stored.status, stored.content, stored.usage_source) == ("stopped", "", "estimated")
+    # Its prompt was sent and billed: counted (budgets), though its text was never saved.
+    assert stored.prompt_tokens > 0 and stored.total_tokens == stored.prompt_tokens
