@@ -215,3 +215,11 @@ def test_usage_page_totals_messages_and_tokens_per_user_day_and_model(
     wide = staff.http.get(f"{CONVERSATIONS}usage/?start={start}&end={today}").text
     assert table(wide, "usage-total")[1:] == [["8", "1022"]]
     assert client_for(alice).http.get(f"{CONVERSATIONS}usage/").status_code == 302
+
+
+def test_usage_page_dates_at_the_ends_of_the_calendar_are_a_form_error(server, bob, client_for):
+    staff = client_for(bob)
+    for query in ("start=2026-01-01&end=9999-12-31", "start=0001-01-01&end=2026-01-01"):
+        page = staff.http.get(f"{CONVERSATIONS}usage/?{query}")
+        assert page.status_code == 200, query  # the last 30 days, and the form says why
+        assert "Ensure this value is" in page.text, query

@@ -31,6 +31,7 @@ def key_client(server):
 def new_key(client: ChatClient, name: str = "laptop") -> dict:
     response = client.http.post("/api/keys/", json={"name": name})
     assert response.status_code == 201, response.text
+    assert response.headers["Cache-Control"] == "no-store"  # the secret is in it, this once
     return response.json()
 
 

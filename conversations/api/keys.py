@@ -53,7 +53,9 @@ class ApiKeyList(APIView):
         data.is_valid(raise_exception=True)
         key, secret = create_key(request.user, data.validated_data["name"])
         key.key = secret
-        return Response(NewApiKeySerializer(key).data, status=status.HTTP_201_CREATED)
+        response = Response(NewApiKeySerializer(key).data, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"  # it holds the secret, shown this once
+        return response
 
 
 class ApiKeyDetail(APIView):
