@@ -16,7 +16,15 @@ from conversations.relay import PRODUCER_ID, start_reply
 from conversations.reply_job import prepared_job
 from tests.client import read_events, text_of
 from tests.servers import SECRET_PROVIDER_KEY
-from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream, sse
+from tests.stub import (
+    Gate,
+    Script,
+    json_error,
+    openai_chunk,
+    openai_stream,
+    openai_usage,
+    sse,
+)
 from tests.stub_protocols import ask
 
 RETRY_ATTEMPTS = 3  # CHATSITE_RETRY_ATTEMPTS' default, which the test servers use
@@ -267,6 +275,29 @@ def test_read_timeout_fails_and_closes_the_upstream_request(start_server, stub, 
         assert SECRET_PROVIDER_KEY not in exposure
         assert stub.requests[0].wait_disconnected(), "chatsite hung up on the silent provider"
         assert len(stub.requests) == 1
+    finally:
+        gate.open()
+
+
+@pytest.mark.parametrize("with_usage", [True, False], ids=["usage-then-held", "held-at-finish"])
+def test_reply_completes_when_the_provider_holds_its_response_open_without_done(
+    server, stub, alice_client, with_usage
+):
+    # A finish reason means the reply is whole: its usage is waited for briefly, [DONE] not
+    # at all (some servers send neither and keep the response open).
+    gate = Gate()
+    steps = [openai_chunk("Hello"), openai_chunk(finish_reason="stop")]
+    steps += [openai_usage(4, 1)] if with_usage else []
+    stub.queue(Script(steps=[*steps, gate]))
+    try:
+        conversation, body = send(alice_client)
+        reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+        assert (reply["status"], reply["content"]) == ("complete", "Hello")
+        if with_usage:
+            assert (reply["usage_source"], reply["total_tokens"]) == ("provider", 5)
+        else:  # after USAGE_WAIT_SECONDS
+            assert reply["usage_source"] == "estimated" and reply["total_tokens"] > 0
+        assert alice_client.events(body["stream_url"])[-1].name == "done"
     finally:
         gate.open()
 

@@ -1,5 +1,7 @@
 """OpenAI-compatible chat completions: OpenAI, DeepSeek, Ollama, vLLM, Qwen compatible mode."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from conversations.providers.base import (
@@ -20,6 +22,10 @@ from conversations.providers.http import (
     raise_for_status,
     translated_errors,
 )
+from conversations.providers.sse import ServerSentEvent
+
+# After the finish reason, how long the usage chunk may take to come.
+USAGE_WAIT_SECONDS = 5.0
 
 
 class OpenAICompatibleProvider:
@@ -63,9 +69,16 @@ class OpenAICompatibleProvider:
                     yield event
 
     async def _events(self, stream: EventStream) -> AsyncIterator[ProviderEvent]:
+        async with contextlib.aclosing(stream.events()) as events:
+            async for event in self._chat_events(events):
+                yield event
+
+    async def _chat_events(
+        self, events: AsyncIterator[ServerSentEvent]
+    ) -> AsyncIterator[ProviderEvent]:
         finish_reason = ""
         usage = None
-        async for sse in stream.events():
+        async for sse in events:
             if sse.data == "[DONE]":
                 yield Finish(finish_reason or "stop", usage)
                 return
@@ -81,14 +94,29 @@ class OpenAICompatibleProvider:
                 if content := delta.get("content"):
                     yield TextDelta(content)
                 finish_reason = choice.get("finish_reason") or finish_reason
-        # Some servers omit [DONE]; a finish reason still means the reply is whole.
-        if finish_reason:
-            yield Finish(finish_reason, usage)
-            return
+            if finish_reason:  # the reply is whole; its usage may follow, then [DONE]
+                yield Finish(finish_reason, usage or await self._usage_after_finish(events))
+                return
         raise ProviderError(
             f"The connection to {self.label} ended before the reply was complete.",
             code="connection_dropped",
         )
+
+    async def _usage_after_finish(self, events: AsyncIterator[ServerSentEvent]) -> Usage | None:
+        """The usage chunk that follows the finish reason (stream_options.include_usage), if it
+        comes within USAGE_WAIT_SECONDS: some servers then hold the response open, without
+        [DONE], and a whole reply must not wait for their read timeout."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(USAGE_WAIT_SECONDS):
+                async for sse in events:
+                    if sse.data == "[DONE]":
+                        return None
+                    chunk = parse_json(sse.data, self.label)
+                    if "error" in chunk:
+                        raise in_stream_error(chunk["error"], self.label)
+                    if chunk.get("usage"):
+                        return usage_from(chunk["usage"])
+        return None
 
     async def _fetch_whole(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """For models or gateways that cannot stream: one request, one delta."""
