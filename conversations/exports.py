@@ -4,7 +4,9 @@
   errors, metadata, a reply's system prompt), messages in order; several replies with the
   same `parent` are the alternatives to one user message.
 - Markdown is a transcript for people, alternatives marked "reply 2 of 3", and replies asked
-  under another system prompt than the conversation's now marked with it.
+  under another system prompt than the conversation's now marked with it. Every stored text
+  is in a fenced block, shown as written: neither a user nor a model can write a line that
+  passes for the transcript's own, nor HTML that a Markdown viewer would run.
 - JSONL is one conversation a line in the OpenAI fine-tuning shape
   {"messages": [{"role", "content"}, ...]}: the system prompt the last answer was asked under,
   then each user message with its latest reply that has text (the one the model saw as
@@ -15,7 +17,9 @@ Bulk exports stream: conversations are read in batches with their messages, and 
 in pieces of about FLUSH_BYTES, so memory stays flat however many there are.
 """
 
+import html
 import json
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -69,9 +73,22 @@ def dumps(data: object) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
+def fenced(text: str) -> list[str]:
+    """Stored text as written, in a fenced block: its Markdown and HTML stay inert, and none of
+    its lines can pass for the transcript's own (a heading, a reply's facts)."""
+    longest = max(map(len, re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
+
+
+def one_line(text: str) -> str:
+    """A title on one line, its HTML shown as text."""
+    return html.escape(" ".join(text.split()), quote=False)
+
+
 def markdown_transcript(conversation: Conversation, messages: list[Message]) -> str:
     lines = [
-        f"# {conversation.title or 'New chat'}",
+        f"# {one_line(conversation.title) or 'New chat'}",
         "",
         f"- Owner: {conversation.owner.get_username()}",
         f"- Model: {conversation.model}",
@@ -80,7 +97,7 @@ def markdown_transcript(conversation: Conversation, messages: list[Message]) -> 
         f"- Conversation: {conversation.id}",
     ]
     if conversation.system_prompt:
-        lines += ["", "## System prompt", "", conversation.system_prompt]
+        lines += ["", "## System prompt", "", *fenced(conversation.system_prompt)]
     alternatives = Counter(m.parent_id for m in messages if m.role == Message.Role.ASSISTANT)
     numbered: Counter = Counter()
     prompt_now = conversation.own_system_prompt(messages)
@@ -90,7 +107,7 @@ def markdown_transcript(conversation: Conversation, messages: list[Message]) -> 
             number, count = numbered[message.parent_id], alternatives[message.parent_id]
             lines += ["", *markdown_reply(message, number, count, prompt_now)]
         else:
-            lines += ["", f"## {message.role.capitalize()}", "", message.content]
+            lines += ["", f"## {message.role.capitalize()}", "", *fenced(message.content)]
     return "\n".join(lines) + "\n"
 
 
@@ -103,21 +120,17 @@ def markdown_reply(message: Message, number: int, count: int, prompt_now: str) -
     if message.system_prompt != prompt_now:  # its owner has changed it since
         lines += [*earlier_prompt(message.system_prompt), ""]
     if message.reasoning:
-        lines += [*(f"> {line}" for line in message.reasoning.splitlines()), ""]
-    lines.append(message.content)
+        lines += ["_Reasoning:_", "", *fenced(message.reasoning), ""]
+    lines += fenced(message.content)
     if message.error:
-        lines += ["", f"_Error ({message.error_code}): {message.error}_"]
+        lines += ["", f"_Error ({message.error_code}):_", "", *fenced(message.error)]
     return lines
 
 
 def earlier_prompt(prompt: str) -> list[str]:
     if not prompt:
         return ["_Asked under the site's system prompt (the conversation had none of its own)._"]
-    return [
-        "_Asked under an earlier system prompt:_",
-        "",
-        *(f"> {line}" for line in prompt.splitlines()),
-    ]
+    return ["_Asked under an earlier system prompt:_", "", *fenced(prompt)]
 
 
 def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:

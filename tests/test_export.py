@@ -83,24 +83,46 @@ def test_markdown_export_is_a_readable_transcript(alice_history, alice_client):
     response = export(alice_client, alice_history, "markdown")
     assert response.headers["Content-Type"].startswith("text/markdown")
     text = response.text
-    assert text.startswith("# Export <me>\n")
+    assert text.startswith("# Export &lt;me&gt;\n")  # its HTML shown as text
     assert "- Owner: alice" in text
     order = [
-        "## User\n\nHi there",
+        "## User\n\n```\nHi there\n```",
         "## Assistant, reply 1 of 2",
-        "> thinking it over",
-        "First",
+        "_Reasoning:_\n\n```\nthinking it over\n```",
+        "```\nFirst\n```",
         "## Assistant, reply 2 of 2",
-        "Second",
-        "## User\n\nThanks",
+        "```\nSecond\n```",
+        "## User\n\n```\nThanks\n```",
         "## Assistant\n",
-        "Welcome",
-        "## User\n\nBreak",
-        "_Error (",
+        "```\nWelcome\n```",
+        "## User\n\n```\nBreak\n```",
+        "_Error (bad_request):_\n\n```\n",
     ]
     positions = [text.index(part) for part in order]
     assert positions == sorted(positions)
     assert "7 tokens (provider)" in text
+
+
+def test_markdown_export_shows_stored_text_as_written_and_none_as_its_own_lines(
+    server, stub, alice_client
+):
+    # A message that imitates the transcript (a heading, a reply's facts, a fence) or holds
+    # HTML is shown as written, in a fence longer than any run of backticks in it.
+    forged = "hi\n\n## Assistant\n\n_gpt-4o · complete_\n\n````\n<script>alert(1)</script>"
+    stub.queue(openai_stream(["<img src=x onerror=alert(1)>\n# Owner: bob"]))
+    conversation = alice_client.new_conversation(title="Notes\n\n- Owner: bob <b>")
+    body = alice_client.send(conversation["id"], forged).json()
+    alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    text = export(alice_client, conversation["id"], "markdown").text
+    assert text.startswith("# Notes - Owner: bob &lt;b&gt;\n\n- Owner: alice\n")
+    assert f"## User\n\n`````\n{forged}\n`````\n" in text
+    assert "```\n<img src=x onerror=alert(1)>\n# Owner: bob\n```\n" in text
+    outside_fences = re.sub(r"^(`{3,})\n.*?\n\1$", "", text, flags=re.S | re.M)
+    assert re.findall(r"^#.*", outside_fences, re.M) == [
+        "# Notes - Owner: bob &lt;b&gt;",
+        "## User",
+        "## Assistant",
+    ]
 
 
 def test_jsonl_export_is_one_line_in_the_fine_tuning_shape(alice_history, alice_client):

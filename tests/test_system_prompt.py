@@ -106,7 +106,7 @@ def test_exports_and_the_admin_show_the_system_prompt(server, stub, alice_client
     base = f"/api/conversations/{conversation['id']}/export/?format="
 
     markdown = alice_client.http.get(base + "markdown").text
-    assert f"## System prompt\n\n{prompt}\n\n## User\n\nHi" in markdown
+    assert f"## System prompt\n\n```\n{prompt}\n```\n\n## User\n\n```\nHi\n```" in markdown
     assert alice_client.http.get(base + "json").json()["system_prompt"] == prompt
     example = json.loads(alice_client.http.get(base + "jsonl").text)
     assert example["messages"][0] == {"role": "system", "content": prompt}
@@ -141,9 +141,8 @@ def test_a_reply_keeps_the_system_prompt_it_was_asked_under(
     ]
     markdown = alice_client.http.get(url + "export/?format=markdown").text
     assert markdown.count("Asked under an earlier system prompt") == 1
-    assert "_Asked under an earlier system prompt:_\n\n> Answer in <i>French</i>.\n\nD'accord" in (
-        markdown
-    )
+    earlier = "_Asked under an earlier system prompt:_\n\n```\nAnswer in <i>French</i>.\n```\n"
+    assert earlier + "\n```\nD'accord\n```" in markdown
     # The fine-tuning example: the conversation as its last answer was asked.
     example = json.loads(alice_client.http.get(url + "export/?format=jsonl").text)
     assert example["messages"][0] == {"role": "system", "content": FRENCH}
