@@ -309,6 +309,14 @@ def test_sampling_options_are_passed_on_and_kept_with_the_reply(sdk, stub):
     assert reply.metadata["options"] == options and reply.metadata["attempts"]
 
 
+def test_max_completion_tokens_reaches_a_server_other_than_openais_as_max_tokens(sdk, stub):
+    # DeepSeek, Ollama and Qwen know only max_tokens, and ignore the newer name.
+    stub.queue(openai_stream(["Sure"]))
+    sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], max_completion_tokens=9)
+    sent = stub.requests[-1].json
+    assert sent["max_tokens"] == 9 and "max_completion_tokens" not in sent
+
+
 def test_openais_own_options_reach_an_openai_compatible_provider_as_they_are(sdk, stub):
     stub.queue(openai_stream(['{"ok": true}']))
     own = {

@@ -25,6 +25,7 @@ from tests.stub_protocols import (
     assert_stored_reply,
     complete_over_v1,
     openai_only_options_refused,
+    post_over_v1,
     read_provider,
 )
 
@@ -172,6 +173,8 @@ def provider(stub) -> AnthropicProvider:
         ("overloaded_error", "provider_unavailable", 529, True),
         ("rate_limit_error", "rate_limited", 429, True),
         ("invalid_request_error", "bad_request", 400, False),
+        ("billing_error", "bad_request", 402, False),  # not a server error: not tried again
+        ("timeout_error", "provider_unavailable", 504, True),
         ("some_future_error", "provider_unavailable", 500, True),
     ],
 )
@@ -223,14 +226,34 @@ def test_cached_prompt_tokens_count_as_prompt(provider, stub):
 def test_sampling_options_from_the_openai_endpoint_reach_anthropic_in_its_names(
     anthropic_process, stub, alice
 ):
-    stub.queue(anthropic_stream(["Fine."]))
-    answer = complete_over_v1(anthropic_process.url, alice, "anthropic:claude-sonnet-4-5")
+    stub.queue(anthropic_stream(["Fine."]), anthropic_stream(["Also fine."]))
+    model = "anthropic:claude-sonnet-4-5"
+    answer = complete_over_v1(anthropic_process.url, alice, model, top_p=None)
     assert answer["choices"][0]["message"]["content"] == "Fine."
     sent = stub.requests[-1].json
-    assert (sent["temperature"], sent["top_p"]) == (SAMPLING["temperature"], SAMPLING["top_p"])
+    assert sent["temperature"] == SAMPLING["temperature"] and "top_p" not in sent
+    complete_over_v1(anthropic_process.url, alice, model, temperature=None)
+    assert stub.requests[-1].json["top_p"] == SAMPLING["top_p"]
     assert sent["max_tokens"] == 55  # instead of ANTHROPIC_MAX_TOKENS
     assert sent["stop_sequences"] == ["END"] and "stop" not in sent
 
 
 def test_openai_only_options_are_refused_for_anthropic(anthropic_process, stub, alice):
     openai_only_options_refused(anthropic_process.url, stub, alice, "anthropic:claude-sonnet-4-5")
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"temperature": 0.3, "top_p": 0.9}, "top_p: claude-sonnet-4-5 (Anthropic) takes temp"),
+        ({"temperature": 1.5}, "temperature: claude-sonnet-4-5 (Anthropic) takes 0 to 1."),
+    ],
+    ids=["temperature-and-top-p", "temperature-over-1"],
+)
+def test_sampling_anthropic_does_not_take_is_a_400(anthropic_process, stub, alice, options, says):
+    # Claude 4.5 and later answer both with a 400 of their own, after a message is stored.
+    asked_before = len(stub.requests)
+    response = post_over_v1(anthropic_process.url, alice, "anthropic:claude-sonnet-4-5", **options)
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+    assert len(stub.requests) == asked_before

@@ -18,6 +18,7 @@ from tests.stub_protocols import (
     assert_stored_reply,
     complete_over_v1,
     openai_only_options_refused,
+    post_over_v1,
     read_provider,
     zhipu_chunk,
     zhipu_http_error,
@@ -282,3 +283,12 @@ def test_sampling_options_from_the_openai_endpoint_reach_zhipu_with_its_max_toke
 
 def test_openai_only_options_are_refused_for_zhipu(zhipu_process, stub, alice):
     openai_only_options_refused(zhipu_process.url, stub, alice, "zhipu:glm-4-flash")
+
+
+def test_a_temperature_over_zhipus_range_is_a_400(zhipu_process, stub, alice):
+    asked_before = len(stub.requests)
+    response = post_over_v1(zhipu_process.url, alice, "zhipu:glm-4-flash", temperature=1.5)
+    assert response.status_code == 400, response.text
+    says = "temperature: glm-4-flash (Zhipu GLM) takes 0 to 1."
+    assert says in response.json()["error"]["message"]
+    assert len(stub.requests) == asked_before

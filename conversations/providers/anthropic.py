@@ -13,6 +13,7 @@ from conversations.providers.base import (
     ProviderError,
     ProviderEvent,
     ReasoningDelta,
+    SamplingLimits,
     TextDelta,
     Usage,
     sampling,
@@ -46,6 +47,9 @@ ERROR_STATUS = {
     "rate_limit_error": 429,
     "api_error": 500,
     "overloaded_error": 529,
+    "billing_error": 402,
+    "conflict_error": 409,
+    "timeout_error": 504,
 }
 
 
@@ -53,6 +57,8 @@ class AnthropicProvider:
     name = "anthropic"
     label = "Anthropic"
     passes_on: frozenset[str] = frozenset()  # not mapped to Anthropic's Messages API
+    # The Messages API's range; Claude 4.5 and later refuse temperature with top_p.
+    limits = SamplingLimits(max_temperature=1.0, temperature_or_top_p=True)
 
     def __init__(self, base_url: str, api_key: str, max_tokens: int) -> None:
         self.url = base_url.rstrip("/").removesuffix("/v1") + "/v1/messages"

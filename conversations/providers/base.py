@@ -30,6 +30,25 @@ class ChatRequest:
 AS_IS_OPTIONS = ("seed", "presence_penalty", "frequency_penalty", "response_format", "logit_bias")
 
 
+@dataclass(frozen=True, slots=True)
+class SamplingLimits:
+    """What a provider's API takes of OpenAI's sampling options, where it takes less."""
+
+    max_temperature: float = 2.0  # OpenAI's
+    temperature_or_top_p: bool = False  # True: one of them, not both (newer Claude models)
+
+    def refusals(self, options: dict, label: str) -> dict[str, list[str]]:
+        """For each option set beyond these limits, why (the /v1 endpoint's 400)."""
+        refused = {}
+        temperature = options.get("temperature")
+        if temperature is not None and temperature > self.max_temperature:
+            refused["temperature"] = [f"{label} takes 0 to {self.max_temperature:g}."]
+        both = temperature is not None and options.get("top_p") is not None
+        if self.temperature_or_top_p and both:
+            refused["top_p"] = [f"{label} takes temperature or top_p, not both."]
+        return refused
+
+
 def sampling(options: dict, stop: str) -> dict:
     """temperature, top_p and the stop sequences (under the provider's name) that were set."""
     chosen = {name: options[name] for name in ("temperature", "top_p") if name in options}
@@ -102,6 +121,7 @@ class Provider(Protocol):
     label: str  # shown to people, e.g. "OpenAI-compatible"
     secrets: tuple[str, ...]  # values that must never appear in an error message
     passes_on: frozenset[str]  # which AS_IS_OPTIONS it sends on to its API unchanged
+    limits: SamplingLimits  # of OpenAI's sampling options, what its API takes
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]: ...
 

@@ -14,6 +14,7 @@ from conversations.providers.base import (
     ProviderError,
     ProviderEvent,
     ReasoningDelta,
+    SamplingLimits,
     TextDelta,
     sampling,
 )
@@ -35,6 +36,7 @@ class DashScopeProvider:
     name = "dashscope"
     label = "DashScope"
     passes_on: frozenset[str] = frozenset()  # not mapped to its native parameters
+    limits = SamplingLimits()  # temperature from 0 to 2, as OpenAI's
 
     def __init__(self, base_url: str, api_key: str, non_incremental: Iterable[str] = ()) -> None:
         # Accept the SDK-style base URL (".../api/v1") as well as the bare host.

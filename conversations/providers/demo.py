@@ -11,6 +11,7 @@ from conversations.providers.base import (
     ChatRequest,
     Finish,
     ProviderEvent,
+    SamplingLimits,
     TextDelta,
 )
 
@@ -40,6 +41,7 @@ class DemoProvider:
     label = "Demo"
     secrets: tuple[str, ...] = ()
     passes_on = frozenset(AS_IS_OPTIONS)  # taken, and ignored like every other option
+    limits = SamplingLimits()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         last = request.messages[-1]["content"] if request.messages else ""

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from conversations.providers.base import (
     AS_IS_OPTIONS,
@@ -11,6 +12,7 @@ from conversations.providers.base import (
     ProviderError,
     ProviderEvent,
     ReasoningDelta,
+    SamplingLimits,
     TextDelta,
     Usage,
 )
@@ -24,12 +26,15 @@ from conversations.providers.http import (
 )
 from conversations.providers.sse import ServerSentEvent
 
+OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
+
 # After the finish reason, how long the usage chunk may take to come.
 USAGE_WAIT_SECONDS = 5.0
 
 
 class OpenAICompatibleProvider:
     passes_on = frozenset(AS_IS_OPTIONS)
+    limits = SamplingLimits()
 
     def __init__(
         self, base_url: str, api_key: str, name: str = "openai", label: str = "OpenAI-compatible"
@@ -38,6 +43,10 @@ class OpenAICompatibleProvider:
         self.label = label
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key
+        # OpenAI's own API takes max_completion_tokens (its reasoning models no other name);
+        # DeepSeek, Ollama, Qwen and Zhipu know only max_tokens, and ignore the newer name.
+        host = urlsplit(base_url).hostname or ""
+        self.takes_max_completion_tokens = host.endswith(OPENAI_HOSTS)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -53,6 +62,8 @@ class OpenAICompatibleProvider:
             messages.insert(0, {"role": "system", "content": request.system})
         body: dict = {"model": request.model, "messages": messages, "stream": request.stream}
         body.update(request.options)  # OpenAI's own names, as the client gave them
+        if not self.takes_max_completion_tokens and "max_completion_tokens" in body:
+            body["max_tokens"] = body.pop("max_completion_tokens")
         if request.stream:
             body["stream_options"] = {"include_usage": True}
         return body

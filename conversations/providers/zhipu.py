@@ -17,6 +17,7 @@ from conversations.providers.base import (
     Finish,
     ProviderError,
     ProviderEvent,
+    SamplingLimits,
     Usage,
 )
 from conversations.providers.openai import OpenAICompatibleProvider
@@ -65,6 +66,7 @@ class ZhipuToken:
 
 class ZhipuProvider(OpenAICompatibleProvider):
     passes_on: frozenset[str] = frozenset()  # not mapped to Zhipu's API: refused, not sent
+    limits = SamplingLimits(max_temperature=1.0)  # Zhipu's range
 
     def __init__(self, base_url: str, api_key: str) -> None:
         super().__init__(base_url, api_key, name="zhipu", label="Zhipu GLM")
@@ -81,9 +83,7 @@ class ZhipuProvider(OpenAICompatibleProvider):
     def body(self, request: ChatRequest) -> dict:
         body = super().body(request)
         body.pop("stream_options", None)  # not Zhipu's: its last chunk always carries usage
-        if max_tokens := body.pop("max_completion_tokens", None):
-            body["max_tokens"] = max_tokens  # Zhipu knows only the older name
-        return body
+        return body  # max_completion_tokens is sent as max_tokens, as to every other host
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         self.token.current()  # sign now, so the error redaction below knows this token

@@ -189,11 +189,12 @@ class ChatCompletionInput(serializers.Serializer):
         if unstorable:
             raise serializers.ValidationError(unstorable)
         model = find_model(attrs["model"])
-        passes_on = provider_for(model).passes_on
+        provider = provider_for(model)
         given = [name for name in AS_IS_OPTIONS if attrs.get(name) is not None]
-        if refused := [name for name in given if name not in passes_on]:
-            message = f"Not supported by {model.label}; leave it out for this model."
-            raise serializers.ValidationError({name: [message] for name in refused})
+        message = f"Not supported by {model.label}; leave it out for this model."
+        refused = {name: [message] for name in given if name not in provider.passes_on}
+        if refused := refused | provider.limits.refusals(attrs, model.label):
+            raise serializers.ValidationError(refused)
         return attrs
 
     def validate_messages(self, value: list[dict]) -> list[dict]:
