@@ -295,11 +295,39 @@ def test_reply_completes_when_the_provider_holds_its_response_open_without_done(
         assert (reply["status"], reply["content"]) == ("complete", "Hello")
         if with_usage:
             assert (reply["usage_source"], reply["total_tokens"]) == ("provider", 5)
-        else:  # after USAGE_WAIT_SECONDS
+        else:  # after QUIET_AFTER_FINISH_SECONDS
             assert reply["usage_source"] == "estimated" and reply["total_tokens"] > 0
         assert alice_client.events(body["stream_url"])[-1].name == "done"
     finally:
         gate.open()
+
+
+def test_text_after_a_finish_reason_is_kept_and_the_last_usage_counts(server, stub, alice_client):
+    # Some servers mark every chunk (or a reasoning chunk) finished, and send usage before
+    # the end: the reply is what came until [DONE], with the usage sent last.
+    usage_first = sse(
+        {"choices": [{"delta": {"content": "The answer"}}], "usage": {"prompt_tokens": 10,
+         "completion_tokens": 1, "total_tokens": 11}}
+    )  # fmt: skip
+    stub.queue(
+        Script(
+            steps=[
+                openai_chunk(reasoning="thinking", finish_reason="stop"),
+                usage_first,
+                openai_chunk(" is 42", finish_reason="stop"),
+                openai_usage(10, 50),
+                sse("[DONE]"),
+            ]
+        )
+    )
+    conversation, body = send(alice_client)
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert (reply["status"], reply["content"], reply["reasoning"]) == (
+        "complete",
+        "The answer is 42",
+        "thinking",
+    )
+    assert (reply["usage_source"], reply["total_tokens"]) == ("provider", 60)
 
 
 def test_user_message_is_stored_even_when_the_provider_fails(server, stub, alice_client):

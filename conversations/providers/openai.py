@@ -28,8 +28,10 @@ from conversations.providers.sse import ServerSentEvent
 
 OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
 
-# After the finish reason, how long the usage chunk may take to come.
-USAGE_WAIT_SECONDS = 5.0
+# After a finish reason, how long the server may be silent before the reply counts as ended
+# ([DONE] or the end of the response end it at once). It usually sends the usage, then [DONE];
+# some send more text (a finish reason on every chunk), some hold the response open.
+QUIET_AFTER_FINISH_SECONDS = 10.0
 
 
 class OpenAICompatibleProvider:
@@ -89,15 +91,15 @@ class OpenAICompatibleProvider:
     ) -> AsyncIterator[ProviderEvent]:
         finish_reason = ""
         usage = None
-        async for sse in events:
+        reads = QuietAfterFinish(events)
+        async for sse in reads:
             if sse.data == "[DONE]":
-                yield Finish(finish_reason or "stop", usage)
-                return
+                break
             chunk = parse_json(sse.data, self.label)
             if "error" in chunk:
                 raise in_stream_error(chunk["error"], self.label)
             if chunk.get("usage"):
-                usage = usage_from(chunk["usage"])
+                usage = usage_from(chunk["usage"])  # the last one counts
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
                 if reasoning := delta.get("reasoning_content") or delta.get("reasoning"):
@@ -105,29 +107,15 @@ class OpenAICompatibleProvider:
                 if content := delta.get("content"):
                     yield TextDelta(content)
                 finish_reason = choice.get("finish_reason") or finish_reason
-            if finish_reason:  # the reply is whole; its usage may follow, then [DONE]
-                yield Finish(finish_reason, usage or await self._usage_after_finish(events))
-                return
-        raise ProviderError(
-            f"The connection to {self.label} ended before the reply was complete.",
-            code="connection_dropped",
-        )
-
-    async def _usage_after_finish(self, events: AsyncIterator[ServerSentEvent]) -> Usage | None:
-        """The usage chunk that follows the finish reason (stream_options.include_usage), if it
-        comes within USAGE_WAIT_SECONDS: some servers then hold the response open, without
-        [DONE], and a whole reply must not wait for their read timeout."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(USAGE_WAIT_SECONDS):
-                async for sse in events:
-                    if sse.data == "[DONE]":
-                        return None
-                    chunk = parse_json(sse.data, self.label)
-                    if "error" in chunk:
-                        raise in_stream_error(chunk["error"], self.label)
-                    if chunk.get("usage"):
-                        return usage_from(chunk["usage"])
-        return None
+            reads.finished = bool(finish_reason)
+        else:
+            # Some servers omit [DONE]; a finish reason still means the reply is whole.
+            if not finish_reason:
+                raise ProviderError(
+                    f"The connection to {self.label} ended before the reply was complete.",
+                    code="connection_dropped",
+                )
+        yield Finish(finish_reason or "stop", usage)
 
     async def _fetch_whole(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """For models or gateways that cannot stream: one request, one delta."""
@@ -162,3 +150,25 @@ def in_stream_error(error: object, label: str) -> ProviderError:
     else:
         detail = str(error)
     return ProviderError(f"{label} reported an error: {detail}", code="provider_error")
+
+
+class QuietAfterFinish:
+    """A reply's events, which end quietly once `finished` is set and the server has then been
+    silent for QUIET_AFTER_FINISH_SECONDS. Each read is timed alone (no timeout spans a yield
+    of the generator that reads them)."""
+
+    def __init__(self, events: AsyncIterator[ServerSentEvent]) -> None:
+        self.events = events
+        self.finished = False
+
+    def __aiter__(self) -> "QuietAfterFinish":
+        return self
+
+    async def __anext__(self) -> ServerSentEvent:
+        if not self.finished:
+            return await anext(self.events)
+        try:
+            async with asyncio.timeout(QUIET_AFTER_FINISH_SECONDS):
+                return await anext(self.events)
+        except TimeoutError:
+            raise StopAsyncIteration from None
