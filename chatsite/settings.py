@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["conversations.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "conversations.api.errors.json_exception_handler",
     # JSON only, so ?format= is free for the export endpoints' own meaning.
     "URL_FORMAT_OVERRIDE": None,

@@ -263,6 +263,26 @@ def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
     assert not stub.requests
 
 
+@pytest.mark.parametrize(
+    ("response_format", "says"),
+    [
+        ('{"type": "json_object", "x": 1e400}', "response_format: Must be a finite number."),
+        ('{"type": "json_object", "x": %s}' % ("[" * 300 + "]" * 300), "Nested too deeply"),
+        ('{"type": "json_object", "x": %s}' % ("[" * 5000 + "]" * 5000), "nested too deeply"),
+    ],
+    ids=["number-read-as-infinite", "nested-past-the-limit", "nested-past-the-json-module"],
+)
+def test_json_no_encoder_or_database_takes_is_a_400(server, stub, alice_key, response_format, says):
+    body = json.dumps({"model": MODEL, "messages": HISTORY}).removesuffix("}")
+    body += f', "response_format": {response_format}}}'
+    headers = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
+    url = f"{server.url}/v1/chat/completions"
+    response = httpx.post(url, content=body.encode(), headers=headers)
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+
+
 def test_without_a_valid_key_the_answer_is_401(server, stub, alice, alice_key):
     body = {"model": MODEL, "messages": HISTORY}
     url = f"{server.url}/v1/chat/completions"

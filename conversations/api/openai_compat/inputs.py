@@ -2,6 +2,8 @@
 chatsite can honour. What it cannot (tools, several choices, images, log probabilities, and
 OpenAI's own options for a provider without them) is refused, not ignored."""
 
+import math
+
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator
@@ -18,11 +20,17 @@ SAMPLING = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop
 # Text a database column and a JSON encoder both take: no NUL, no lone surrogate.
 STORABLE_TEXT = (ProhibitNullCharactersValidator(), ProhibitSurrogateCharactersValidator())
 WHOLE_NUMBERS = range(-(2**63), 2**63)  # what JSON encoders and databases take
+MAX_NESTING = 64  # objects and lists in one another (orjson encodes at most 254)
 
 
-def storable(value: object) -> None:
+def storable(value: object, depth: int = 0) -> None:
     """Raise ValidationError if `value` (an option kept in a reply's metadata and sent on)
-    holds text or a whole number that cannot be stored or encoded."""
+    holds what cannot be stored or encoded: text with NUL or a lone surrogate, a whole number
+    beyond 64 bits, an infinite number (1e400 reads as one), nesting past MAX_NESTING."""
+    if depth > MAX_NESTING:
+        raise serializers.ValidationError(f"Nested too deeply (at most {MAX_NESTING} levels).")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise serializers.ValidationError("Must be a finite number.")
     if isinstance(value, str):
         for validator in STORABLE_TEXT:
             try:
@@ -33,11 +41,11 @@ def storable(value: object) -> None:
         raise serializers.ValidationError("Must be a whole number within 64 bits.")
     elif isinstance(value, dict):
         for key, item in value.items():
-            storable(key)
-            storable(item)
+            storable(key, depth + 1)
+            storable(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            storable(item)
+            storable(item, depth + 1)
 
 
 class ContentField(serializers.Field):
