@@ -97,7 +97,14 @@ def stop_reply_now(reply: Message) -> None:
     """Stop a running reply wherever it is produced, and return once it is stored."""
     if async_to_sync(relay.stop_reply)(reply.id):
         return
-    if is_orphan(reply):
+    if reply.producer == relay.PRODUCER_ID and not stale(reply):
+        # Stored here moments ago and not started yet (its message POST is between the two):
+        # it starts stopped, or, started meanwhile, is stopped now.
+        relay.stop_before_start(reply.id)
+        if async_to_sync(relay.stop_reply)(reply.id) or _wait_until_final(reply):
+            return
+        relay.stop_before_start(reply.id, never_started=True)
+    elif is_orphan(reply):
         end_without_producer(reply, Message.Status.INTERRUPTED)
         return
     if async_to_sync(event_log().request_stop)(reply.id) and _wait_until_final(reply):

@@ -51,6 +51,7 @@ CLIENT_GONE = (
 
 _producers: dict[UUID, "ReplyProducer"] = {}
 _tasks: set[asyncio.Task] = set()
+_stopped_before_start: set[UUID] = set()
 
 
 def running_replies() -> set[UUID]:
@@ -82,6 +83,9 @@ async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
         await store_final(reply, failed)
         return
     producer = ReplyProducer(reply, job)
+    if reply.pk in _stopped_before_start:  # checked and registered in one turn of the loop
+        _stopped_before_start.discard(reply.pk)
+        producer.cancel()
     _producers[reply.pk] = producer
     # A fresh context: the request's would tie the producer's database calls to the request's
     # thread, which is given back when the request ends.
@@ -98,6 +102,15 @@ async def stop_reply(reply_id: UUID) -> bool:
     producer.cancel()
     await producer.finished.wait()
     return True
+
+
+def stop_before_start(reply_id: UUID, never_started: bool = False) -> None:
+    """A stop for a reply this process stored but has not started: it starts stopped, its
+    provider not asked. never_started: the mark is dropped (the reply is stored otherwise)."""
+    if never_started:
+        _stopped_before_start.discard(reply_id)
+    else:
+        _stopped_before_start.add(reply_id)
 
 
 def stop_for_client_gone(reply_id: UUID) -> None:

@@ -1,11 +1,19 @@
 """Stop closes the upstream connection, stores exactly what was streamed, ends every stream."""
 
+import asyncio
 import threading
 
+from asgiref.sync import sync_to_async
+
+from conversations import relay
 from conversations.models import Conversation, Message
-from conversations.recovery import end_without_producer
+from conversations.providers import http
+from conversations.providers.registry import default_model
+from conversations.recovery import end_without_producer, stop_reply_now
+from conversations.relay import PRODUCER_ID, start_reply
 from tests.client import read_events, text_of
-from tests.stub import Gate, Script, gated_stream, openai_chunk, send_held_reply
+from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_stream, send_held_reply
+from tests.stub_protocols import stub_job
 
 
 def test_stop_before_the_first_token_closes_upstream_and_stores_an_empty_stopped_reply(
@@ -110,3 +118,26 @@ def test_the_last_event_says_what_is_stored_when_another_process_stored_it_first
     assert (stored.status, stored.content, stored.usage_source) == ("stopped", "", "estimated")
     # Its prompt was sent and billed: counted (budgets), though its text was never saved.
     assert stored.prompt_tokens > 0 and stored.total_tokens == stored.prompt_tokens
+
+
+def test_a_stop_between_storing_a_reply_and_starting_it_means_it_is_never_asked(alice, stub):
+    # The message POST stores a reply, then starts its producer; a stop (or a delete) that
+    # finds it in between must not leave the model generating a reply stored as stopped.
+    stub.reset()
+    stub.queue(openai_stream(["Never", " asked"]))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+
+    async def stop_then_start() -> None:
+        stopping = asyncio.create_task(sync_to_async(stop_reply_now)(reply))
+        # Set from the stop's thread: polled (a wait, not a timing check).
+        while reply.pk not in relay._stopped_before_start:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await start_reply(reply, stub_job(reply, stub))
+        await asyncio.wait_for(stopping, 30)  # a hang guard, not a timing check
+        await http.client().aclose()  # its kept connection must not outlive this loop
+
+    asyncio.run(stop_then_start())
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == ("stopped", "")
+    assert stub.requests == []  # the provider was never asked
