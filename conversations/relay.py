@@ -272,7 +272,10 @@ class ReplyProducer:
         content, reasoning = "".join(self.parts), "".join(self.reasoning_parts)
         finish = self.finish if status == Message.Status.COMPLETE else None
         reported = finish.usage if finish else error and error.usage
-        prompt_texts = job.prompt_texts if job else []
+        # Failed before any text, with no count from the provider: a request refused or
+        # failed is not billed, so no estimate of its prompt is counted (budgets) either.
+        nothing = status == Message.Status.FAILED and not (content or reasoning or reported)
+        prompt_texts = job.prompt_texts if job and not nothing else []
         usage, source = complete_usage(reported, prompt_texts, [content, reasoning])
         stopped = self.stop_reason if status == Message.Status.STOPPED else ("", "")
         error_code, error_message = (error.code, error.message) if error else stopped

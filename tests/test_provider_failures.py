@@ -114,6 +114,8 @@ def test_bad_request_fails_with_the_providers_message(server, stub, alice_client
     assert "HTTP 400" in reply["error"]
     assert SECRET_PROVIDER_KEY not in exposure
     assert len(stub.requests) == 1, "a refused request is not retried"
+    # Refused, it was not billed: nothing counts against the owner's budget.
+    assert (reply["total_tokens"], reply["usage_source"]) == (0, "estimated")
 
 
 @pytest.mark.parametrize(
