@@ -12,9 +12,16 @@
   const stopButton = document.getElementById("stop");
   const sendButton = document.getElementById("send");
   const errorBox = document.getElementById("composer-error");
+  const announcer = document.getElementById("announcer");
   const conversation = JSON.parse(document.getElementById("conversation-data").textContent);
   const models = JSON.parse(document.getElementById("models-data").textContent);
   const TITLE_LENGTH = 80;
+  const FINAL_WORDS = {
+    complete: "The reply is complete.",
+    stopped: "The reply was stopped.",
+    interrupted: "The reply was interrupted.",
+    failed: "The reply failed.",
+  };
 
   let messages = conversation.messages;
   const chosen = {}; // user message id -> index of the alternative shown
@@ -60,7 +67,14 @@
       reasoning: isLive && live.received ? live.reasoning : reply.reasoning,
       reconnecting: isLive && live.reconnecting,
       modelLabel,
-      onChoose: (i) => { chosen[userMessage.id] = i; render(); },
+      onChoose: (i) => {
+        chosen[userMessage.id] = i;
+        render();
+        // Focus stays on the arrow pressed (on the other one at either end).
+        const buttons = list.querySelectorAll(`[data-message-id="${alternatives[i].id}"] .alternatives button`);
+        const pressed = buttons[i > index ? 1 : 0];
+        (pressed && !pressed.disabled ? pressed : [...buttons].find((b) => !b.disabled) || input).focus();
+      },
       onRegenerate: isLastTurn && !live ? () => regenerate(reply) : null,
     };
   }
@@ -123,6 +137,11 @@
         renderLiveSoon();
       },
       onFinal: (message) => finish(message, state),
+      onLoggedOut(text) {
+        // The text so far stays in view; the reply itself goes on and is kept.
+        finish({ ...reply, content: state.content, reasoning: state.reasoning }, state);
+        showError(text);
+      },
       onFailed: (data) => finish(data.message || { ...reply, status: "failed", error: data.error.message }, state),
       refresh: async () => {
         const data = await api("GET", `/api/conversations/${conversation.id}/`);
@@ -140,6 +159,8 @@
     if (current) {
       live.stream.close();
       live = null;
+      // Said once, for screen readers: the list itself is redrawn too often to be announced.
+      if (message && FINAL_WORDS[message.status]) announcer.textContent = FINAL_WORDS[message.status];
     }
     render();
   }
@@ -158,6 +179,8 @@
       });
       input.value = "";
       draftId = null;
+      // The model was sent the newest reply to each earlier message: those are shown now.
+      for (const id of Object.keys(chosen)) delete chosen[id];
       messages.push(data.user_message, data.assistant_message);
       if (!conversation.title) setTitle(titleFrom(content));
       if (sidebar) sidebar.touch(conversation.id, conversation.title);
@@ -178,6 +201,7 @@
     } catch (error) {
       showError(error.message);
     }
+    input.focus(); // its button is gone with the redrawn reply
   }
 
   async function stop() {
@@ -189,6 +213,7 @@
       showError(error.message);
     } finally {
       stopButton.disabled = false;
+      input.focus(); // the Stop button hides with the reply done
     }
   }
 

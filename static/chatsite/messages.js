@@ -13,7 +13,10 @@
     interrupted: "Interrupted",
     failed: "Failed",
   };
-  const openReasoning = new Set(); // reply ids whose reasoning the reader opened
+  // Reply ids whose reasoning the reader opened, or closed: their choice outlasts re-renders
+  // (a streaming reply's shows open until then).
+  const openReasoning = new Set();
+  const closedReasoning = new Set();
 
   function element(tag, className, text) {
     const node = document.createElement(tag);
@@ -46,7 +49,8 @@
     }
     if (status === "stopped") {
       // A reason is given when it was not the owner's Stop (an API client that disconnected).
-      return `Stopped: ${reply.error || "you stopped this reply; the text up to then is kept."}`;
+      if (reply.error) return `Stopped: ${reply.error}`;
+      return reply.content ? "Stopped: you stopped this reply; the text up to then is kept." : "Stopped before the model wrote anything.";
     }
     if (status === "complete" && reply.finish_reason === "length") {
       return "Cut short: the model reached its length limit.";
@@ -75,13 +79,16 @@
   }
 
   function renderReasoning(view, status) {
+    const id = view.reply.id;
     const details = element("details", "reasoning");
-    details.open = ACTIVE.includes(status) || openReasoning.has(view.reply.id);
-    details.appendChild(element("summary", "", ACTIVE.includes(status) ? "Thinking…" : "Reasoning"));
-    details.appendChild(element("div", "plain", view.reasoning));
-    details.addEventListener("toggle", function () {
-      if (details.open) openReasoning.add(view.reply.id);
-      else openReasoning.delete(view.reply.id);
+    details.open = openReasoning.has(id) || (ACTIVE.includes(status) && !closedReasoning.has(id));
+    const summary = element("summary", "", ACTIVE.includes(status) ? "Thinking…" : "Reasoning");
+    details.append(summary, element("div", "plain", view.reasoning));
+    // The reader's own clicks (and Enter or Space on the summary), not re-renders' changes.
+    summary.addEventListener("click", function () {
+      const opening = !details.open;
+      (opening ? openReasoning : closedReasoning).add(id);
+      (opening ? closedReasoning : openReasoning).delete(id);
     });
     return details;
   }

@@ -9,8 +9,9 @@
   const ACTIVE = ["pending", "streaming"];
 
   // handlers: onText(field, text) for "content"/"reasoning"; onFinal(message or null);
-  // onFailed({error, message}); onConnection(ok); refresh() -> the reply from the API, or
-  // null when it is gone. Returns {close()}.
+  // onFailed({error, message}); onConnection(ok); onLoggedOut(text): no longer allowed to
+  // follow it (the session ended); refresh() -> the reply from the API, or null when it is
+  // gone. Returns {close()}.
   function followReply(streamUrl, handlers) {
     let source = null;
     let lastEventId = "";
@@ -67,6 +68,11 @@
       try {
         reply = await handlers.refresh();
       } catch (error) {
+        if (error.status === 401) {
+          close(); // retrying cannot help: the reply goes on, and is kept, on the server
+          handlers.onLoggedOut(error.message);
+          return;
+        }
         setTimeout(retry, RETRY_MS); // the server is unreachable: try again later
         return;
       }

@@ -14,7 +14,7 @@ from tests.browser.pages import (
     wait_until_final,
 )
 from tests.chats import add_chat
-from tests.stub import json_error, openai_stream
+from tests.stub import Script, json_error, openai_chunk, openai_stream, openai_usage, sse
 
 pytestmark = pytest.mark.browser
 
@@ -173,3 +173,95 @@ def test_a_reply_an_api_client_abandoned_says_why_it_stopped(browsing, alice):
     reply = last_reply(page)
     expect(reply.locator(".status")).to_have_text("Stopped")
     expect(reply.locator(".reply-notice")).to_have_text(f"Stopped: {CLIENT_GONE}")
+
+
+def test_reasoning_closed_while_the_reply_streams_stays_closed(browsing, stub, alice, new_gate):
+    gate, later = new_gate(), new_gate()
+    stub.queue(
+        Script(
+            steps=[
+                openai_chunk(reasoning="Let me think."),
+                openai_chunk("The answer"),
+                gate,
+                openai_chunk(reasoning=" More."),  # redraws the reply, mid-stream
+                later,
+                openai_chunk(" is 42.", finish_reason="stop"),
+                openai_usage(9, 5),
+                sse("[DONE]"),
+            ]
+        )
+    )
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Think first")
+    reasoning = last_reply(page).locator("details.reasoning")
+    expect(reasoning).to_have_attribute("open", "")
+    reasoning.locator("summary").click()
+    gate.open()
+    expect(reasoning.locator(".plain")).to_have_text("Let me think. More.")
+    expect(last_reply(page)).to_have_attribute("data-status", "streaming")
+    expect(reasoning).not_to_have_attribute("open", "")
+    later.open()
+    wait_until_final(page)
+    expect(reply_body(page)).to_have_text("The answer is 42.")
+    expect(last_reply(page).locator("details.reasoning")).not_to_have_attribute("open", "")
+
+
+def test_a_send_the_server_cannot_receive_says_what_to_do_and_keeps_the_draft(browsing, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    page.context.set_offline(True)
+    send_message(page, "Are you there?")
+    expect(page.locator("#composer-error")).to_have_text(
+        "Could not reach chatsite: check the connection, then try again."
+    )
+    expect(page.locator("#content")).to_have_value("Are you there?")
+    page.context.set_offline(False)
+    browsing.watch_of(page).forgive_console_errors("ERR_INTERNET_DISCONNECTED")
+
+
+def test_keyboard_focus_stays_in_reach_after_stop_regenerate_and_switching_replies(
+    browsing, stub, alice, new_gate
+):
+    gate = new_gate()
+    stub.queue(gated_stream(["First"], [gate]), openai_stream(["Second"]), openai_stream(["Third"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    expect(reply_body(page)).to_have_text("First")
+    page.locator("#stop").focus()
+    page.keyboard.press("Enter")
+    wait_until_final(page, "stopped")
+    expect(page.locator("#content")).to_be_focused()
+    last_reply(page).get_by_role("button", name="Regenerate").focus()
+    page.keyboard.press("Enter")
+    wait_until_final(page)
+    expect(page.locator("#content")).to_be_focused()
+    last_reply(page).get_by_role("button", name="Previous reply").focus()
+    page.keyboard.press("Enter")
+    expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
+    # At the first reply, focus moves to the arrow that still leads somewhere.
+    expect(last_reply(page).get_by_role("button", name="Next reply")).to_be_focused()
+
+    # The model is sent the newest reply to each earlier message: the page shows it again.
+    send_message(page, "And then?")
+    wait_until_final(page)
+    expect(page.locator(".alternatives")).to_contain_text("2 of 2")
+    assert stub.requests[-1].json["messages"][1] == {"role": "assistant", "content": "Second"}
+
+
+def test_a_reply_stopped_before_any_text_says_so_and_the_end_is_announced_once(
+    browsing, stub, alice, new_gate
+):
+    gate = new_gate()
+    stub.queue(gated_stream([""], [gate]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Never mind")
+    expect(last_reply(page)).to_have_attribute("data-status", "pending")
+    page.locator("#stop").click()
+    reply = wait_until_final(page, "stopped")
+    expect(reply.locator(".reply-notice")).to_have_text("Stopped before the model wrote anything.")
+    # Screen readers hear the end in one status line, not the redrawn list.
+    expect(page.locator("#announcer")).to_have_text("The reply was stopped.")
+    expect(page.locator("#messages")).not_to_have_attribute("aria-live", "polite")

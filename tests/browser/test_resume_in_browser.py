@@ -124,3 +124,28 @@ def test_reply_cut_by_a_server_crash_says_it_was_interrupted(
     expect(reply_body(later)).to_have_text("Half an ans")
     expect(reply.locator(".status")).to_have_text("Interrupted")
     expect(reply.locator(".reply-notice")).to_contain_text("Interrupted: The server stopped")
+
+
+def test_a_reply_whose_session_ended_says_so_instead_of_reconnecting_for_ever(
+    start_server, open_browsing, stub, alice, new_gate
+):
+    # Every stream connection is closed after a fraction of a second, as a proxy might: the
+    # reconnect after the session ended is refused, and so is asking the API about the reply.
+    server = start_server(CHATSITE_STREAM_MAX_SECONDS="0.2", CHATSITE_HEARTBEAT_SECONDS="0.05")
+    gate = new_gate()
+    stub.queue(gated_stream(["Hel", "lo again"], [gate, None]))
+    session = open_browsing(server.url)
+    page = session.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Say it")
+    expect(reply_body(page)).to_have_text("Hel")
+
+    page.context.clear_cookies()  # logged out (in another tab, or the session expired)
+    expect(page.locator("#composer-error")).to_have_text(
+        "You are no longer logged in: reload the page to log in again."
+    )
+    expect(reply_body(page)).to_have_text("Hel")  # the text so far stays
+    expect(last_reply(page).locator(".reply-notice")).to_have_count(0)  # not "Reconnecting…"
+    session.watch_of(page).forgive_console_errors("401")  # the refusals it met
+    gate.open()
+    wait_for_saved_text("Hello again")  # the reply went on, and was kept
