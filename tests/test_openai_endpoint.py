@@ -249,11 +249,8 @@ UNSTORABLE = [
 ]
 
 
-@pytest.mark.parametrize(("change", "says"), UNSTORABLE)
-def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
-    server, stub, alice_key, change, says
-):
-    body = json.dumps({"model": MODEL, "messages": HISTORY, **change})  # escapes kept as such
+def assert_raw_body_refused(server, stub, alice_key: str, body: str, says: str) -> None:
+    """POST `body`, JSON text as written, to /v1: a 400 that says `says`, and nothing done."""
     headers = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
     url = f"{server.url}/v1/chat/completions"
     response = httpx.post(url, content=body.encode(), headers=headers)
@@ -261,6 +258,14 @@ def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
     assert says in response.json()["error"]["message"]
     assert not Conversation.objects.exists() and not Message.objects.exists()
     assert not stub.requests
+
+
+@pytest.mark.parametrize(("change", "says"), UNSTORABLE)
+def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
+    server, stub, alice_key, change, says
+):
+    body = json.dumps({"model": MODEL, "messages": HISTORY, **change})  # escapes kept as such
+    assert_raw_body_refused(server, stub, alice_key, body, says)
 
 
 @pytest.mark.parametrize(
@@ -274,13 +279,8 @@ def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
 )
 def test_json_no_encoder_or_database_takes_is_a_400(server, stub, alice_key, response_format, says):
     body = json.dumps({"model": MODEL, "messages": HISTORY}).removesuffix("}")
-    body += f', "response_format": {response_format}}}'
-    headers = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
-    url = f"{server.url}/v1/chat/completions"
-    response = httpx.post(url, content=body.encode(), headers=headers)
-    assert response.status_code == 400, response.text
-    assert says in response.json()["error"]["message"]
-    assert not Conversation.objects.exists() and not Message.objects.exists()
+    body += f', "response_format": {response_format}}}'  # what json.dumps would not write
+    assert_raw_body_refused(server, stub, alice_key, body, says)
 
 
 def test_without_a_valid_key_the_answer_is_401(server, stub, alice, alice_key):
