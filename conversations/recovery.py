@@ -101,9 +101,10 @@ def stop_reply_now(reply: Message) -> None:
         # Stored here moments ago and not started yet (its message POST is between the two):
         # it starts stopped, or, started meanwhile, is stopped now.
         relay.stop_before_start(reply.id)
-        if async_to_sync(relay.stop_reply)(reply.id) or _wait_until_final(reply):
+        stopped = async_to_sync(relay.stop_reply)(reply.id) or _wait_until_final(reply)
+        relay.stop_before_start(reply.id, forget=True)  # used, or not needed (it ended)
+        if stopped:
             return
-        relay.stop_before_start(reply.id, never_started=True)
     elif is_orphan(reply):
         end_without_producer(reply, Message.Status.INTERRUPTED)
         return

@@ -104,10 +104,10 @@ async def stop_reply(reply_id: UUID) -> bool:
     return True
 
 
-def stop_before_start(reply_id: UUID, never_started: bool = False) -> None:
+def stop_before_start(reply_id: UUID, forget: bool = False) -> None:
     """A stop for a reply this process stored but has not started: it starts stopped, its
-    provider not asked. never_started: the mark is dropped (the reply is stored otherwise)."""
-    if never_started:
+    provider not asked. forget: the mark is dropped (once the reply is stored, or given up)."""
+    if forget:
         _stopped_before_start.discard(reply_id)
     else:
         _stopped_before_start.add(reply_id)
