@@ -305,7 +305,10 @@ def assert_stored_reply(
     assert reply["status"] == status
     assert reply["finish_reason"] == finish_reason
     counts = (reply["prompt_tokens"], reply["completion_tokens"], reply["total_tokens"])
-    if usage is None:
+    if usage is None and status == "failed" and not content:
+        # Failed before any text with no count from the provider: refused, so not billed.
+        assert (reply["usage_source"], counts) == ("estimated", (0, 0, 0))
+    elif usage is None:
         assert reply["usage_source"] == "estimated"
         assert counts[0] > 0, counts  # the prompt was sent
         assert (counts[1] > 0) == bool(content), counts  # estimated from the stored text
