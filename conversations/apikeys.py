@@ -81,6 +81,10 @@ def key_for_secret(secret: str) -> ApiKey | None:
     return key
 
 
+# What a 401 asks for: the API's views (DRF, through authenticate_header) and the stream's.
+WWW_AUTHENTICATE = 'Bearer realm="api"'
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """DRF authentication by Bearer key. Other Authorization schemes fall through to the session."""
 
@@ -94,7 +98,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return key.user, key
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
+        return WWW_AUTHENTICATE
 
 
 def stream_caller(request: HttpRequest) -> tuple[AbstractBaseUser | None, ApiKey | None]:

@@ -143,5 +143,4 @@ def end_as_saved(reply: Message, status: str, reason: str, usage: Usage) -> bool
         "completed_at": timezone.now(),
     }
     # Guarded by status: a producer finishing at the same moment wins or loses whole.
-    still_running = Message.objects.filter(pk=reply.pk, status__in=Message.ACTIVE_STATUSES)
-    return bool(still_running.update(**final))
+    return bool(sql_once.update(Message, reply.pk, final, connection.alias, only_if=ACTIVE))

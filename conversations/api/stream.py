@@ -30,6 +30,7 @@ from django.http import (
 from conversations.access import get_for_user
 from conversations.api.serializers import message_data
 from conversations.apikeys import (
+    WWW_AUTHENTICATE,
     bearer_secret,
     stream_caller,
     stream_heartbeat_seconds,
@@ -95,7 +96,7 @@ def caller_and_reply(
     user, api_key = stream_caller(request)  # a Bearer API key, else the session
     if user is None:
         response = json_error(401, "not_authenticated", "Log in or send a valid API key.")
-        response["WWW-Authenticate"] = 'Bearer realm="api"'  # as the other API views say
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE  # as the other API views say
         return response
     try:
         # A reply running here is known with its owner; others are looked up.

@@ -18,6 +18,7 @@ import aiohttp
 import httpx
 import orjson
 from django.conf import settings
+from django.utils.text import Truncator
 from httpx_aiohttp import AiohttpTransport
 
 from conversations.providers.base import ProviderError
@@ -87,10 +88,6 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
     return text
 
 
-def shortened(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 @contextlib.contextmanager
 def translated_errors(label: str, secrets: tuple[str, ...]) -> Iterator[None]:
     """Turn httpx's transport errors and any ProviderError text into safe ProviderErrors."""
@@ -98,7 +95,8 @@ def translated_errors(label: str, secrets: tuple[str, ...]) -> Iterator[None]:
         yield
     except ProviderError as error:
         # Redacted whole, then cut: the message is its label's sentence and the detail.
-        error.message = shortened(redact(error.message, secrets), DETAIL_CHARS + 100)
+        redacted = redact(error.message, secrets)
+        error.message = Truncator(redacted).chars(DETAIL_CHARS + 100, truncate="…")
         error.args = (error.message,)
         raise
     except (httpx.TransportError, aiohttp.ClientError) as error:

@@ -82,39 +82,33 @@ class OpenAICompatibleProvider:
                     yield event
 
     async def _events(self, stream: EventStream) -> AsyncIterator[ProviderEvent]:
-        async with contextlib.aclosing(stream.events()) as events:
-            async for event in self._chat_events(events):
-                yield event
-
-    async def _chat_events(
-        self, events: AsyncIterator[ServerSentEvent]
-    ) -> AsyncIterator[ProviderEvent]:
         finish_reason = ""
         usage = None
-        reads = QuietAfterFinish(events)
-        async for sse in reads:
-            if sse.data == "[DONE]":
-                break
-            chunk = parse_json(sse.data, self.label)
-            if "error" in chunk:
-                raise in_stream_error(chunk["error"], self.label)
-            if chunk.get("usage"):
-                usage = usage_from(chunk["usage"])  # the last one counts
-            for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
-                if reasoning := delta.get("reasoning_content") or delta.get("reasoning"):
-                    yield ReasoningDelta(reasoning)
-                if content := delta.get("content"):
-                    yield TextDelta(content)
-                finish_reason = choice.get("finish_reason") or finish_reason
-            reads.finished = bool(finish_reason)
-        else:
-            # Some servers omit [DONE]; a finish reason still means the reply is whole.
-            if not finish_reason:
-                raise ProviderError(
-                    f"The connection to {self.label} ended before the reply was complete.",
-                    code="connection_dropped",
-                )
+        async with contextlib.aclosing(stream.events()) as events:
+            reads = QuietAfterFinish(events)
+            async for sse in reads:
+                if sse.data == "[DONE]":
+                    break
+                chunk = parse_json(sse.data, self.label)
+                if "error" in chunk:
+                    raise in_stream_error(chunk["error"], self.label)
+                if chunk.get("usage"):
+                    usage = usage_from(chunk["usage"])  # the last one counts
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if reasoning := delta.get("reasoning_content") or delta.get("reasoning"):
+                        yield ReasoningDelta(reasoning)
+                    if content := delta.get("content"):
+                        yield TextDelta(content)
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                reads.finished = bool(finish_reason)
+            else:
+                # Some servers omit [DONE]; a finish reason still means the reply is whole.
+                if not finish_reason:
+                    raise ProviderError(
+                        f"The connection to {self.label} ended before the reply was complete.",
+                        code="connection_dropped",
+                    )
         yield Finish(finish_reason or "stop", usage)
 
     async def _fetch_whole(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
