@@ -17,6 +17,8 @@ from uuid import UUID
 
 import redis.asyncio as redis
 from django.conf import settings
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 
 from conversations.eventlog import (
@@ -37,6 +39,14 @@ UNREACHABLE = "The event log (Redis) cannot be reached."
 # redis-py, every connection looks its version up in the installed packages' metadata, and
 # with a connection per open stream that was a large part of starting hundreds of streams.
 DRIVER_INFO = DriverInfo()
+
+
+def reconnecting() -> Retry:
+    # A command finding its pooled connection dropped (Redis restarted) goes again on a new
+    # one; redis-py retries nothing by default. Not timeouts: a hung Redis would cost thrice.
+    return Retry(
+        ExponentialBackoff(cap=0.25, base=0.01), 2, supported_errors=(redis.ConnectionError,)
+    )
 
 
 class _Appends:
@@ -168,7 +178,10 @@ class _OnLoop:
 
     def __init__(self, url: str) -> None:
         self.redis = redis.Redis.from_url(
-            url, max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS, driver_info=DRIVER_INFO
+            url,
+            max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS,
+            driver_info=DRIVER_INFO,
+            retry=reconnecting(),
         )
         self.appends = _Appends(self.redis)
         self.reads = _Reads(self.redis)

@@ -1,12 +1,15 @@
 """Personal API keys: shown once, stored hashed, act as their owner, die at once when revoked."""
 
+import contextlib
 import hashlib
 import re
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from conversations.apikeys import create_key
+from conversations.apikeys import active_key_ids, create_key, revoke_key
 from conversations.models import ApiKey, Conversation, Message
 from tests.client import ChatClient, read_events, text_of
 from tests.stub import Gate, Script, openai_chunk, openai_stream, send_held_reply, sse
@@ -179,6 +182,46 @@ def test_revoking_a_key_ends_its_open_stream_but_not_the_reply(
     reply = owner.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert (reply["status"], reply["content"]) == ("complete", "Hello")
     assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+
+
+def test_revoking_a_key_ends_only_the_streams_open_with_it(
+    start_server, stub, alice, client_for, key_client
+):
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
+    owner = client_for(alice, server.url)
+    revoked, kept = new_key(owner, "revoked"), new_key(owner, "kept")
+    gates = [Gate(), Gate(), Gate()]
+    with contextlib.ExitStack() as open_streams:
+        streams = []
+        for secret, gate in zip((revoked["key"], revoked["key"], kept["key"]), gates, strict=True):
+            stub.queue(Script(steps=[openai_chunk("Hel"), gate, openai_chunk("lo"), *END]))
+            tool = key_client(secret, server.url)
+            body = tool.send(tool.new_conversation()["id"], "Greet me").json()
+            response = open_streams.enter_context(tool.http.stream("GET", body["stream_url"]))
+            streams.append(events := read_events(response.iter_bytes()))
+            assert next(events).data["content"] == "Hel"
+            gate.wait_reached()  # in order: the stub answers the queued scripts one by one
+
+        assert owner.http.delete(f"/api/keys/{revoked['id']}/").status_code == 204
+        for events in streams[:2]:
+            assert next(events).data["error"]["code"] == "key_revoked"
+        gates[2].open()
+        rest = list(streams[2])
+        assert (text_of(rest), rest[-1].name) == ("lo", "done")
+
+
+def test_one_query_tells_which_of_many_keys_are_still_active(alice, bob):
+    keys = {
+        name: create_key(user, name)[0]
+        for name, user in [("a", alice), ("b", alice), ("c", bob), ("d", bob)]
+    }
+    revoke_key(keys["b"])
+    bob.is_active = False
+    bob.save()
+    with CaptureQueriesContext(connection) as queries:
+        active = active_key_ids([key.pk for key in keys.values()] + [uuid.uuid4()])
+    assert active == {keys["a"].pk}
+    assert len(queries.captured_queries) == 1
 
 
 def test_a_session_stream_is_not_affected_by_key_checks(start_server, stub, alice, client_for):

@@ -194,3 +194,37 @@ def test_events_redis_missed_mid_reply_reach_other_processes_when_it_ends(
     assert text_of(seen) == "Before during after"
     assert [event.id for event in seen] == list(range(1, len(seen) + 1))
     assert seen[-1].name == "done"
+
+
+def drop_every_connection(url: str) -> None:
+    """What a Redis restart (or a proxy dropping idle connections) does to every process's pool."""
+    with redis.Redis.from_url(url) as admin:
+        admin.client_kill_filter(_type="normal", skipme=True)
+        admin.client_kill_filter(_type="pubsub")
+
+
+def test_a_reply_goes_on_reaching_other_processes_after_redis_dropped_connections(
+    own_redis, start_server, client_for, stub, alice
+):
+    _, url = own_redis
+    producing = client_for(alice, base_url=start_server(REDIS_URL=url).url)
+    viewing = client_for(alice, base_url=start_server(REDIS_URL=url).url)
+    dropped, ending = Gate(), Gate()
+    steps = openai_stream(["Before", " after"]).steps
+    steps.insert(2, dropped)  # after the role chunk and "Before"
+    steps.insert(4, ending)  # after " after": the reply is not over yet
+    stub.queue(Script(steps=steps))
+    conversation = producing.new_conversation()
+    body = producing.send(conversation["id"], "Go").json()
+    dropped.wait_reached()
+
+    with viewing.http.stream("GET", body["stream_url"]) as response:
+        events = (e for e in read_events(response.iter_bytes()) if e.name == "delta")
+        assert next(events).data["content"] == "Before"
+        drop_every_connection(url)
+        dropped.open()
+        # Live, while the reply still waits at its last gate: not only once it ends.
+        assert next(events).data["content"] == " after"
+        ending.open()
+    reply = producing.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert (reply["status"], reply["content"]) == ("complete", "Before after")
