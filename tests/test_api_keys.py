@@ -9,7 +9,8 @@ import pytest
 from conversations.apikeys import create_key
 from conversations.models import ApiKey, Conversation, Message
 from tests.client import ChatClient, read_events, text_of
-from tests.stub import Gate, Script, openai_chunk, openai_stream, send_held_reply, sse
+from tests.replies import send_held_reply
+from tests.stub import Gate, Script, openai_chunk, openai_stream, sse
 
 END = [openai_chunk(finish_reason="stop"), sse("[DONE]")]
 
