@@ -20,12 +20,12 @@ GC_THRESHOLDS = (3_000, 20, 20)
 # Requests borrow a kept thread for their sync work instead of starting one each.
 application = RequestThreads(StreamingASGIHandler(), settings.CHATSITE_REQUEST_THREADS)
 
+from conversations.producers import cancel_producers  # noqa: E402
 from conversations.providers.http import (  # noqa: E402  (Django is set up)
     close_clients,
     provider_ssl_context,
 )
 from conversations.recovery import recover_at_startup  # noqa: E402
-from conversations.relay import cancel_producers  # noqa: E402
 
 # A process that starts owns no running reply: any reply a dead process left "generating"
 # is marked interrupted now, before anyone can look at it.

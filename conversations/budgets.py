@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min, QuerySet, Sum
 from django.utils import timezone
 from rest_framework import exceptions, status
 
@@ -96,8 +96,7 @@ def replies_started_since(user: AbstractBaseUser, moment: datetime) -> tuple[int
     """How many replies `user` started since `moment`, and when the first of them was."""
     window = {"count": Count("pk"), "first": Min("created_at")}
     stored = Message.objects.for_user(user).replies_since(moment).aggregate(**window)
-    deleted = DeletedReplyUsage.objects.filter(owner=user, created_at__gte=moment)
-    gone = deleted.aggregate(**window)
+    gone = deleted_since(user, moment).aggregate(**window)
     firsts = [first for first in (stored["first"], gone["first"]) if first is not None]
     return stored["count"] + gone["count"], min(firsts, default=None)
 
@@ -110,8 +109,13 @@ def start_of_day(now: datetime) -> datetime:
 def tokens_since(user: AbstractBaseUser, moment: datetime) -> int:
     replies = Message.objects.for_user(user).replies_since(moment)
     stored = replies.aggregate(tokens=Sum("total_tokens"))["tokens"] or 0
-    deleted = DeletedReplyUsage.objects.filter(owner=user, created_at__gte=moment)
-    return stored + (deleted.aggregate(tokens=Sum("tokens"))["tokens"] or 0)
+    deleted = deleted_since(user, moment).aggregate(tokens=Sum("tokens"))["tokens"] or 0
+    return stored + deleted
+
+
+def deleted_since(user: AbstractBaseUser, moment: datetime) -> QuerySet[DeletedReplyUsage]:
+    """What `user`'s replies since `moment` used, kept when their conversations were deleted."""
+    return DeletedReplyUsage.objects.filter(owner=user, created_at__gte=moment)
 
 
 def delete_conversation(conversation: Conversation) -> None:

@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from conversations import relay
+from conversations import producers, relay
 from conversations.background_db import in_background
 from conversations.checkpoints import HEARTBEAT_EVERY_SECONDS
 from conversations.completion import end_as_saved
@@ -51,7 +51,7 @@ def pid_alive(pid: int) -> bool:
 
 def is_orphan(reply: Message) -> bool:
     if reply.producer == relay.PRODUCER_ID:
-        return reply.pk not in relay.running_replies() and stale(reply)
+        return reply.pk not in producers.running_replies() and stale(reply)
     host, _, rest = reply.producer.partition(":")
     pid = rest.partition(":")[0]
     if host == socket.gethostname() and pid.isdigit():
@@ -95,14 +95,14 @@ def recover_at_startup() -> None:
 
 def stop_reply_now(reply: Message) -> None:
     """Stop a running reply wherever it is produced, and return once it is stored."""
-    if async_to_sync(relay.stop_reply)(reply.id):
+    if async_to_sync(producers.stop_reply)(reply.id):
         return
     if reply.producer == relay.PRODUCER_ID and not stale(reply):
         # Stored here moments ago and not started yet (its message POST is between the two):
         # it starts stopped, or, started meanwhile, is stopped now.
-        relay.stop_before_start(reply.id)
-        stopped = async_to_sync(relay.stop_reply)(reply.id) or _wait_until_final(reply)
-        relay.stop_before_start(reply.id, forget=True)  # used, or not needed (it ended)
+        producers.stop_before_start(reply.id)
+        stopped = async_to_sync(producers.stop_reply)(reply.id) or _wait_until_final(reply)
+        producers.forget_stop_before_start(reply.id)  # used, or not needed (it ended)
         if stopped:
             return
     elif is_orphan(reply):
@@ -134,7 +134,7 @@ def ensure_background_tasks() -> None:
         _sweeper = asyncio.get_running_loop().create_task(
             _sweep_forever(), context=contextvars.Context()
         )
-        event_log().on_stop_request(relay.stop_if_produced_here)
+        event_log().on_stop_request(producers.stop_if_produced_here)
 
 
 async def _sweep_forever() -> None:

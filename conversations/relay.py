@@ -3,22 +3,21 @@
 A producer is a detached asyncio task, started by the message POST and owned by no request,
 so a browser that leaves changes nothing: the reply is still read to its end and saved by
 the completion hook. Stream views only read the event log; they never start or repeat a
-generation. Flow: providers → relay → completion → models.
+generation. The running producers are kept, found and stopped in producers.py.
+Flow: providers → relay → completion → models.
 """
 
 import asyncio
-import contextvars
 import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 
+from conversations import producers
 from conversations.background_db import in_background
 from conversations.checkpoints import checkpoint_loop
 from conversations.completion import PartialReply, ReplyOutcome, store_final
@@ -45,26 +44,6 @@ END_OF_STREAM_SECONDS = 1.0
 # stream GET that follows a message POST waited over a millisecond per turn (bench/, 1x200-fast).
 TURN_EVENTS = 8
 
-CLIENT_GONE = (
-    "The API client disconnected before the reply was complete; the text up to then is kept."
-)
-
-_producers: dict[UUID, "ReplyProducer"] = {}
-_tasks: set[asyncio.Task] = set()
-_stopped_before_start: set[UUID] = set()
-
-
-def running_replies() -> set[UUID]:
-    return set(_producers)
-
-
-def running_reply_of(user: AbstractBaseUser, reply_id: UUID) -> Message | None:
-    """A reply this process is producing, if `user` owns it: its stream needs no query."""
-    producer = _producers.get(reply_id)
-    if producer is None or producer.reply.conversation.owner_id != user.pk:
-        return None
-    return producer.reply
-
 
 async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
     """Start the one producer of a new reply, detached from the request that asked for it."""
@@ -82,61 +61,7 @@ async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
         )
         await store_final(reply, failed)
         return
-    producer = ReplyProducer(reply, job)
-    if reply.pk in _stopped_before_start:  # checked and registered in one turn of the loop
-        _stopped_before_start.discard(reply.pk)
-        producer.cancel()
-    _producers[reply.pk] = producer
-    # A fresh context: the request's would tie the producer's database calls to the request's
-    # thread, which is given back when the request ends.
-    task = asyncio.get_running_loop().create_task(producer.run(), context=contextvars.Context())
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
-
-
-async def stop_reply(reply_id: UUID) -> bool:
-    """Stop a reply produced by this process and wait until it is stored; False if not ours."""
-    producer = _producers.get(reply_id)
-    if producer is None:
-        return False
-    producer.cancel()
-    await producer.finished.wait()
-    return True
-
-
-def stop_before_start(reply_id: UUID, forget: bool = False) -> None:
-    """A stop for a reply this process stored but has not started: it starts stopped, its
-    provider not asked. forget: the mark is dropped (once the reply is stored, or given up)."""
-    if forget:
-        _stopped_before_start.discard(reply_id)
-    else:
-        _stopped_before_start.add(reply_id)
-
-
-def stop_for_client_gone(reply_id: UUID) -> None:
-    """An OpenAI-compatible client disconnected: its reply stops, as OpenAI's does (it cannot
-    be resumed, and generating on costs tokens), stored with its text so far and why."""
-    if producer := _producers.get(reply_id):
-        producer.cancel("client_disconnected", CLIENT_GONE)
-
-
-def cancel_producers() -> None:
-    """At exit, their loop stopped: ended as by a crash, their replies are left for the next
-    process to mark interrupted (recovery.py), not failed by connections closed on the way out."""
-    stopped: dict[asyncio.AbstractEventLoop, list[asyncio.Task]] = {}
-    for task in list(_tasks):
-        loop = task.get_loop()
-        if not loop.is_running() and not loop.is_closed():
-            task.cancel()  # all of them before any runs again
-            stopped.setdefault(loop, []).append(task)
-    for loop, tasks in stopped.items():
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-
-
-def stop_if_produced_here(reply_id: UUID) -> None:
-    """A stop request from another process (through the event log): act if the reply is ours."""
-    if producer := _producers.get(reply_id):
-        producer.cancel()
+    producers.run_detached(ReplyProducer(reply, job))
 
 
 class ReplyProducer:
@@ -176,7 +101,7 @@ class ReplyProducer:
         try:
             await self._finish(outcome)
         finally:
-            _producers.pop(self.reply_id, None)
+            producers.unregister(self.reply_id)
             self.finished.set()
 
     async def _produce(self, job: ReplyJob) -> ReplyOutcome:

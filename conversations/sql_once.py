@@ -5,7 +5,7 @@ this took several times as long as running them (bench/). Here each is built onc
 models' own metadata; values are prepared by each field as the ORM prepares them, and rows
 become models through Django's own parts: each field's database converters, then
 Model.from_db. Used by key_lookup.py and reply_reads.py (reads), the message POST's INSERT
-and UPDATE (models/chat.py), /v1's INSERTs (transcripts.py), and every write to a running
+and UPDATE (models/conversation.py), /v1's INSERTs (transcripts.py), and every write to a running
 reply (completion.py: its checkpoints and its final state, guarded by its status); their
 tests compare each with the ORM's own.
 """

@@ -1,4 +1,5 @@
-"""Fixtures: the provider stub, a real chatsite server process, and three users.
+"""Fixtures: the provider stub, a real chatsite server process, three users, and alice's API
+key with OpenAI's SDK using it.
 
 alice owns things, bob is staff, charlie must never get anything of alice's.
 """
@@ -8,6 +9,7 @@ import os
 import time
 from collections.abc import Iterator
 
+import openai
 import pytest
 import redis
 from asgiref.sync import sync_to_async
@@ -16,10 +18,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
 
+from conversations.apikeys import create_key
 from conversations.models import Message
 from tests.client import ChatClient
 from tests.servers import ARTIFACTS, ServerProcess
-from tests.stub import ProviderStub
+from tests.stub_server import ProviderStub
 
 
 @pytest.fixture(scope="session")
@@ -149,6 +152,17 @@ def alice_client(client_for, alice) -> ChatClient:
 @pytest.fixture
 def charlie_client(client_for, charlie) -> ChatClient:
     return client_for(charlie)
+
+
+@pytest.fixture
+def alice_key(alice) -> str:
+    return create_key(alice, "sdk")[1]
+
+
+@pytest.fixture
+def sdk(server, alice_key):
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=alice_key, max_retries=0) as client:
+        yield client
 
 
 def pytest_configure(config) -> None:

@@ -4,23 +4,12 @@ The shapes follow each provider's documentation: DashScope's native SSE frames (
 `event:result`, `:HTTP_STATUS/200`, `data:{...}` with no space after the colon, a finish
 reason that is the string "null" until the end, cumulative usage in every frame), Zhipu's v4
 chunks (usage and finish reason in the last one, then `data: [DONE]`), and Anthropic's named
-events (message_start … message_stop, with ping and error). Also: reading a provider directly,
-and the one stored-reply shape every protocol's test ends with.
+events (message_start … message_stop, with ping and error). OpenAI's are in stub.py.
 """
 
-import asyncio
 import json
 
-import httpx
-
-from conversations.apikeys import create_key
-from conversations.models import Message
-from conversations.providers.base import ChatRequest, ModelChoice, Provider, ProviderEvent
-from conversations.providers.http import client
-from conversations.providers.openai import OpenAICompatibleProvider
-from conversations.reply_job import ReplyJob
-from tests.client import ChatClient, Event
-from tests.stub import ProviderStub, Script
+from tests.stub import Script
 
 
 def compact(payload: object) -> str:
@@ -265,107 +254,3 @@ def anthropic_http_error(
 def anthropic_whole(text: str, usage: tuple[int, int] = (25, 15)) -> Script:
     counts = {"input_tokens": usage[0], "output_tokens": usage[1]}
     return json_reply(anthropic_message([{"type": "text", "text": text}], "end_turn", counts))
-
-
-# --- reading a provider directly, asking through the server, the stored reply -------------
-def read_provider(provider: Provider, model: str = "stub-model", **request: object) -> list:
-    """Run one request through a provider against the stub; a ProviderError propagates."""
-
-    async def collect() -> list[ProviderEvent]:
-        chat = ChatRequest(model=model, messages=[{"role": "user", "content": "Hi"}], **request)
-        try:
-            return [event async for event in provider.stream(chat)]
-        finally:
-            await client().aclose()  # this loop's shared client: its connections end with it
-
-    return asyncio.run(collect())
-
-
-def ask(client: ChatClient, content: str = "Hi", **body: object) -> tuple[dict, list[Event], dict]:
-    """Post a message and follow its stream; the conversation, events and stored reply."""
-    conversation = client.new_conversation()
-    response = client.send(conversation["id"], content, **body)
-    assert response.status_code == 201, response.text
-    posted = response.json()
-    events = client.events(posted["stream_url"])
-    reply = client.wait_final(conversation["id"], posted["assistant_message"]["id"])
-    return conversation, events, reply
-
-
-def assert_stored_reply(
-    reply: dict,
-    content: str,
-    usage: tuple[int, int] | None,
-    status: str = "complete",
-    finish_reason: str = "stop",
-) -> None:
-    """The same stored shape, whichever protocol produced the reply. `usage` is the provider's
-    (prompt, completion) counts; None means none arrived, so chatsite's estimate is stored."""
-    assert reply["content"] == content
-    assert reply["status"] == status
-    assert reply["finish_reason"] == finish_reason
-    counts = (reply["prompt_tokens"], reply["completion_tokens"], reply["total_tokens"])
-    if usage is None and status == "failed" and not content:
-        # Failed before any text with no count from the provider: refused, so not billed.
-        assert (reply["usage_source"], counts) == ("estimated", (0, 0, 0))
-    elif usage is None:
-        assert reply["usage_source"] == "estimated"
-        assert counts[0] > 0, counts  # the prompt was sent
-        assert (counts[1] > 0) == bool(content), counts  # estimated from the stored text
-        assert counts[2] == counts[0] + counts[1], counts
-    else:
-        assert reply["usage_source"] == "provider"
-        assert counts == (usage[0], usage[1], usage[0] + usage[1])
-
-
-# What a client of the OpenAI-compatible endpoint sets; each protocol names them its own way.
-SAMPLING = {"temperature": 0.3, "top_p": 0.9, "max_tokens": 55, "stop": ["END"]}
-
-
-def post_over_v1(base_url: str, user: object, model: str, **body: object) -> httpx.Response:
-    """A user message to chatsite's /v1/chat/completions, whole, with a new API key of `user`."""
-    _, secret = create_key(user, "protocol test")
-    request = {"model": model, "messages": [{"role": "user", "content": "Hi"}], **body}
-    return httpx.post(
-        f"{base_url}/v1/chat/completions",
-        json=request,
-        headers={"Authorization": f"Bearer {secret}"},
-        timeout=30,
-    )
-
-
-def complete_over_v1(base_url: str, user: object, model: str, **body: object) -> dict:
-    """One whole completion through /v1: the provider was asked with SAMPLING (and whatever
-    else `body` sets)."""
-    response = post_over_v1(base_url, user, model, **{**SAMPLING, **body})  # body overrides
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def openai_only_options_refused(
-    base_url: str, stub: ProviderStub, user: object, model: str
-) -> None:
-    """/v1 refuses OpenAI's own options (AS_IS_OPTIONS) for a model whose provider does not
-    take them: 400 naming each, nothing stored, the provider not asked."""
-    asked_before = len(stub.requests)
-    extra = {
-        "seed": 7,
-        "presence_penalty": 0.5,
-        "frequency_penalty": 0.5,
-        "response_format": {"type": "json_object"},
-        "logit_bias": {"50256": -100},
-    }
-    response = post_over_v1(base_url, user, model, **extra)
-    assert response.status_code == 400, response.text
-    message = response.json()["error"]["message"]
-    for name in extra:
-        assert f"{name}: Not supported by" in message, message
-    assert not Message.objects.exists() and len(stub.requests) == asked_before
-
-
-def stub_job(reply: Message, stub: ProviderStub) -> ReplyJob:
-    """A reply's request to the provider stub over OpenAI's protocol, for a producer run in
-    this process (whose configured models may be the demo's)."""
-    provider = OpenAICompatibleProvider(f"{stub.url}/v1", "sk-stub-job")
-    request = ChatRequest(model="stub-model", messages=[{"role": "user", "content": "Hi"}])
-    return ReplyJob(reply.pk, ModelChoice("openai", "stub-model", "Stub"), provider, request)

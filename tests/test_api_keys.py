@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from conversations.apikeys import active_key_ids, create_key, revoke_key
 from conversations.models import ApiKey, Conversation, Message
 from tests.client import ChatClient, read_events, text_of
-from tests.stub import Gate, Script, openai_chunk, openai_stream, send_held_reply, sse
+from tests.replies import send_held_reply
+from tests.stub import Gate, Script, openai_chunk, openai_stream, sse
 
 END = [openai_chunk(finish_reason="stop"), sse("[DONE]")]
 

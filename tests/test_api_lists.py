@@ -73,6 +73,22 @@ def test_fields_a_client_may_not_set_are_never_stored(
 ):
     forged_id = str(uuid.uuid4())
     charlies = charlie_client.new_conversation(title="Charlie's")
+    conversation = assert_create_ignores_forged_fields(alice_client, alice, charlie, forged_id)
+    assert_rename_ignores_forged_fields(alice_client, conversation, alice, charlie)
+    reply = assert_send_ignores_forged_fields(
+        alice_client, stub, conversation, charlies["id"], forged_id
+    )
+
+    stub.queue(openai_stream(["Again"], usage=(3, 1)))
+    regenerated = alice_client.http.post(
+        f"/api/messages/{reply['id']}/regenerate/",
+        json={"status": "complete", "content": "forged", "total_tokens": 1},
+    ).json()["assistant_message"]
+    final = alice_client.wait_final(str(conversation.pk), regenerated["id"])
+    assert (final["content"], final["total_tokens"]) == ("Again", 4)
+
+
+def assert_create_ignores_forged_fields(alice_client, alice, charlie, forged_id: str):
     created = alice_client.http.post(
         "/api/conversations/",
         json={
@@ -86,7 +102,10 @@ def test_fields_a_client_may_not_set_are_never_stored(
     conversation = Conversation.objects.get(pk=created["id"])
     assert (str(conversation.pk) != forged_id, conversation.owner) == (True, alice)
     assert conversation.created_at.year == timezone.now().year
+    return conversation
 
+
+def assert_rename_ignores_forged_fields(alice_client, conversation, alice, charlie) -> None:
     renamed = alice_client.http.patch(
         f"/api/conversations/{conversation.pk}/",
         json={"title": "Renamed", "owner": charlie.pk, "model": "openai:stub-other"},
@@ -99,6 +118,11 @@ def test_fields_a_client_may_not_set_are_never_stored(
         "openai:stub-model",
     )
 
+
+def assert_send_ignores_forged_fields(
+    alice_client, stub, conversation, charlies_id: str, forged_id: str
+) -> dict:
+    """The reply, stored as the provider sent it."""
     stub.queue(openai_stream(["Real"], usage=(3, 1)))
     sent = alice_client.send(
         str(conversation.pk),
@@ -109,7 +133,7 @@ def test_fields_a_client_may_not_set_are_never_stored(
         total_tokens=99999,
         prompt_tokens=99999,
         usage_source="provider",
-        conversation=charlies["id"],
+        conversation=charlies_id,
         parent=forged_id,
         error="forged",
         metadata={"forged": True},
@@ -119,15 +143,8 @@ def test_fields_a_client_may_not_set_are_never_stored(
     assert (asked.role, asked.total_tokens, asked.error, asked.metadata) == ("user", None, "", {})
     assert asked.conversation_id == conversation.pk and str(asked.pk) != forged_id
     assert (reply["total_tokens"], reply["content"]) == (4, "Real")
-    assert Message.objects.filter(conversation_id=charlies["id"]).count() == 0
-
-    stub.queue(openai_stream(["Again"], usage=(3, 1)))
-    regenerated = alice_client.http.post(
-        f"/api/messages/{reply['id']}/regenerate/",
-        json={"status": "complete", "content": "forged", "total_tokens": 1},
-    ).json()["assistant_message"]
-    final = alice_client.wait_final(str(conversation.pk), regenerated["id"])
-    assert (final["content"], final["total_tokens"]) == ("Again", 4)
+    assert Message.objects.filter(conversation_id=charlies_id).count() == 0
+    return reply
 
 
 def test_a_reply_that_finishes_moves_its_conversation_to_the_top(server, stub, alice_client):

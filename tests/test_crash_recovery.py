@@ -9,15 +9,8 @@ from conversations.providers.registry import default_model
 from conversations.recovery import STALE_AFTER, recover_orphaned_replies
 from conversations.relay import PRODUCER_ID
 from tests.client import wait_for
-from tests.stub import (
-    Gate,
-    Script,
-    gated_stream,
-    openai_chunk,
-    openai_usage,
-    send_held_reply,
-    sse,
-)
+from tests.replies import send_held_reply
+from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_usage, sse
 
 
 def test_reply_is_interrupted_with_its_checkpoint_after_sigkill(

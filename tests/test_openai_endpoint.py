@@ -9,40 +9,15 @@ import httpx
 import openai
 import pytest
 
-from conversations.apikeys import create_key, revoke_key
+from conversations.apikeys import revoke_key
 from conversations.models import Conversation, Message, UserBudget
 from conversations.providers.registry import available_models
 from conversations.reply_job import load_job, transcript_job
 from conversations.transcripts import Transcript, start_transcript
 from tests.client import wait_for
+from tests.replies import HISTORY, MODEL, stored_reply
 from tests.servers import SECRET_PROVIDER_KEY
 from tests.stub import Gate, gated_stream, json_error, openai_stream
-
-MODEL = "openai:stub-model"
-HISTORY = [
-    {"role": "system", "content": "Answer in one word."},
-    {"role": "user", "content": "Hi"},
-    {"role": "assistant", "content": "Hello"},
-    {"role": "user", "content": [{"type": "text", "text": "How"}, {"type": "text", "text": "?"}]},
-]
-
-
-@pytest.fixture
-def alice_key(alice) -> str:
-    return create_key(alice, "sdk")[1]
-
-
-@pytest.fixture
-def sdk(server, alice_key):
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=alice_key, max_retries=0) as client:
-        yield client
-
-
-def stored_reply() -> Message:
-    """The reply chatsite generated (not an earlier answer from the client's history), final."""
-    replies = Message.objects.filter(role="assistant").exclude(provider="")
-    final = replies.exclude(status__in=Message.ACTIVE_STATUSES)
-    return wait_for(final.first, "the stored reply")
 
 
 def test_sdk_streams_a_reply_that_is_stored_with_the_history(sdk, stub, alice):
@@ -174,115 +149,6 @@ def test_models_lists_the_configured_models(sdk):
     assert [model.id for model in sdk.models.list()] == ["openai:stub-model", "openai:stub-other"]
 
 
-@pytest.mark.parametrize(
-    ("change", "says"),
-    [
-        ({"model": "openai:nope"}, "Unknown model 'openai:nope'"),
-        ({"model": None}, "model"),
-        ({"messages": []}, "messages"),
-        (
-            {"messages": [*HISTORY[1:2], {"role": "tool", "content": "x"}]},
-            'messages: item 1: role: "tool" messages are not supported here.',
-        ),
-        ({"messages": HISTORY[1:3]}, "starting and ending with a user one"),
-        ({"messages": [{"role": "user", "content": 42}]}, "Must be text"),
-        (
-            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
-            'Only text parts are supported here; this one is "image_url"',
-        ),
-        ({"messages": [{"role": "user", "content": "  "}]}, "The last user message is empty"),
-        ({"n": 2}, "Only one choice (n=1)"),
-        ({"tools": [{"type": "function"}]}, "Tools (function calling) are not supported"),
-        ({"temperature": 3}, "temperature: Ensure this value is less than or equal to 2"),
-        ({"max_tokens": 0}, "max_tokens: Ensure this value is greater than or equal to 1"),
-        ({"stop": ["a", "b", "c", "d", "e"]}, "stop: Must be a string or a list of up to 4"),
-        ({"logprobs": True}, "logprobs: Log probabilities are not supported here."),
-        ({"top_logprobs": 2}, "top_logprobs: Log probabilities are not supported here."),
-        ({"response_format": {"type": "xml"}}, 'response_format: Must be {"type": "text"}'),
-        ({"response_format": {"type": "json_schema"}}, 'response_format: Must be {"type"'),
-        ({"presence_penalty": 2.5}, "presence_penalty: Ensure this value is less than or equal"),
-        ({"logit_bias": {"50256": -101}}, "logit_bias: 50256: Ensure this value is greater"),
-        ({"seed": "x"}, "seed: A valid integer is required."),
-    ],
-)
-def test_bad_requests_get_400_saying_what_is_wrong_and_store_nothing(
-    server, stub, alice_key, change, says
-):
-    body = {"model": MODEL, "messages": HISTORY, **change}
-    if change.get("model", "") is None:
-        del body["model"]
-    headers = {"Authorization": f"Bearer {alice_key}"}
-    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
-    assert response.status_code == 400, response.text
-    assert says in response.json()["error"]["message"]
-    assert not Conversation.objects.exists() and not Message.objects.exists()
-    assert not stub.requests
-
-
-# Sent as JSON text (escapes and all): values a database or a JSON encoder cannot take, from
-# options kept with the reply to text that is stored.
-UNSTORABLE = [
-    ({"stop": "\ud800"}, "stop: Surrogate characters are not allowed: U+D800."),
-    ({"stop": ["ok", "a\u0000"]}, "stop: Null characters are not allowed."),
-    ({"max_tokens": 10**30}, "max_tokens: Must be a whole number within 64 bits."),
-    ({"seed": -(10**30)}, "seed: Must be a whole number within 64 bits."),
-    ({"logit_bias": {"\udc00": 1}}, "logit_bias: Surrogate characters are not allowed"),
-    (
-        {"response_format": {"type": "json_schema", "json_schema": {"name": "a\u0000"}}},
-        "response_format: Null characters are not allowed.",
-    ),
-    ({"messages": [{"role": "user", "content": "a\ud800b"}]}, "content: Surrogate characters"),
-    ({"messages": [{"role": "user", "content": "a\u0000b"}]}, "content: Null characters"),
-    (
-        {"messages": [{"role": "system", "content": "\ud800"}, HISTORY[1]]},
-        "content: Surrogate characters",
-    ),
-    (
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\udc00"}]}]},
-        "content: Surrogate characters",
-    ),
-    (
-        {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
-        'content: A text part needs its "text", a string.',
-    ),
-    ({"stream": "yes"}, "stream: Must be a valid boolean."),
-]
-
-
-def assert_raw_body_refused(server, stub, alice_key: str, body: str, says: str) -> None:
-    """POST `body`, JSON text as written, to /v1: a 400 that says `says`, and nothing done."""
-    headers = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
-    url = f"{server.url}/v1/chat/completions"
-    response = httpx.post(url, content=body.encode(), headers=headers)
-    assert response.status_code == 400, response.text
-    assert says in response.json()["error"]["message"]
-    assert not Conversation.objects.exists() and not Message.objects.exists()
-    assert not stub.requests
-
-
-@pytest.mark.parametrize(("change", "says"), UNSTORABLE)
-def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
-    server, stub, alice_key, change, says
-):
-    body = json.dumps({"model": MODEL, "messages": HISTORY, **change})  # escapes kept as such
-    assert_raw_body_refused(server, stub, alice_key, body, says)
-
-
-@pytest.mark.parametrize(
-    ("response_format", "says"),
-    [
-        ('{"type": "json_object", "x": 1e400}', "response_format: Must be a finite number."),
-        ('{"type": "json_object", "x": %s}' % ("[" * 300 + "]" * 300), "Nested too deeply"),
-        ('{"type": "json_object", "x": %s}' % ("[" * 5000 + "]" * 5000), "nested too deeply"),
-    ],
-    ids=["number-read-as-infinite", "nested-past-the-limit", "nested-past-the-json-module"],
-)
-def test_json_no_encoder_or_database_takes_is_a_400(server, stub, alice_key, response_format, says):
-    body = json.dumps({"model": MODEL, "messages": HISTORY}).removesuffix("}")
-    body += f', "response_format": {response_format}}}'  # what json.dumps would not write
-    assert_raw_body_refused(server, stub, alice_key, body, says)
-
-
 def test_without_a_valid_key_the_answer_is_401(server, stub, alice, alice_key):
     body = {"model": MODEL, "messages": HISTORY}
     url = f"{server.url}/v1/chat/completions"
@@ -315,59 +181,6 @@ def test_unknown_paths_under_v1_answer_json_404(server):
     response = httpx.get(f"{server.url}/v1/completions")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
-
-
-def test_sampling_options_are_passed_on_and_kept_with_the_reply(sdk, stub):
-    stub.queue(openai_stream(["Sure"]))
-    sdk.chat.completions.create(
-        model=MODEL, messages=HISTORY[1:2], temperature=0.2, top_p=0.5, max_tokens=9, stop="X"
-    )
-    sent = stub.requests[-1].json
-    options = {"temperature": 0.2, "top_p": 0.5, "max_tokens": 9, "stop": ["X"]}
-    assert {name: sent[name] for name in options} == options
-    reply = stored_reply()
-    assert reply.metadata["options"] == options and reply.metadata["attempts"]
-
-
-def test_max_completion_tokens_reaches_a_server_other_than_openais_as_max_tokens(sdk, stub):
-    # DeepSeek, Ollama and Qwen know only max_tokens, and ignore the newer name.
-    stub.queue(openai_stream(["Sure"]))
-    sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], max_completion_tokens=9)
-    sent = stub.requests[-1].json
-    assert sent["max_tokens"] == 9 and "max_completion_tokens" not in sent
-
-
-def test_openais_own_options_reach_an_openai_compatible_provider_as_they_are(sdk, stub):
-    stub.queue(openai_stream(['{"ok": true}']))
-    own = {
-        "seed": 7,
-        "presence_penalty": 0.5,
-        "frequency_penalty": -0.5,
-        "response_format": {"type": "json_object"},
-        "logit_bias": {"50256": -100.0},
-    }
-    sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], logprobs=False, **own)
-    sent = stub.requests[-1].json
-    assert {name: sent[name] for name in own} == own
-    assert "logprobs" not in sent  # false: nothing asked, nothing to refuse
-    assert stored_reply().metadata["options"] == own
-
-
-def test_the_default_response_format_is_not_sent(sdk, stub):
-    stub.queue(openai_stream(["Plain"]))
-    sdk.chat.completions.create(
-        model=MODEL, messages=HISTORY[1:2], response_format={"type": "text"}
-    )
-    assert "response_format" not in stub.requests[-1].json
-
-
-def test_null_sampling_options_count_as_unset(server, stub, alice_key):
-    stub.queue(openai_stream(["Sure"]))
-    body = {"model": MODEL, "messages": HISTORY[1:2], "temperature": None, "stop": None}
-    headers = {"Authorization": f"Bearer {alice_key}"}
-    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
-    assert response.status_code == 200, response.text
-    assert "temperature" not in stub.requests[-1].json and "stop" not in stub.requests[-1].json
 
 
 def test_a_transcripts_request_is_the_one_its_stored_conversation_gives(alice):

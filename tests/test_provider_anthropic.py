@@ -9,11 +9,19 @@ from conversations.models import Message
 from conversations.providers.anthropic import API_VERSION, AnthropicProvider
 from conversations.providers.base import Finish, ProviderError, TextDelta
 from tests.client import text_of
+from tests.replies import (
+    SAMPLING,
+    ask,
+    assert_stored_reply,
+    complete_over_v1,
+    openai_only_options_refused,
+    post_over_v1,
+    read_provider,
+)
 from tests.servers import serving
 from tests.stub import Script
 from tests.stub_protocols import (
     PING,
-    SAMPLING,
     anthropic_block,
     anthropic_end,
     anthropic_error_event,
@@ -21,12 +29,6 @@ from tests.stub_protocols import (
     anthropic_start,
     anthropic_stream,
     anthropic_whole,
-    ask,
-    assert_stored_reply,
-    complete_over_v1,
-    openai_only_options_refused,
-    post_over_v1,
-    read_provider,
 )
 
 KEY = "sk-ant-api03-secret-Zx81Qw"

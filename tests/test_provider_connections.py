@@ -18,8 +18,9 @@ import trustme
 
 from conversations.providers import http
 from conversations.providers.http import certificate_problem
-from tests.stub import ProviderStub, openai_stream
-from tests.test_provider_failures import RETRY_ATTEMPTS, assert_failed, failed_reply
+from tests.replies import RETRY_ATTEMPTS, assert_failed, failed_reply
+from tests.stub import openai_stream
+from tests.stub_server import ProviderStub
 
 
 class RawProvider:

@@ -9,21 +9,23 @@ from conversations.models import Message
 from conversations.providers.base import Finish, ProviderError, TextDelta
 from conversations.providers.dashscope import GENERATION_PATH, DashScopeProvider
 from tests.client import text_of
-from tests.servers import serving
-from tests.stub import Script
-from tests.stub_protocols import (
+from tests.replies import (
     SAMPLING,
     ask,
     assert_stored_reply,
     complete_over_v1,
+    openai_only_options_refused,
+    read_provider,
+)
+from tests.servers import serving
+from tests.stub import Script
+from tests.stub_protocols import (
     dashscope_error_frame,
     dashscope_frame,
     dashscope_http_error,
     dashscope_result,
     dashscope_stream,
     dashscope_whole,
-    openai_only_options_refused,
-    read_provider,
 )
 
 KEY = "sk-ds-secret-0123456789abcdef"

@@ -15,6 +15,7 @@ from conversations.providers.registry import default_model
 from conversations.relay import PRODUCER_ID, start_reply
 from conversations.reply_job import prepared_job
 from tests.client import read_events, text_of
+from tests.replies import RETRY_ATTEMPTS, assert_failed, failed_reply, send_in_new_conversation
 from tests.servers import SECRET_PROVIDER_KEY
 from tests.stub import (
     Gate,
@@ -22,58 +23,8 @@ from tests.stub import (
     json_error,
     openai_chunk,
     openai_stream,
-    openai_usage,
     sse,
 )
-from tests.stub_protocols import ask
-
-RETRY_ATTEMPTS = 3  # CHATSITE_RETRY_ATTEMPTS' default, which the test servers use
-
-
-def send(client, content: str = "Hi") -> tuple[dict, dict]:
-    """A new conversation with one message; returns the conversation and the 201 body."""
-    conversation = client.new_conversation()
-    response = client.send(conversation["id"], content)
-    assert response.status_code == 201, response.text
-    return conversation, response.json()
-
-
-def failed_reply(client, wait_first: bool = False) -> tuple[dict, list, dict, str]:
-    """Send a message, read its stream to the end; return the reply, events, body, raw exposure.
-
-    The raw exposure is everything a browser could see: the POST answer, the stream, the
-    conversation as the API and as the chat page show it. With wait_first, the stream is
-    read once the reply is final (replayed from its event log), so a failure that never
-    comes cannot hide behind the stream's heartbeats.
-    """
-    conversation, body = send(client)
-    reply_id = body["assistant_message"]["id"]
-    if wait_first:
-        client.wait_final(conversation["id"], reply_id)
-    with client.http.stream("GET", body["stream_url"]) as response:
-        assert response.status_code == 200
-        raw_stream = b"".join(response.iter_bytes()).decode()
-    events = list(read_events(iter([raw_stream.encode()])))
-    reply = client.wait_final(conversation["id"], reply_id)
-    detail = client.http.get(f"/api/conversations/{conversation['id']}/").text
-    page = client.http.get(f"/c/{conversation['id']}/").text
-    exposure = "\n".join([json.dumps(body), raw_stream, detail, page])
-    return reply, events, body, exposure
-
-
-def assert_failed(reply: dict, events: list, code: str) -> None:
-    assert reply["status"] == "failed"
-    assert reply["error_code"] == code
-    assert reply["error"], "the stored error says what went wrong"
-    assert reply["completed_at"] is not None
-    last = events[-1]
-    assert last.name == "error"
-    assert set(last.data) == {"error", "message"}
-    assert last.data["error"] == {"code": code, "message": reply["error"]}
-    assert last.data["message"]["id"] == reply["id"]
-    assert last.data["message"]["status"] == "failed"
-    assert last.data["message"]["error"] == reply["error"]
-    assert [e.name for e in events[:-1]] == ["delta"] * (len(events) - 1)
 
 
 def test_rejected_key_fails_with_the_key_redacted_everywhere(server, stub, alice_client):
@@ -140,7 +91,7 @@ def test_retryable_error_is_retried_then_fails(server, stub, alice_client, statu
 
 def test_server_error_then_success_is_retried_into_a_complete_reply(server, stub, alice_client):
     stub.queue(json_error(502, "Bad gateway"), openai_stream(["Second", " try"], usage=(5, 2)))
-    conversation, body = send(alice_client)
+    conversation, body = send_in_new_conversation(alice_client)
     events = alice_client.events(body["stream_url"])
     reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert text_of(events) == reply["content"] == "Second try"
@@ -171,39 +122,10 @@ def test_malformed_json_in_a_data_line_fails(server, stub, alice_client):
     assert reply["content"] == "Fine"
 
 
-def escaped_chunk(json_text: str) -> bytes:
-    """A content chunk whose JSON string is written as given (\\u escapes included)."""
-    return b'data: {"choices": [{"delta": {"content": "%s"}}]}\n\n' % json_text.encode()
-
-
-@pytest.mark.parametrize(
-    ("json_texts", "stored"),
-    [
-        # A server cutting text by UTF-16 units sends an emoji's two halves in two chunks.
-        (["Smile \\ud83d", "\\ude00!"], "Smile \N{GRINNING FACE}!"),
-        # A half whose other half never comes, mid-reply or at its end.
-        (["A\\ud83d", " b", "c\\ud83d"], "A\ufffd bc\ufffd"),
-        # NUL is a character JSON can carry but PostgreSQL's text cannot hold.
-        (["a\\u0000b"], "a\ufffdb"),
-    ],
-    ids=["split-character-joined", "lone-halves-replaced", "nul-replaced"],
-)
-def test_halves_of_a_character_are_joined_or_replaced(
-    server, stub, alice_client, json_texts, stored
-):
-    chunks = [escaped_chunk(text) for text in json_texts]
-    stub.queue(Script(steps=[openai_chunk(""), *chunks, *openai_stream([]).steps[1:]]))
-    conversation, body = send(alice_client)
-    events = alice_client.events(body["stream_url"])
-    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
-    assert reply["status"] == "complete"
-    assert reply["content"] == text_of(events) == stored
-
-
 def test_dropped_connection_fails_and_keeps_the_text_so_far(server, stub, alice_client):
     gate = Gate()
     stub.queue(Script(steps=[openai_chunk("Hello"), openai_chunk(" wor"), gate, "drop"]))
-    conversation, body = send(alice_client)
+    conversation, body = send_in_new_conversation(alice_client)
     events = []
     with alice_client.http.stream("GET", body["stream_url"]) as response:
         for event in read_events(response.iter_bytes()):
@@ -225,44 +147,6 @@ def test_stream_ending_without_done_or_finish_reason_fails(server, stub, alice_c
     assert "before the reply was complete" in reply["error"]
 
 
-def test_stream_ending_without_done_but_with_finish_reason_completes(server, stub, alice_client):
-    # The counterpart of the test above: a finish reason alone makes the reply whole.
-    stub.queue(Script(steps=[openai_chunk("Hello"), openai_chunk(finish_reason="length")]))
-    _, events, reply = ask(alice_client)
-    assert events[-1].name == "done"
-    assert (reply["status"], reply["finish_reason"], reply["content"]) == (
-        "complete",
-        "length",
-        "Hello",
-    )
-
-
-def test_reply_completes_when_the_provider_holds_its_response_open_after_done(
-    server, stub, alice_client
-):
-    # chatsite reads past [DONE] to keep the connection; a provider that never ends the
-    # response must not hold the reply: it is stored complete and the connection dropped.
-    gate = Gate()
-    held_open = openai_stream(["Hello"], usage=(4, 1))
-    held_open.steps.append(gate)
-    stub.queue(held_open)
-    try:
-        conversation, body = send(alice_client)
-        # Waited for first, within the suite's bounded wait: a relay that waited for the
-        # held-open response to end would sit there until the 300 s read timeout.
-        reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
-        events = alice_client.events(body["stream_url"])
-        assert events[-1].name == "done"
-        assert (reply["status"], reply["content"], reply["completion_tokens"]) == (
-            "complete",
-            "Hello",
-            1,
-        )
-        assert stub.requests[0].wait_disconnected(), "the held-open response was not dropped"
-    finally:
-        gate.open()
-
-
 def test_read_timeout_fails_and_closes_the_upstream_request(start_server, stub, client_for, alice):
     process = start_server(PROVIDER_READ_TIMEOUT="0.5")
     client = client_for(alice, process.url)
@@ -281,60 +165,9 @@ def test_read_timeout_fails_and_closes_the_upstream_request(start_server, stub, 
         gate.open()
 
 
-@pytest.mark.parametrize("with_usage", [True, False], ids=["usage-then-held", "held-at-finish"])
-def test_reply_completes_when_the_provider_holds_its_response_open_without_done(
-    server, stub, alice_client, with_usage
-):
-    # A finish reason means the reply is whole: its usage is waited for briefly, [DONE] not
-    # at all (some servers send neither and keep the response open).
-    gate = Gate()
-    steps = [openai_chunk("Hello"), openai_chunk(finish_reason="stop")]
-    steps += [openai_usage(4, 1)] if with_usage else []
-    stub.queue(Script(steps=[*steps, gate]))
-    try:
-        conversation, body = send(alice_client)
-        reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
-        assert (reply["status"], reply["content"]) == ("complete", "Hello")
-        if with_usage:
-            assert (reply["usage_source"], reply["total_tokens"]) == ("provider", 5)
-        else:  # after QUIET_AFTER_FINISH_SECONDS
-            assert reply["usage_source"] == "estimated" and reply["total_tokens"] > 0
-        assert alice_client.events(body["stream_url"])[-1].name == "done"
-    finally:
-        gate.open()
-
-
-def test_text_after_a_finish_reason_is_kept_and_the_last_usage_counts(server, stub, alice_client):
-    # Some servers mark every chunk (or a reasoning chunk) finished, and send usage before
-    # the end: the reply is what came until [DONE], with the usage sent last.
-    usage_first = sse(
-        {"choices": [{"delta": {"content": "The answer"}}], "usage": {"prompt_tokens": 10,
-         "completion_tokens": 1, "total_tokens": 11}}
-    )  # fmt: skip
-    stub.queue(
-        Script(
-            steps=[
-                openai_chunk(reasoning="thinking", finish_reason="stop"),
-                usage_first,
-                openai_chunk(" is 42", finish_reason="stop"),
-                openai_usage(10, 50),
-                sse("[DONE]"),
-            ]
-        )
-    )
-    conversation, body = send(alice_client)
-    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
-    assert (reply["status"], reply["content"], reply["reasoning"]) == (
-        "complete",
-        "The answer is 42",
-        "thinking",
-    )
-    assert (reply["usage_source"], reply["total_tokens"]) == ("provider", 60)
-
-
 def test_user_message_is_stored_even_when_the_provider_fails(server, stub, alice_client):
     stub.queue(json_error(400, "Invalid request"))
-    conversation, body = send(alice_client, "Please keep this question")
+    conversation, body = send_in_new_conversation(alice_client, "Please keep this question")
     reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert reply["status"] == "failed"
     messages = alice_client.conversation(conversation["id"])["messages"]

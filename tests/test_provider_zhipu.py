@@ -11,20 +11,17 @@ from conversations.models import Message
 from conversations.providers.base import Finish, ProviderError, ReasoningDelta
 from conversations.providers.zhipu import TOKEN_SECONDS, ZhipuProvider
 from tests.client import text_of
-from tests.servers import serving
-from tests.stub import Script
-from tests.stub_protocols import (
+from tests.replies import (
     ask,
     assert_stored_reply,
     complete_over_v1,
     openai_only_options_refused,
     post_over_v1,
     read_provider,
-    zhipu_chunk,
-    zhipu_http_error,
-    zhipu_stream,
-    zhipu_whole,
 )
+from tests.servers import serving
+from tests.stub import Script
+from tests.stub_protocols import zhipu_chunk, zhipu_http_error, zhipu_stream, zhipu_whole
 
 PLAIN_KEY = "zhipu-plain-key-5f1e2d3c4b5a"
 KEY_ID = "0f2c6d9e4b8a41d7a3c5e1f9b7d2a6c4"

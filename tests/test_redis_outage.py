@@ -17,8 +17,9 @@ from conversations.models import Message
 from tests.chats import add_chat
 from tests.client import read_events, text_of, wait_for
 from tests.conftest import service_missing
+from tests.replies import send_held_reply
 from tests.servers import free_port
-from tests.stub import Gate, Script, gated_stream, openai_stream, send_held_reply
+from tests.stub import Gate, Script, gated_stream, openai_stream
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"  # nothing listens there: refused at once
 

@@ -1,6 +1,7 @@
 """Regenerate: a new reply to the same user message; earlier replies stay as alternatives."""
 
-from tests.stub import openai_stream, send_held_reply
+from tests.replies import send_held_reply
+from tests.stub import openai_stream
 
 
 def test_regenerate_keeps_both_replies_as_alternatives(server, stub, alice_client):

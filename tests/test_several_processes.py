@@ -1,8 +1,5 @@
 """chatsite on several processes: with the Redis event log any process streams or stops a reply."""
 
-import asyncio
-import importlib.metadata
-import re
 import subprocess
 import sys
 import uuid
@@ -10,12 +7,9 @@ import uuid
 import openai
 import pytest
 import redis
-import redis.asyncio
 from django.conf import settings
 
 from conversations.apikeys import create_key
-from conversations.eventlog import HEARTBEAT, ReplyEvents
-from conversations.eventlog_redis import RedisEventLog
 from conversations.models import Message
 from tests.client import (
     ChatClient,
@@ -25,7 +19,8 @@ from tests.client import (
     read_events,
     text_of,
 )
-from tests.stub import openai_stream, send_held_reply
+from tests.replies import send_held_reply
+from tests.stub import openai_stream
 
 
 @pytest.fixture
@@ -122,163 +117,6 @@ def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
     assert text_of(seen) == "Stop me"
     assert seen[-1].data["message"]["status"] == "stopped"
     assert Message.objects.get(pk=reply_id).content == "Stop me"
-
-
-def test_many_followers_on_one_process_share_one_redis_reader(redis_url, monkeypatch):
-    # A blocked XREAD per follower held a connection per open stream (redis-py's default pool
-    # stops at 100) and a read per token each; one reader now serves every follower.
-    followers = 150
-    # Nor may a new connection look redis-py's version up in the installed packages each time.
-    lookups = []
-    version = importlib.metadata.version
-    monkeypatch.setattr(
-        importlib.metadata, "version", lambda name: lookups.append(name) or version(name)
-    )
-    prefix = f"chatsite-test-{uuid.uuid4().hex}"
-    # The producing process's own followers read from memory: these follow from another.
-    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
-    reply_id = uuid.uuid4()
-
-    async def follow_to_the_end() -> bytes:
-        received = b""
-        async for _, frame in await elsewhere.follow(reply_id, 0, idle_seconds=30):
-            received += b"" if frame == HEARTBEAT else frame
-        return received
-
-    async def scenario() -> tuple[list[bytes], int]:
-        await event_log.open(reply_id)
-        readers = [asyncio.ensure_future(follow_to_the_end()) for _ in range(followers)]
-        observer = redis.asyncio.Redis.from_url(redis_url, driver_info=None)  # sends no SETINFO
-        blocked = 0
-        while not blocked:  # until the followers wait, then a moment longer for stragglers
-            await asyncio.sleep(0.1)
-            blocked = await blocked_in_xread(observer)
-        await asyncio.sleep(0.1)
-        blocked = await blocked_in_xread(observer)
-        await event_log.append(reply_id, "delta", {"text": "all"})
-        await event_log.close(reply_id, "done", {})
-        await observer.aclose()
-        return await asyncio.gather(*readers), blocked
-
-    received, blocked = asyncio.run(scenario())
-    assert blocked == 1
-    assert len(received) == followers
-    assert all(b'"text":"all"' in frames and b"event: done" in frames for frames in received)
-    assert lookups == []
-
-
-def test_followers_on_another_process_joining_at_different_points_miss_nothing(redis_url):
-    prefix = f"chatsite-test-{uuid.uuid4().hex}"
-    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
-    reply_id = uuid.uuid4()
-
-    async def follow(after: int) -> list[bytes]:
-        frames = b""
-        async for _, frame in await elsewhere.follow(reply_id, after, idle_seconds=30):
-            frames += b"" if frame == HEARTBEAT else frame
-        return re.findall(rb"^id: (\d+)$", frames, re.MULTILINE)
-
-    async def scenario() -> list[list[bytes]]:
-        await event_log.open(reply_id)
-        joined = []
-        for n in range(1, 41):  # a follower joins before each event, while the reader reads
-            joined.append(asyncio.ensure_future(follow(0 if n % 2 else n // 2)))
-            await event_log.append(reply_id, "delta", {"n": n})
-        await event_log.close(reply_id, "done", {})
-        return await asyncio.gather(*joined)
-
-    received = asyncio.run(scenario())
-    everything = [str(n).encode() for n in range(1, 42)]
-    for n, ids in enumerate(received, start=1):
-        assert ids == everything[0 if n % 2 else n // 2 :], f"follower {n}"
-
-
-async def blocked_in_xread(observer) -> int:
-    """Clients of the test's Redis database waiting in XREAD (other databases' are others')."""
-    db = str(observer.connection_pool.connection_kwargs.get("db", 0))
-    clients = await observer.client_list()
-    return sum(1 for client in clients if client.get("cmd") == "xread" and client["db"] == db)
-
-
-def test_appends_of_many_replies_at_once_all_reach_redis_in_order(redis_url):
-    # Appends travel together in pipelines; a producer stopped mid-append cancels no other's.
-    prefix = f"chatsite-test-{uuid.uuid4().hex}"
-    event_log = RedisEventLog(redis_url, prefix)
-    replies = [uuid.uuid4() for _ in range(40)]
-
-    async def produce(reply_id: uuid.UUID) -> None:
-        for n in range(25):
-            await event_log.append(reply_id, "delta", {"content": f"{n} "})
-        await event_log.close(reply_id, "done", {})
-
-    async def scenario() -> None:
-        for reply_id in replies:
-            await event_log.open(reply_id)
-        stopped = asyncio.ensure_future(event_log.append(replies[0], "delta", {"content": "x"}))
-        producers = [asyncio.ensure_future(produce(reply_id)) for reply_id in replies[1:]]
-        await asyncio.sleep(0)
-        stopped.cancel()
-        await asyncio.gather(*producers)
-
-    asyncio.run(scenario())
-    store = redis.Redis.from_url(redis_url)
-    for reply_id in replies[1:]:
-        entries = store.xrange(f"{prefix}:reply:{reply_id}")
-        assert [entry_id for entry_id, _ in entries] == [f"0-{n}".encode() for n in range(1, 27)]
-        texts = [fields[b"f"].split(b"data: ")[1] for _, fields in entries[:-1]]
-        assert texts == [f'{{"content":"{n} "}}\n\n'.encode() for n in range(25)]
-        assert b"end" in entries[-1][1]
-
-
-def test_a_follower_after_all_others_left_still_gets_every_event(redis_url):
-    # When the last follower of a reply leaves, its copy is dropped; the next one begins a new
-    # copy from the first event, whatever the reader was reading for the old one meanwhile.
-    prefix = f"chatsite-test-{uuid.uuid4().hex}"
-    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
-    reply_id = uuid.uuid4()
-    firsts = []
-
-    async def follow_briefly() -> None:
-        frames = await elsewhere.follow(reply_id, 0, idle_seconds=30)
-        _, frame = await anext(frames)  # what it has so far, then it leaves
-        await frames.aclose()
-        firsts.append(re.findall(rb"^id: (\d+)$", frame, re.MULTILINE))
-
-    async def churn(appending: asyncio.Task) -> None:
-        while not appending.done():
-            await follow_briefly()
-
-    async def scenario() -> None:
-        await event_log.open(reply_id)
-        await event_log.append(reply_id, "delta", {"n": 1})
-
-        async def append() -> None:
-            for n in range(2, 501):
-                await event_log.append(reply_id, "delta", {"n": n})
-
-        appending = asyncio.ensure_future(append())
-        await asyncio.gather(appending, churn(appending))
-
-    asyncio.run(scenario())
-    assert len(firsts) > 10
-    for ids in firsts:
-        assert ids == [str(n).encode() for n in range(1, len(ids) + 1)]
-
-
-def test_a_copy_no_one_follows_stops_its_silence_timer():
-    # A dropped copy of an unfinished reply never closes: its heartbeat timer must not run on.
-    async def scenario() -> tuple[float, float]:
-        events = ReplyEvents()
-        waiting = asyncio.ensure_future(events.wait(idle_seconds=0.02))
-        await asyncio.sleep(0.05)  # heartbeats are due, and re-armed, every 0.02 s
-        waiting.cancel()
-        events.forget()
-        stopped_at = events.quiet_since
-        await asyncio.sleep(0.1)
-        return stopped_at, events.quiet_since
-
-    stopped_at, later = asyncio.run(scenario())
-    assert later == stopped_at
 
 
 def test_an_openai_completion_streams_through_the_redis_event_log(two_servers, stub, alice):

@@ -7,15 +7,10 @@ import re
 import pytest
 
 from tests.client import text_of
+from tests.replies import ask, assert_stored_reply
 from tests.servers import serving
 from tests.stub import openai_stream
-from tests.stub_protocols import (
-    anthropic_stream,
-    ask,
-    assert_stored_reply,
-    dashscope_stream,
-    zhipu_stream,
-)
+from tests.stub_protocols import anthropic_stream, dashscope_stream, zhipu_stream
 
 DASHSCOPE_KEY = "sk-ds-several-7c1a"
 ANTHROPIC_KEY = "sk-ant-several-9b2e"

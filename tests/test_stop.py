@@ -5,15 +5,15 @@ import threading
 
 from asgiref.sync import sync_to_async
 
-from conversations import relay
+from conversations import producers
 from conversations.models import Conversation, Message
 from conversations.providers import http
 from conversations.providers.registry import default_model
 from conversations.recovery import end_without_producer, stop_reply_now
 from conversations.relay import PRODUCER_ID, start_reply
 from tests.client import read_events, text_of
-from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_stream, send_held_reply
-from tests.stub_protocols import stub_job
+from tests.replies import send_held_reply, stub_job
+from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_stream
 
 
 def test_stop_before_the_first_token_closes_upstream_and_stores_an_empty_stopped_reply(
@@ -131,7 +131,7 @@ def test_a_stop_between_storing_a_reply_and_starting_it_means_it_is_never_asked(
     async def stop_then_start() -> None:
         stopping = asyncio.create_task(sync_to_async(stop_reply_now)(reply))
         # Set from the stop's thread: polled (a wait, not a timing check).
-        while reply.pk not in relay._stopped_before_start:  # noqa: ASYNC110
+        while reply.pk not in producers._stopped_before_start:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         await start_reply(reply, stub_job(reply, stub))
         await asyncio.wait_for(stopping, 30)  # a hang guard, not a timing check

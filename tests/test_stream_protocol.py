@@ -9,8 +9,8 @@ from conversations.providers import http
 from conversations.providers.registry import default_model
 from conversations.relay import PRODUCER_ID, start_reply
 from tests.client import read_events, text_of
+from tests.replies import ask, stub_job
 from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream
-from tests.stub_protocols import ask, stub_job
 
 
 def test_stream_headers_and_every_event_has_an_id(server, stub, alice_client):

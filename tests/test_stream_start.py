@@ -18,8 +18,8 @@ from conversations.providers import http
 from conversations.providers.registry import default_model
 from conversations.relay import PRODUCER_ID, start_reply
 from tests.client import asgi_get_scope, asgi_receive, read_events, text_of
+from tests.replies import stub_job
 from tests.stub import Gate, gated_stream
-from tests.stub_protocols import stub_job
 
 HANG_GUARD_SECONDS = 30  # a failure, not a timing check: the old path waits for ever
 
@@ -47,17 +47,8 @@ def test_a_running_reply_streams_while_every_request_thread_is_busy(alice, stub)
     conversation = Conversation.objects.create(owner=alice, model=default_model().id)
     _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
     cookie = logged_in_session(alice)
-    release = threading.Event()
-    handler = StreamingASGIHandler()
-
-    busy_started = asyncio.Event()
-
-    async def app(scope: dict, receive, send) -> None:
-        if scope["path"] == "/busy/":
-            busy_started.set()
-            await sync_to_async(release.wait)()  # holds the one request thread
-        else:
-            await handler(scope, receive, send)
+    release, busy_started = threading.Event(), asyncio.Event()
+    app = app_whose_busy_path_holds_its_thread(release, busy_started)
 
     async def follow_while_busy() -> tuple[list[bytes], bool]:
         threads = RequestThreads(app, threads=1)
@@ -94,6 +85,20 @@ def test_a_running_reply_streams_while_every_request_thread_is_busy(alice, stub)
     assert events[-1].name == "done"
     reply.refresh_from_db()
     assert (reply.status, reply.content) == (Message.Status.COMPLETE, "Hello there!")
+
+
+def app_whose_busy_path_holds_its_thread(release: threading.Event, started: asyncio.Event):
+    """chatsite's handler, but a request to /busy/ holds its request thread until `release`."""
+    handler = StreamingASGIHandler()
+
+    async def app(scope: dict, receive, send) -> None:
+        if scope["path"] == "/busy/":
+            started.set()
+            await sync_to_async(release.wait)()  # holds the one request thread
+        else:
+            await handler(scope, receive, send)
+
+    return app
 
 
 async def no_send(message: dict) -> None:

@@ -44,8 +44,8 @@ from conversations.eventlog import (
     event_log,
 )
 from conversations.models import ApiKey, Message
+from conversations.producers import running_reply_of
 from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
-from conversations.relay import running_reply_of
 
 
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:

@@ -1,14 +1,14 @@
-"""chatsite's records: conversations and messages (chat.py), and the accounts around them."""
+"""chatsite's records: conversations (conversation.py) and their messages (message.py), and
+the accounts around them (accounts.py)."""
 
 from conversations.models.accounts import AccessRecord, ApiKey, DeletedReplyUsage, UserBudget
-from conversations.models.chat import (
+from conversations.models.conversation import (
     Conversation,
     ConversationQuerySet,
-    Message,
-    MessageQuerySet,
     ReplyInProgress,
     title_from,
 )
+from conversations.models.message import Message, MessageQuerySet
 
 __all__ = [
     "AccessRecord",

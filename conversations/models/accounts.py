@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from conversations.models.chat import Conversation
+from conversations.models.conversation import Conversation
 
 
 class ApiKeyQuerySet(models.QuerySet):

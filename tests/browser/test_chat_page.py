@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from conversations.relay import CLIENT_GONE
+from conversations.producers import CLIENT_GONE
 from tests.browser.pages import (
     clipboard_text,
     gated_stream,

@@ -27,8 +27,9 @@ from conversations.api.stream import EventStreamResponse, reply_events
 from conversations.apikeys import stream_heartbeat_seconds, until_revoked
 from conversations.budgets import check_budget
 from conversations.models import ApiKey, Message
+from conversations.producers import stop_for_client_gone
 from conversations.providers.registry import available_models, find_model
-from conversations.relay import PRODUCER_ID, stop_for_client_gone
+from conversations.relay import PRODUCER_ID
 from conversations.reply_job import transcript_job
 from conversations.transcripts import start_transcript
 

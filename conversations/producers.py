@@ -1,0 +1,113 @@
+"""This process's running producers (relay.py), by reply: found, stopped, cancelled at exit.
+
+A stop can also come before its reply's producer exists (stop before start): the message POST
+stores a reply, then starts it, and a stop that finds it in between marks it, so it starts
+stopped and its provider is never asked.
+"""
+
+import asyncio
+import contextvars
+from typing import Protocol
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from conversations.models import Message
+
+CLIENT_GONE = (
+    "The API client disconnected before the reply was complete; the text up to then is kept."
+)
+
+
+class Producer(Protocol):
+    """What the registry needs of relay.ReplyProducer."""
+
+    reply: Message
+    finished: asyncio.Event
+
+    def cancel(self, code: str = "", reason: str = "") -> None: ...
+
+    async def run(self) -> None: ...
+
+
+_producers: dict[UUID, Producer] = {}
+_tasks: set[asyncio.Task] = set()
+_stopped_before_start: set[UUID] = set()
+
+
+def run_detached(producer: Producer) -> None:
+    """Register `producer` and run it as a task no request owns."""
+    reply_id = producer.reply.pk
+    if reply_id in _stopped_before_start:  # checked and registered in one turn of the loop
+        _stopped_before_start.discard(reply_id)
+        producer.cancel()
+    _producers[reply_id] = producer
+    # A fresh context: the request's would tie the producer's database calls to the request's
+    # thread, which is given back when the request ends.
+    task = asyncio.get_running_loop().create_task(producer.run(), context=contextvars.Context())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def unregister(reply_id: UUID) -> None:
+    """The producer of `reply_id` has stored its reply."""
+    _producers.pop(reply_id, None)
+
+
+def running_replies() -> set[UUID]:
+    return set(_producers)
+
+
+def running_reply_of(user: AbstractBaseUser, reply_id: UUID) -> Message | None:
+    """A reply this process is producing, if `user` owns it: its stream needs no query."""
+    producer = _producers.get(reply_id)
+    if producer is None or producer.reply.conversation.owner_id != user.pk:
+        return None
+    return producer.reply
+
+
+async def stop_reply(reply_id: UUID) -> bool:
+    """Stop a reply produced by this process and wait until it is stored; False if not ours."""
+    producer = _producers.get(reply_id)
+    if producer is None:
+        return False
+    producer.cancel()
+    await producer.finished.wait()
+    return True
+
+
+def stop_before_start(reply_id: UUID) -> None:
+    """A stop for a reply this process stored but has not started: it starts stopped, its
+    provider not asked."""
+    _stopped_before_start.add(reply_id)
+
+
+def forget_stop_before_start(reply_id: UUID) -> None:
+    """Drop the mark stop_before_start() left, once the reply is stored or given up."""
+    _stopped_before_start.discard(reply_id)
+
+
+def stop_for_client_gone(reply_id: UUID) -> None:
+    """An OpenAI-compatible client disconnected: its reply stops, as OpenAI's does (it cannot
+    be resumed, and generating on costs tokens), stored with its text so far and why."""
+    if producer := _producers.get(reply_id):
+        producer.cancel("client_disconnected", CLIENT_GONE)
+
+
+def stop_if_produced_here(reply_id: UUID) -> None:
+    """A stop request from another process (through the event log): act if the reply is ours."""
+    if producer := _producers.get(reply_id):
+        producer.cancel()
+
+
+def cancel_producers() -> None:
+    """At exit, their loop stopped: ended as by a crash, their replies are left for the next
+    process to mark interrupted (recovery.py), not failed by connections closed on the way out."""
+    stopped: dict[asyncio.AbstractEventLoop, list[asyncio.Task]] = {}
+    for task in list(_tasks):
+        loop = task.get_loop()
+        if not loop.is_running() and not loop.is_closed():
+            task.cancel()  # all of them before any runs again
+            stopped.setdefault(loop, []).append(task)
+    for loop, tasks in stopped.items():
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

@@ -1,0 +1,120 @@
+"""Requests the OpenAI-compatible endpoint refuses: 400 saying what is wrong, nothing stored
+and the provider not asked, whether the request is malformed or holds what no JSON encoder or
+database takes."""
+
+import json
+
+import httpx
+import pytest
+
+from conversations.models import Conversation, Message
+from tests.replies import HISTORY, MODEL
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"model": "openai:nope"}, "Unknown model 'openai:nope'"),
+        ({"model": None}, "model"),
+        ({"messages": []}, "messages"),
+        (
+            {"messages": [*HISTORY[1:2], {"role": "tool", "content": "x"}]},
+            'messages: item 1: role: "tool" messages are not supported here.',
+        ),
+        ({"messages": HISTORY[1:3]}, "starting and ending with a user one"),
+        ({"messages": [{"role": "user", "content": 42}]}, "Must be text"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            'Only text parts are supported here; this one is "image_url"',
+        ),
+        ({"messages": [{"role": "user", "content": "  "}]}, "The last user message is empty"),
+        ({"n": 2}, "Only one choice (n=1)"),
+        ({"tools": [{"type": "function"}]}, "Tools (function calling) are not supported"),
+        ({"temperature": 3}, "temperature: Ensure this value is less than or equal to 2"),
+        ({"max_tokens": 0}, "max_tokens: Ensure this value is greater than or equal to 1"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop: Must be a string or a list of up to 4"),
+        ({"logprobs": True}, "logprobs: Log probabilities are not supported here."),
+        ({"top_logprobs": 2}, "top_logprobs: Log probabilities are not supported here."),
+        ({"response_format": {"type": "xml"}}, 'response_format: Must be {"type": "text"}'),
+        ({"response_format": {"type": "json_schema"}}, 'response_format: Must be {"type"'),
+        ({"presence_penalty": 2.5}, "presence_penalty: Ensure this value is less than or equal"),
+        ({"logit_bias": {"50256": -101}}, "logit_bias: 50256: Ensure this value is greater"),
+        ({"seed": "x"}, "seed: A valid integer is required."),
+    ],
+)
+def test_bad_requests_get_400_saying_what_is_wrong_and_store_nothing(
+    server, stub, alice_key, change, says
+):
+    body = {"model": MODEL, "messages": HISTORY, **change}
+    if change.get("model", "") is None:
+        del body["model"]
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+    assert not stub.requests
+
+
+# Sent as JSON text (escapes and all): values a database or a JSON encoder cannot take, from
+# options kept with the reply to text that is stored.
+UNSTORABLE = [
+    ({"stop": "\ud800"}, "stop: Surrogate characters are not allowed: U+D800."),
+    ({"stop": ["ok", "a\u0000"]}, "stop: Null characters are not allowed."),
+    ({"max_tokens": 10**30}, "max_tokens: Must be a whole number within 64 bits."),
+    ({"seed": -(10**30)}, "seed: Must be a whole number within 64 bits."),
+    ({"logit_bias": {"\udc00": 1}}, "logit_bias: Surrogate characters are not allowed"),
+    (
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "a\u0000"}}},
+        "response_format: Null characters are not allowed.",
+    ),
+    ({"messages": [{"role": "user", "content": "a\ud800b"}]}, "content: Surrogate characters"),
+    ({"messages": [{"role": "user", "content": "a\u0000b"}]}, "content: Null characters"),
+    (
+        {"messages": [{"role": "system", "content": "\ud800"}, HISTORY[1]]},
+        "content: Surrogate characters",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "\udc00"}]}]},
+        "content: Surrogate characters",
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        'content: A text part needs its "text", a string.',
+    ),
+    ({"stream": "yes"}, "stream: Must be a valid boolean."),
+]
+
+
+def assert_raw_body_refused(server, stub, alice_key: str, body: str, says: str) -> None:
+    """POST `body`, JSON text as written, to /v1: a 400 that says `says`, and nothing done."""
+    headers = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
+    url = f"{server.url}/v1/chat/completions"
+    response = httpx.post(url, content=body.encode(), headers=headers)
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]["message"]
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+    assert not stub.requests
+
+
+@pytest.mark.parametrize(("change", "says"), UNSTORABLE)
+def test_text_and_numbers_that_cannot_be_stored_get_400_and_store_nothing(
+    server, stub, alice_key, change, says
+):
+    body = json.dumps({"model": MODEL, "messages": HISTORY, **change})  # escapes kept as such
+    assert_raw_body_refused(server, stub, alice_key, body, says)
+
+
+@pytest.mark.parametrize(
+    ("response_format", "says"),
+    [
+        ('{"type": "json_object", "x": 1e400}', "response_format: Must be a finite number."),
+        ('{"type": "json_object", "x": %s}' % ("[" * 300 + "]" * 300), "Nested too deeply"),
+        ('{"type": "json_object", "x": %s}' % ("[" * 5000 + "]" * 5000), "nested too deeply"),
+    ],
+    ids=["number-read-as-infinite", "nested-past-the-limit", "nested-past-the-json-module"],
+)
+def test_json_no_encoder_or_database_takes_is_a_400(server, stub, alice_key, response_format, says):
+    body = json.dumps({"model": MODEL, "messages": HISTORY}).removesuffix("}")
+    body += f', "response_format": {response_format}}}'  # what json.dumps would not write
+    assert_raw_body_refused(server, stub, alice_key, body, says)
