@@ -2,7 +2,7 @@
 // The chat page: posts a message, then follows the reply's event stream with EventSource.
 // All model output goes through chatsiteRender (marked + DOMPurify); user text is plain text.
 (function () {
-  const { ACTIVE, renderUserMessage, renderReply } = window.chatsiteMessages;
+  const { ACTIVE, renderUserMessage, renderReply, updateReply } = window.chatsiteMessages;
   const sidebar = window.chatsiteSidebar;
   const chat = document.getElementById("chat");
   const list = document.getElementById("messages");
@@ -79,14 +79,24 @@
     };
   }
 
-  function replyItem(reply) {
-    const userMessage = messages.find((m) => m.id === reply.parent);
-    const alternatives = repliesTo(userMessage);
-    return renderReply(replyView(userMessage, alternatives, alternatives.indexOf(reply)));
+  const shownItem = (reply) => list.querySelector(`[data-message-id="${reply.id}"]`);
+
+  function showControls() {
+    stopButton.hidden = !live;
+    sendButton.disabled = Boolean(live);
   }
 
   function nearBottom() {
     return window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
+  }
+
+  // Update a shown reply in place (the live one, or the one that just ended).
+  function updateShown(item, reply) {
+    const userMessage = messages.find((m) => m.id === reply.parent);
+    const alternatives = repliesTo(userMessage);
+    const follow = nearBottom();
+    updateReply(item, replyView(userMessage, alternatives, alternatives.indexOf(reply)));
+    if (follow) window.scrollTo(0, document.body.scrollHeight);
   }
 
   function render() {
@@ -99,23 +109,20 @@
       const index = Math.min(chosen[message.id] ?? alternatives.length - 1, alternatives.length - 1);
       list.appendChild(renderReply(replyView(message, alternatives, index)));
     }
-    stopButton.hidden = !live;
-    sendButton.disabled = Boolean(live);
+    showControls();
     if (follow) window.scrollTo(0, document.body.scrollHeight);
   }
 
-  // Re-render only the live reply, at most once per animation frame.
+  // Update only the live reply, in place, at most once per animation frame. When another
+  // alternative is shown instead, there is nothing on screen to update.
   let frameQueued = false;
   function renderLiveSoon() {
     if (frameQueued) return;
     frameQueued = true;
     requestAnimationFrame(() => {
       frameQueued = false;
-      const item = live && list.querySelector(`[data-message-id="${live.reply.id}"]`);
-      if (!item) return render();
-      const follow = nearBottom();
-      item.replaceWith(replyItem(live.reply));
-      if (follow) window.scrollTo(0, document.body.scrollHeight);
+      const item = live && shownItem(live.reply);
+      if (item) updateShown(item, live.reply);
     });
   }
 
@@ -162,7 +169,11 @@
       // Said once, for screen readers: the list itself is redrawn too often to be announced.
       if (message && FINAL_WORDS[message.status]) announcer.textContent = FINAL_WORDS[message.status];
     }
-    render();
+    // Only the reply that ended changes: updated in place, a selection in it stays.
+    const item = current && message && shownItem(message);
+    if (!item) return render();
+    showControls();
+    updateShown(item, message);
   }
 
   async function send() {

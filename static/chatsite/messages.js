@@ -3,7 +3,7 @@
 // in plain words, the reason when it did not complete, token counts, time to first token and
 // its actions (copy, regenerate, switch between alternatives).
 (function () {
-  const { renderMarkdown, addCopyButton } = window.chatsiteRender;
+  const { renderMarkdown, updateMarkdown, finishMarkdown, addCopyButton } = window.chatsiteRender;
   const ACTIVE = ["pending", "streaming"];
   const STATUS_TEXT = {
     pending: "Waiting for the model…",
@@ -78,10 +78,14 @@
     return parts.join(" · ");
   }
 
+  function reasoningOpen(id, status) {
+    return openReasoning.has(id) || (ACTIVE.includes(status) && !closedReasoning.has(id));
+  }
+
   function renderReasoning(view, status) {
     const id = view.reply.id;
     const details = element("details", "reasoning");
-    details.open = openReasoning.has(id) || (ACTIVE.includes(status) && !closedReasoning.has(id));
+    details.open = reasoningOpen(id, status);
     const summary = element("summary", "", ACTIVE.includes(status) ? "Thinking…" : "Reasoning");
     details.append(summary, element("div", "plain", view.reasoning));
     // The reader's own clicks (and Enter or Space on the summary), not re-renders' changes.
@@ -117,24 +121,82 @@
     return footer;
   }
 
+  function renderNotice(view, status) {
+    const notice = noticeFor(view.reply, status, view.reconnecting);
+    return notice ? element("p", `reply-notice notice-${status}`, notice) : null;
+  }
+
+  function replyStatus(view) {
+    return view.live && (view.content || view.reasoning) ? "streaming" : view.reply.status;
+  }
+
+  function setItemStatus(item, status) {
+    item.className = `message assistant status-${status}`;
+    item.dataset.status = status;
+    item.setAttribute("aria-busy", String(ACTIVE.includes(status)));
+  }
+
   // view: {reply, content, reasoning, live, reconnecting, index, count, modelLabel,
   //        onChoose(index), onRegenerate (null when not offered)}
   function renderReply(view) {
-    const reply = view.reply;
-    const status = view.live && (view.content || view.reasoning) ? "streaming" : reply.status;
-    const item = element("li", `message assistant status-${status}`);
-    item.dataset.messageId = reply.id;
-    item.dataset.status = status;
-    item.setAttribute("aria-busy", String(ACTIVE.includes(status)));
+    const status = replyStatus(view);
+    const item = element("li");
+    item.dataset.messageId = view.reply.id;
+    setItemStatus(item, status);
     if (view.reasoning) item.appendChild(renderReasoning(view, status));
     const body = element("div", "body markdown");
-    renderMarkdown(body, view.content);
+    (view.live ? updateMarkdown : renderMarkdown)(body, view.content);
     item.appendChild(body);
-    const notice = noticeFor(reply, status, view.reconnecting);
-    if (notice) item.appendChild(element("p", `reply-notice notice-${status}`, notice));
+    const notice = renderNotice(view, status);
+    if (notice) item.appendChild(notice);
     item.appendChild(renderFooter(view, status));
     return item;
   }
 
-  window.chatsiteMessages = { ACTIVE, renderUserMessage, renderReply };
+  // Text that only grew is appended to its text node, so a selection in it stays.
+  function setText(node, text) {
+    const only = node.childNodes.length === 1 ? node.firstChild : null;
+    if (only && only.nodeType === Node.TEXT_NODE && text.startsWith(only.data)) {
+      if (text.length > only.data.length) only.appendData(text.slice(only.data.length));
+    } else if (node.textContent !== text) {
+      node.textContent = text;
+    }
+  }
+
+  function updateReasoning(item, view, status) {
+    const details = item.querySelector(":scope > details.reasoning");
+    if (!view.reasoning) {
+      if (details) details.remove();
+      return;
+    }
+    if (!details) {
+      item.prepend(renderReasoning(view, status));
+      return;
+    }
+    details.open = reasoningOpen(view.reply.id, status);
+    setText(details.querySelector("summary"), ACTIVE.includes(status) ? "Thinking…" : "Reasoning");
+    setText(details.querySelector(".plain"), view.reasoning);
+  }
+
+  // Swap a part (notice, footer) only when it changed: unchanged buttons keep keyboard focus.
+  function updatePart(item, old, fresh, always) {
+    if (old && fresh && (always || !old.isEqualNode(fresh))) old.replaceWith(fresh);
+    else if (old && !fresh) old.remove();
+    else if (!old && fresh) item.insertBefore(fresh, item.querySelector(":scope > .meta"));
+  }
+
+  // Update a shown reply in place, for the live reply and at its end: unchanged nodes stay,
+  // so a reader can select text while it streams. The end equals a whole render of the text.
+  function updateReply(item, view) {
+    const status = replyStatus(view);
+    setItemStatus(item, status);
+    updateReasoning(item, view, status);
+    const body = item.querySelector(":scope > .body");
+    (view.live ? updateMarkdown : finishMarkdown)(body, view.content);
+    updatePart(item, item.querySelector(":scope > .reply-notice"), renderNotice(view, status));
+    // A final footer's buttons must act on the final reply (its Copy, its Regenerate).
+    updatePart(item, item.querySelector(":scope > .meta"), renderFooter(view, status), !view.live);
+  }
+
+  window.chatsiteMessages = { ACTIVE, renderUserMessage, renderReply, updateReply };
 })();

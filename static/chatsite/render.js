@@ -50,6 +50,11 @@
     },
   };
 
+  // The one sanitiser every rendering path (whole text or live blocks) goes through.
+  function sanitize(html) {
+    return DOMPurify.sanitize(html, PURIFY_CONFIG);
+  }
+
   // Sanitised HTML for Markdown text, also for half-finished Markdown mid-stream. If marked
   // fails, the text is shown escaped; either way the HTML passes through DOMPurify.
   function markdownToSafeHtml(text) {
@@ -59,7 +64,7 @@
     } catch (error) {
       html = "<pre>" + escapeText(text) + "</pre>";
     }
-    return DOMPurify.sanitize(html, PURIFY_CONFIG);
+    return sanitize(html);
   }
 
   // The Clipboard API needs a secure context; a LAN address over plain HTTP has none.
@@ -130,9 +135,15 @@
     element.querySelectorAll("pre > code").forEach(decorateCode);
   }
 
+  // A streaming reply is rendered block by block (marked's top-level tokens): a block whose
+  // source is unchanged keeps its nodes, so a reader's selection and a finished code block's
+  // copy button survive the next token. element -> {links, blocks: [{raw, nodes}]}
+  const liveBlocks = new WeakMap();
+
   // Render into an element: sanitised HTML, highlighted code, a copy button per code block.
   // Any failure on the way leaves plain text, never unsanitised HTML.
   function renderMarkdown(element, text) {
+    liveBlocks.delete(element); // its blocks' nodes are about to go
     try {
       element.innerHTML = markdownToSafeHtml(text);
       decorate(element);
@@ -142,6 +153,61 @@
     }
   }
 
+  // One top-level token as sanitised, decorated nodes: the same sanitiser and decoration as
+  // a whole render (marked's parser output for a token list is its tokens' outputs joined).
+  function blockNodes(token) {
+    const holder = document.createElement("div");
+    holder.innerHTML = sanitize(markdown.parser.parser([token]));
+    decorate(holder);
+    return [...holder.childNodes];
+  }
+
+  // How many leading blocks are unchanged. A block's source can change after it seemed done
+  // (a paragraph followed by === becomes a heading; a list grows), so each is compared.
+  function unchangedBlocks(blocks, tokens) {
+    let count = 0;
+    while (count < blocks.length && count < tokens.length && blocks[count].raw === tokens[count].raw) count++;
+    return count;
+  }
+
+  // Render text that has grown since the last call, re-rendering from the first block that
+  // differs. A new link definition can change any earlier block: then all are rendered again.
+  function updateMarkdown(element, text) {
+    try {
+      const tokens = markdown.parser.lexer(text);
+      const links = JSON.stringify(tokens.links);
+      const state = liveBlocks.get(element);
+      if (!state) {
+        element.classList.remove("plain");
+        element.replaceChildren();
+      }
+      const blocks = state ? state.blocks : [];
+      const kept = state && state.links === links ? unchangedBlocks(blocks, tokens) : 0;
+      for (const block of blocks.slice(kept)) block.nodes.forEach((node) => node.remove());
+      const fresh = tokens.slice(kept).map((token) => ({ raw: token.raw, nodes: blockNodes(token) }));
+      element.append(...fresh.flatMap((block) => block.nodes));
+      liveBlocks.set(element, { links, blocks: blocks.slice(0, kept).concat(fresh) });
+    } catch (error) {
+      liveBlocks.delete(element);
+      renderMarkdown(element, text);
+    }
+  }
+
+  // The end of a live render: it must equal a whole render of the text. Kept nodes stay when
+  // it does (a selection outlasts the reply's end); otherwise the whole render replaces them.
+  function finishMarkdown(element, text) {
+    updateMarkdown(element, text);
+    liveBlocks.delete(element);
+    const whole = element.cloneNode(false);
+    whole.classList.remove("plain");
+    renderMarkdown(whole, text);
+    if (whole.isEqualNode(element)) return;
+    element.className = whole.className;
+    element.replaceChildren(...whole.childNodes);
+  }
+
   // `markdown` is exported so a test can make the parser fail and watch the fallback.
-  window.chatsiteRender = { renderMarkdown, markdownToSafeHtml, addCopyButton, markdown };
+  window.chatsiteRender = {
+    renderMarkdown, updateMarkdown, finishMarkdown, markdownToSafeHtml, addCopyButton, markdown,
+  };
 })();

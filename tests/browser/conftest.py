@@ -8,8 +8,10 @@ its pages in .test-artifacts/.
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -203,3 +205,33 @@ def new_gate() -> Iterator:
     yield make
     for gate in gates:
         gate.open()
+
+
+class BaitServer:
+    """An attacker's site for untrusted-output payloads to point at: an HTTP server on
+    another loopback port that records every request it gets (there must be none)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/gif")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def bait() -> Iterator[BaitServer]:
+    server = BaitServer()
+    yield server
+    server.httpd.shutdown()

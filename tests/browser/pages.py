@@ -4,6 +4,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
 
+FORBIDDEN_ELEMENTS = "script, svg, math, iframe, object, embed, video, audio, link, style, form"
+
 
 def open_new_chat(page: Page) -> None:
     """From any page with the sidebar, start a chat and wait until its script is ready."""
@@ -55,3 +57,16 @@ def gated_stream(
 
 def clipboard_text(page: Page) -> str:
     return page.evaluate("navigator.clipboard.readText()")
+
+
+def assert_nothing_dangerous_in(page: Page) -> None:
+    """No element or attribute in the messages that could run script or fetch a URL."""
+    messages = page.locator("#messages")
+    expect(messages.locator(FORBIDDEN_ELEMENTS)).to_have_count(0)
+    found = messages.evaluate(
+        """root => [...root.querySelectorAll('*')].flatMap(e => [...e.attributes]
+            .filter(a => a.name.startsWith('on') || a.name === 'style'
+                || /^\\s*javascript:/i.test(a.value) || (e.tagName === 'IMG' && a.name === 'src'))
+            .map(a => `${e.tagName} ${a.name}=${a.value}`))"""
+    )
+    assert found == [], "dangerous attributes survived sanitising"

@@ -5,16 +5,13 @@ point at it, and it must never be asked for anything. Every page is also watched
 (the payloads call alert), console errors (CSP violations) and requests leaving the site.
 """
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import httpx
 import pytest
 from playwright.sync_api import expect
 
 from conversations.apikeys import create_key
 from tests.browser.pages import (
+    assert_nothing_dangerous_in,
     gated_stream,
     last_reply,
     open_new_chat,
@@ -28,36 +25,6 @@ pytestmark = pytest.mark.browser
 
 USER_PAYLOAD = "<img src=x onerror=alert('user')> hi"
 BROKEN_TEXT = "<img src=x onerror=alert('broken')> **bold**"
-FORBIDDEN_ELEMENTS = "script, svg, math, iframe, object, embed, video, audio, link, style, form"
-
-
-class BaitServer:
-    """An HTTP server on another port that records every request it gets."""
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        paths = self.paths
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                paths.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "image/gif")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def bait() -> Iterator[BaitServer]:
-    server = BaitServer()
-    yield server
-    server.httpd.shutdown()
 
 
 def payload_after_the_gate(bait: str) -> str:
@@ -80,18 +47,6 @@ def payload_after_the_gate(bait: str) -> str:
         "<details open ontoggle=\"alert('toggle')\"><summary>s</summary>x</details>\n\n"
         "<math><mtext><table><mglyph><style><img src=x onerror=alert('mxss')>\n\n"
     )
-
-
-def assert_nothing_dangerous_in(page: object) -> None:
-    messages = page.locator("#messages")
-    expect(messages.locator(FORBIDDEN_ELEMENTS)).to_have_count(0)
-    found = messages.evaluate(
-        """root => [...root.querySelectorAll('*')].flatMap(e => [...e.attributes]
-            .filter(a => a.name.startsWith('on') || a.name === 'style'
-                || /^\\s*javascript:/i.test(a.value) || (e.tagName === 'IMG' && a.name === 'src'))
-            .map(a => `${e.tagName} ${a.name}=${a.value}`))"""
-    )
-    assert found == [], "dangerous attributes survived sanitising"
 
 
 def test_model_output_runs_no_script_and_requests_nothing(browsing, stub, alice, bait, new_gate):
