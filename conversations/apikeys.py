@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from datetime import timedelta
 from uuid import UUID
 
@@ -181,12 +181,17 @@ def active_key_ids(key_ids: list[UUID]) -> set[UUID]:
 open_keys = OpenKeys()
 
 
-async def until_revoked(frames: AsyncGenerator[bytes], key_id: UUID) -> AsyncGenerator[bytes]:
-    """Pass a stream's frames on; end it with an error event once its key is revoked."""
+async def until_revoked(
+    frames: AsyncGenerator[bytes], key_id: UUID, on_revoked: Callable[[], None] | None = None
+) -> AsyncGenerator[bytes]:
+    """Pass a stream's frames on; end it with an error event once its key is revoked, after
+    calling `on_revoked`."""
     with open_keys.watching(key_id):
         async with contextlib.aclosing(frames):
             async for frame in frames:
                 if key_id in open_keys.revoked:
+                    if on_revoked is not None:
+                        on_revoked()
                     yield KEY_REVOKED_EVENT
                     return
                 yield frame

@@ -17,6 +17,7 @@ from conversations.models import Message
 CLIENT_GONE = (
     "The API client disconnected before the reply was complete; the text up to then is kept."
 )
+KEY_REVOKED = "The API key was revoked before the reply was complete; the text up to then is kept."
 
 
 class Producer(Protocol):
@@ -92,6 +93,13 @@ def stop_for_client_gone(reply_id: UUID) -> None:
     be resumed, and generating on costs tokens), stored with its text so far and why."""
     if producer := _producers.get(reply_id):
         producer.cancel("client_disconnected", CLIENT_GONE)
+
+
+def stop_for_key_revoked(reply_id: UUID) -> None:
+    """An OpenAI-compatible client's key was revoked mid-reply: its stream ends, and no one
+    can resume it, so the reply stops as when the client leaves."""
+    if producer := _producers.get(reply_id):
+        producer.cancel("key_revoked", KEY_REVOKED)
 
 
 def stop_if_produced_here(reply_id: UUID) -> None:

@@ -1,6 +1,7 @@
 """The OpenAI-compatible endpoint, driven by OpenAI's own Python SDK: a completion in one
 request, streamed or whole, stored as a conversation of the key's owner."""
 
+import concurrent.futures
 import json
 import socket
 import urllib.parse
@@ -111,6 +112,50 @@ def test_a_client_that_leaves_mid_stream_stops_its_reply_keeping_the_text(server
         "stopped", "Before", "client_disconnected"
     )  # fmt: skip
     assert "disconnected" in reply.error
+    gate.open()
+
+
+def test_revoking_the_key_mid_stream_stops_its_reply_keeping_the_text(
+    start_server, stub, alice, alice_key
+):
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
+    gate = Gate()
+    stub.queue(gated_stream(["Before"], gate, after=[" and after"]))
+    body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=headers) as r:
+        lines = r.iter_lines()
+        assert "Before" in next(line for line in lines if "Before" in line)
+        revoke_key(alice.api_keys.get())
+        error = json.loads(next(line for line in lines if "error" in line).removeprefix("data: "))
+        assert error["error"]["code"] == "key_revoked"
+    # The client cannot resume it: generation stops, as when the client leaves.
+    assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
+    reply = stored_reply()
+    assert (reply.status, reply.content, reply.error_code) == ("stopped", "Before", "key_revoked")
+    gate.open()
+
+
+def test_revoking_the_key_while_a_whole_completion_is_awaited_stops_it_with_a_401(
+    start_server, stub, alice, alice_key
+):
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
+    gate = Gate()
+    stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
+    body = {"model": MODEL, "messages": HISTORY[1:2]}
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(
+            httpx.post, f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=60
+        )
+        gate.wait_reached()
+        revoke_key(alice.api_keys.get())
+        refused = answer.result()
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "key_revoked"
+    assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
+    reply = stored_reply()
+    assert (reply.status, reply.content, reply.error_code) == ("stopped", "Half", "key_revoked")
     gate.open()
 
 

@@ -27,7 +27,7 @@ from conversations.api.stream import EventStreamResponse, reply_events
 from conversations.apikeys import stream_heartbeat_seconds, until_revoked
 from conversations.budgets import check_budget
 from conversations.models import ApiKey, Message
-from conversations.producers import stop_for_client_gone
+from conversations.producers import stop_for_client_gone, stop_for_key_revoked
 from conversations.providers.registry import available_models, find_model
 from conversations.relay import PRODUCER_ID
 from conversations.reply_job import transcript_job
@@ -80,7 +80,11 @@ def completion_stream(
 def followed(reply: Message, api_key: ApiKey | None) -> AsyncGenerator[bytes]:
     """The reply's frames to its end: no time limit, as an OpenAI client cannot resume."""
     frames = reply_events(reply.pk, 0, stream_heartbeat_seconds(api_key), max_seconds=math.inf)
-    return until_revoked(frames, api_key.pk) if api_key is not None else frames
+    if api_key is None:
+        return frames
+    return until_revoked(
+        frames, api_key.pk, on_revoked=functools.partial(stop_for_key_revoked, reply.pk)
+    )
 
 
 async def stops_when_abandoned(
@@ -116,7 +120,7 @@ class AwaitedCompletion(HttpResponse):
         reply = await Message.objects.filter(pk=self.reply.pk).afirst()
         if reply is None:
             answer = error_response(404, "not_found", "The conversation was deleted meanwhile.")
-        elif reply.is_active:  # the wait ended before the reply: its key was revoked
+        elif reply.is_active or reply.error_code == "key_revoked":  # the wait ended with it
             answer = error_response(401, "key_revoked", "The API key was revoked.")
         elif reply.status == Message.Status.FAILED:
             answer = error_response(502, reply.error_code, reply.error, "provider_error")
