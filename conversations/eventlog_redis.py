@@ -10,7 +10,6 @@ each (and what they saw is what the producer stores, even if Redis then fails).
 """
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Callable
 from uuid import UUID
@@ -25,10 +24,9 @@ from conversations.eventlog import (
     EventLogUnavailable,
     Frames,
     InProcessEventLog,
-    ReplyEvents,
     encode_event,
-    follow_events,
 )
+from conversations.eventlog_redis_batches import Appends, Reads
 
 logger = logging.getLogger(__name__)
 OPEN_TTL_SECONDS = 24 * 3600  # a reply's stream outlives any sane generation
@@ -49,129 +47,6 @@ def reconnecting() -> Retry:
     )
 
 
-class _Appends:
-    """The XADDs of every producer in the process, sent together in one pipeline per round
-    trip: a command, a pool checkout and a wait per token per reply cost a quarter of a
-    worker's CPU at 1,000 streams. Each append still returns only once Redis has its entry."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._queued: list[tuple[str, bytes, str]] = []
-        self._stored: asyncio.Future | None = None  # done when the queued entries are in Redis
-        self._sending: asyncio.Task | None = None
-
-    async def add(self, key: str, frame: bytes, entry_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        if self._stored is None:
-            self._stored = loop.create_future()
-        stored = self._stored
-        self._queued.append((key, frame, entry_id))
-        if self._sending is None or self._sending.done():
-            self._sending = loop.create_task(self._send_queued())
-        # Shielded: the future is shared, and a producer being stopped must not cancel it.
-        await asyncio.shield(stored)
-
-    async def _send_queued(self) -> None:
-        while self._queued:
-            batch, stored = self._queued, self._stored
-            self._queued, self._stored = [], None
-            try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for key, frame, entry_id in batch:
-                        pipe.xadd(key, {"f": frame}, id=entry_id)
-                    await pipe.execute()
-            except Exception as error:  # each waiting producer fails its reply with it
-                stored.set_exception(error)
-                stored.exception()  # retrieved here: no warning if every waiter was stopped
-            else:
-                stored.set_result(None)
-            finally:
-                if not stored.done():  # this task was cancelled (shutdown): so are the waits
-                    stored.cancel()
-
-
-class _Reads:
-    """Every reply this process follows from another process, read by one XREAD at a time.
-
-    A blocking XREAD per follower held a Redis connection per open stream and cost a read per
-    token each. Here one reader copies each followed reply's events, from the first, into
-    ReplyEvents, and followers read those as they read a reply produced here (follow_events):
-    a follower joining late starts from the copy. A reply not read yet wakes the reader
-    (CLIENT UNBLOCK), so its next XREAD includes it.
-    """
-
-    # At most this long before the reader's XREAD includes a newly followed reply, should the
-    # wake-up reach Redis before the XREAD it meant to cut short.
-    BLOCK_MS = 250
-
-    def __init__(self, client: redis.Redis) -> None:
-        self._client = client
-        self._replies: dict[str, ReplyEvents] = {}  # by Redis key: the events read so far
-        self._followers: dict[str, int] = {}  # by Redis key: how many follow it here
-        self._reader: asyncio.Task | None = None
-        self._reader_id: int | None = None  # its connection's CLIENT ID
-
-    async def follow(self, key: str, after: int, idle_seconds: float) -> Frames:
-        events = self._replies.get(key)
-        if events is None:
-            events = self._replies[key] = ReplyEvents()
-            await self._include(key)
-        self._followers[key] = self._followers.get(key, 0) + 1
-        try:
-            async for position, frames in follow_events(events, after, idle_seconds):
-                yield position, frames
-        finally:
-            self._followers[key] -= 1
-            if not self._followers[key]:
-                del self._followers[key], self._replies[key]
-                events.forget()
-
-    async def _include(self, key: str) -> None:
-        if self._reader is None or self._reader.done():
-            # A fresh context: the reader outlives the request whose stream started it.
-            loop = asyncio.get_running_loop()
-            self._reader = loop.create_task(self._read(), context=contextvars.Context())
-        elif self._reader_id is not None:
-            try:
-                await self._client.client_unblock(self._reader_id)
-            except (redis.RedisError, OSError):  # the reader's next XREAD includes it anyway
-                logger.warning("Could not wake the Redis reader for %s", key, exc_info=True)
-
-    async def _read(self) -> None:
-        while self._unfinished():
-            try:
-                async with self._client.client() as connection:
-                    self._reader_id = await connection.client_id()
-                    while streams := self._unfinished():
-                        found = await connection.xread(streams, block=self.BLOCK_MS)
-                        # Pairs in RESP2, a dict in RESP3 (REDIS_URL may ask for either).
-                        pairs = found.items() if isinstance(found, dict) else found or []
-                        for key, entries in pairs:
-                            self._copy(key.decode() if isinstance(key, bytes) else key, entries)
-            except (redis.RedisError, OSError):
-                # Followers send heartbeats meanwhile; the stream view checks the database.
-                logger.exception("Reading followed replies failed; reading again in a second")
-                self._reader_id = None
-                await asyncio.sleep(1)
-
-    def _unfinished(self) -> dict[str, str]:
-        """XREAD's streams: each followed reply not ended yet, after the events read so far."""
-        return {
-            key: f"0-{len(events.frames)}"
-            for key, events in self._replies.items()
-            if not events.closed
-        }
-
-    def _copy(self, key: str, entries: list) -> None:
-        events = self._replies.get(key)
-        for entry_id, fields in entries if events is not None else ():
-            # Only the next event in sequence: entries read for a copy since dropped and begun
-            # again (every follower left, another came) start later than the new copy.
-            if int(entry_id.split(b"-")[1]) != len(events.frames) + 1:
-                return
-            events.add(fields[b"f"], last=b"end" in fields)
-
-
 class _OnLoop:
     """A client and what shares it, for one event loop (a client cannot cross loops; tests
     run several)."""
@@ -183,8 +58,8 @@ class _OnLoop:
             driver_info=DRIVER_INFO,
             retry=reconnecting(),
         )
-        self.appends = _Appends(self.redis)
-        self.reads = _Reads(self.redis)
+        self.appends = Appends(self.redis)
+        self.reads = Reads(self.redis)
 
 
 class RedisEventLog:
