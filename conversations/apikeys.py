@@ -140,8 +140,10 @@ class OpenKeys:
     @contextlib.contextmanager
     def watching(self, key_id: UUID) -> Iterator[None]:
         loop = asyncio.get_running_loop()
-        if self._task is not None and self._task.get_loop() is not loop:
-            self._streams, self.revoked, self._task = Counter(), set(), None  # a new loop (tests)
+        if self._task is not None and self._task.get_loop() is not loop:  # a new loop (tests)
+            with contextlib.suppress(RuntimeError):  # that loop may be closed: its task is over
+                self._task.get_loop().call_soon_threadsafe(self._task.cancel)
+            self._streams, self.revoked, self._task = Counter(), set(), None
         self._streams[key_id] += 1
         if self._task is None or self._task.done():
             # A fresh context: the watch outlives the request whose stream started it.
@@ -150,7 +152,7 @@ class OpenKeys:
             yield
         finally:
             self._streams[key_id] -= 1
-            if not self._streams[key_id]:
+            if self._streams[key_id] <= 0:  # below 0: it was opened on a loop since replaced
                 del self._streams[key_id]
                 self.revoked.discard(key_id)
 

@@ -44,6 +44,15 @@
       breaks: false,
       async: false,
       renderer: { html: (token) => escapeText(token.text) },
+      tokenizer: {
+        // marked passes text after an inline <code>, <pre>, <kbd> or <script> tag on unescaped
+        // (raw mode); shown as text here, such a tag must leave the rest of the text as text.
+        tag(src) {
+          const token = marked.Tokenizer.prototype.tag.call(this, src);
+          if (token) this.lexer.state.inRawBlock = false;
+          return token || false;
+        },
+      },
     }),
     parse(text) {
       return this.parser.parse(text);

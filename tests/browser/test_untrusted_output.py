@@ -191,3 +191,29 @@ def test_a_conversation_without_a_system_prompt_shows_none(browsing, stub, alice
     expect(reply_body(page)).to_have_text("Hello")
     expect(page.locator(".system-prompt summary")).to_have_text("System prompt")  # not "set"
     assert page.locator(".system-prompt .from-request").count() == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("a <code>x<h1/x>Big", "a <code>x<h1/x>Big"),  # no heading made of the text after it
+        ("*<script><!*\n\nThe next paragraph", "<script><! The next paragraph"),  # no comment
+        ("x <kbd>k <!-- hidden\n\nThe next paragraph", "x <kbd>k <!-- hidden The next paragraph"),
+    ],
+)
+def test_text_after_an_inline_code_or_script_tag_stays_text(browsing, alice, text, shown):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    rendered = page.evaluate(
+        """(text) => {
+            const target = document.createElement("div");
+            window.chatsiteRender.renderMarkdown(target, text);
+            return {
+                elements: [...target.querySelectorAll("*")].map(e => e.tagName),
+                text: target.textContent,
+            };
+        }""",
+        text,
+    )
+    assert " ".join(rendered["text"].split()) == shown
+    assert set(rendered["elements"]) <= {"P", "EM"}, rendered
