@@ -59,7 +59,15 @@ class _OnLoop:
             retry=reconnecting(),
         )
         self.appends = Appends(self.redis)
-        self.reads = Reads(self.redis)
+        # The reader's XREAD is not sent again on a new connection: one it did not see would
+        # leave its wake-ups (CLIENT UNBLOCK) aimed at the old connection's id. It reconnects.
+        self.reads = Reads(
+            redis.Redis.from_url(
+                url,
+                max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS,
+                driver_info=DRIVER_INFO,
+            )
+        )
 
 
 class RedisEventLog:

@@ -33,7 +33,9 @@ class Appends:
         if self._sending is None or self._sending.done():
             self._sending = loop.create_task(self._send_queued())
         # Shielded: the future is shared, and a producer being stopped must not cancel it.
-        await asyncio.shield(stored)
+        failed = await asyncio.shield(stored)
+        if key in failed:
+            raise failed[key]
 
     async def _send_queued(self) -> None:
         while self._queued:
@@ -43,15 +45,26 @@ class Appends:
                 async with self._client.pipeline(transaction=False) as pipe:
                     for key, frame, entry_id in batch:
                         pipe.xadd(key, {"f": frame}, id=entry_id)
-                    await pipe.execute()
+                    results = await pipe.execute(raise_on_error=False)
             except Exception as error:  # each waiting producer fails its reply with it
                 stored.set_exception(error)
                 stored.exception()  # retrieved here: no warning if every waiter was stopped
             else:
-                stored.set_result(None)
+                # Only the replies whose own entry Redis refused fail.
+                stored.set_result({
+                    key: result
+                    for (key, _, _), result in zip(batch, results, strict=True)
+                    if isinstance(result, Exception) and not already_stored(result)
+                })  # fmt: skip
             finally:
                 if not stored.done():  # this task was cancelled (shutdown): so are the waits
                     stored.cancel()
+
+
+def already_stored(error: Exception) -> bool:
+    """An XADD refused for its id: Redis has that entry (a pipeline sent again after its
+    connection dropped, redis-py's retry, though Redis had applied it the first time)."""
+    return isinstance(error, redis.ResponseError) and "equal or smaller" in str(error)
 
 
 class Reads:

@@ -5,6 +5,7 @@ replies reach Redis in order."""
 import asyncio
 import importlib.metadata
 import re
+import urllib.parse
 import uuid
 
 import redis
@@ -169,3 +170,96 @@ def test_a_copy_no_one_follows_stops_its_silence_timer():
 
     stopped_at, later = asyncio.run(scenario())
     assert later == stopped_at
+
+
+class AnswerLosingProxy:
+    """A loopback proxy to Redis that, once told to, passes the next XADDs on to Redis but cuts
+    the client's connection before Redis's answer reaches it (a connection lost mid-command)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.target = urllib.parse.urlsplit(redis_url)
+        self.lose_next_answer = False
+
+    async def start(self) -> str:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        return self.target._replace(netloc=f"127.0.0.1:{port}").geturl()
+
+    async def _handle(self, client_in, client_out) -> None:
+        redis_in, redis_out = await asyncio.open_connection(self.target.hostname, self.target.port)
+        answers = asyncio.ensure_future(self._pass(redis_in, client_out))
+        while data := await client_in.read(65536):
+            redis_out.write(data)
+            await redis_out.drain()
+            if self.lose_next_answer and b"XADD" in data:
+                self.lose_next_answer = False
+                answers.cancel()
+                await redis_in.read(65536)  # Redis has applied them; its answer goes nowhere
+                client_out.transport.abort()
+                break
+        redis_out.close()
+
+    async def _pass(self, source, destination) -> None:
+        while data := await source.read(65536):
+            destination.write(data)
+            await destination.drain()
+
+
+def test_appends_redis_stored_before_the_answer_was_lost_still_reach_other_processes(redis_url):
+    # redis-py sends the pipeline again on a new connection; Redis refuses the entries it has.
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    reply_id = uuid.uuid4()
+    key = f"{prefix}:reply:{reply_id}"
+
+    async def scenario() -> list[bytes]:
+        proxy = AnswerLosingProxy(redis_url)
+        event_log = RedisEventLog(await proxy.start(), prefix)
+        await event_log.open(reply_id)
+        proxy.lose_next_answer = True
+        await event_log.append(reply_id, "delta", {"text": "lost answer"})
+        await event_log.append(reply_id, "delta", {"text": "next"})
+        direct = redis.asyncio.Redis.from_url(redis_url)
+        entries = await direct.xrange(key)  # before the reply ends: what others can read now
+        await event_log.close(reply_id, "done", {})
+        await direct.delete(key, f"{key}:open")
+        await direct.aclose()
+        return [fields[b"f"] for _, fields in entries]
+
+    frames = asyncio.run(scenario())
+    assert len(frames) == 2 and b"lost answer" in frames[0] and b"next" in frames[1]
+
+
+def test_the_reader_can_still_be_woken_after_its_connection_drops(redis_url):
+    # A new reply to follow wakes the reader's blocked XREAD by its connection's id.
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
+    reply_id = uuid.uuid4()
+
+    async def scenario() -> bool:
+        await event_log.open(reply_id)
+        follower = asyncio.ensure_future(read_to_the_end(elsewhere, reply_id))
+        reads = elsewhere._on_loop().reads
+        direct = redis.asyncio.Redis.from_url(redis_url)
+        for _ in range(200):  # a wait for the reader to start
+            if reads._reader_id is not None:
+                break
+            await asyncio.sleep(0.01)
+        await direct.client_kill_filter(_id=reads._reader_id)
+        woken = False
+        for _ in range(200):  # a wait for it to connect again, not a timing check
+            await asyncio.sleep(0.05)
+            if woken := bool(reads._reader_id and await direct.client_unblock(reads._reader_id)):
+                break
+        await event_log.close(reply_id, "done", {})
+        await follower
+        await direct.aclose()
+        return woken
+
+    assert asyncio.run(scenario())
+
+
+async def read_to_the_end(event_log: RedisEventLog, reply_id: uuid.UUID) -> bytes:
+    received = b""
+    async for _, frame in await event_log.follow(reply_id, 0, idle_seconds=30):
+        received += frame
+    return received
