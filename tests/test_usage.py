@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from conversations.models import UserBudget
+from conversations.models import Conversation, UserBudget
 from tests.chats import add_chat
 
 
@@ -59,3 +59,16 @@ def test_the_usage_page_shows_the_same_figures(server, alice_usage, alice_client
     anonymous = client_for(None)
     assert anonymous.http.get("/settings/usage/").status_code == 302  # to the login page
     assert anonymous.http.get("/api/usage/").status_code in (401, 403)
+
+
+def test_a_deleted_conversation_still_counts_today_and_the_page_says_why(
+    server, alice_usage, alice_client
+):
+    today = Conversation.objects.get(title="Today")
+    assert alice_client.http.delete(f"/api/conversations/{today.pk}/").status_code == 204
+    usage = alice_client.http.get("/api/usage/").json()
+    assert usage["today"]["tokens"] == 150  # the budget still counts it
+    assert usage["by_model"][0] == {"model": "openai:stub-model", "replies": 1, "tokens": 500}
+    page = alice_client.http.get("/settings/usage/").text
+    assert "150 tokens of your daily 1,000" in page
+    assert "conversations deleted since: deleting gives no tokens back" in page
