@@ -21,8 +21,18 @@ class ReplyJob:
 
     @property
     def prompt_texts(self) -> list[str]:
-        system = [self.request.system] if self.request.system else []  # none: not a message
-        return [*system, *(m["content"] for m in self.request.messages)]
+        return prompt_texts(self.request.system, self.request.messages)
+
+
+def prompt_texts(system: str, messages: list[dict[str, str]]) -> list[str]:
+    """The texts a provider is asked: the system prompt (none: not a message), then each message."""
+    return [*([system] if system else []), *(m["content"] for m in messages)]
+
+
+def system_prompt_for(reply: Message) -> str:
+    # The conversation's own system prompt as the reply was asked (its owner's, or the one a
+    # /v1 request brought) replaces the site's default one.
+    return reply.system_prompt or settings.CHATSITE_SYSTEM_PROMPT
 
 
 def load_job(reply: Message) -> ReplyJob:
@@ -33,8 +43,7 @@ def load_job(reply: Message) -> ReplyJob:
 def asked_texts(reply: Message) -> list[str]:
     """What a reply's provider is asked, as load_job's prompt_texts, whether or not its model
     is still configured: for an estimate of its usage when no provider reported one."""
-    system = reply.system_prompt or settings.CHATSITE_SYSTEM_PROMPT
-    return [*([system] if system else []), *(m["content"] for m in history(reply))]
+    return prompt_texts(system_prompt_for(reply), history(reply))
 
 
 def history(reply: Message) -> list[dict[str, str]]:
@@ -73,9 +82,7 @@ def job_for(reply: Message, messages: list[dict[str, str]]) -> ReplyJob:
     request = ChatRequest(
         model=choice.name,
         messages=messages,
-        # The conversation's own system prompt as the reply was asked (its owner's, or the
-        # one a /v1 request brought) replaces the site's default one.
-        system=reply.system_prompt or settings.CHATSITE_SYSTEM_PROMPT,
+        system=system_prompt_for(reply),
         stream=choice.stream,
         options=reply.metadata.get("options", {}),  # set by the OpenAI-compatible endpoint
     )
