@@ -223,11 +223,10 @@ CHATSITE_REDIS_PREFIX = env_str("CHATSITE_REDIS_PREFIX", "chatsite")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one client per process, not one per request (chatsite/redis_cache.py).
+            "BACKEND": "chatsite.redis_cache.ProcessRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": CHATSITE_REDIS_PREFIX,
-            # One pool per process, not one per request (chatsite/redis_pool.py).
-            "OPTIONS": {"pool_class": "chatsite.redis_pool.SharedConnectionPool"},
         }
     }
 else:
@@ -352,9 +351,10 @@ CHATSITE_RETRY_MAX_SECONDS = env_float("CHATSITE_RETRY_MAX_SECONDS", 20.0, minim
 CHATSITE_EVENT_RETENTION_SECONDS = env_float("CHATSITE_EVENT_RETENTION_SECONDS", 60.0, minimum=0)
 # Models (as `provider:name`) that are fetched in one request instead of streamed.
 CHATSITE_NON_STREAMING_MODELS = env_list("CHATSITE_NON_STREAMING_MODELS")
-# The most Redis connections one process opens. Open streams hold none (one reader serves
-# them all); short commands (a reply's start and end, stop requests) take one each briefly,
-# and redis-py refuses a command past the cap instead of waiting, so it is set well above.
+# The most Redis connections each of a process's clients opens. Open streams hold none (one
+# reader serves them all); short commands (a reply's start and end, stop requests, a stream's
+# session read) take one each briefly, and redis-py refuses a command past the cap instead
+# of waiting, so it is set well above.
 CHATSITE_REDIS_MAX_CONNECTIONS = env_int("CHATSITE_REDIS_MAX_CONNECTIONS", 5000, minimum=2)
 
 # --- chatsite: budgets and API keys ---------------------------------------------------

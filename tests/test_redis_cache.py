@@ -1,11 +1,12 @@
-"""With REDIS_URL, sessions and users are cached in Redis: one pool of connections per process.
+"""With REDIS_URL, sessions and users are cached in Redis (chatsite/redis_cache.py): one client
+per process, and a stream's reads awaited on the event loop.
 
-Django makes a cache object, and with it a Redis connection pool, for every request (each
-runs in a context of its own: Django ticket #35651), so without a shared pool every request
-opened a new connection to Redis, a TCP handshake and redis-py's setup commands before its
-session could be read.
+Django makes a cache object for every request (each runs in a context of its own: Django
+ticket #35651), and with it a Redis client and pool: every request opened a new connection to
+Redis and looked redis-py's version up in the installed packages' metadata.
 """
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import uuid
 
 import redis
 from django.conf import settings
+
+from chatsite.redis_cache import ProcessRedisCache
 
 
 def connections_received(store: redis.Redis) -> int:
@@ -33,6 +36,56 @@ def test_requests_reuse_the_cache_connections_to_redis(start_server, redis_url, 
 
     assert store.keys(f"{prefix}:1:*")  # the cache (alice's session and user) is in Redis
     assert connections_received(store) - before <= 2  # not one or more per request
+
+
+def new_cache(redis_url: str) -> ProcessRedisCache:
+    # A URL of its own (client_name, which Redis just records): a cache whose process-wide
+    # client no earlier test made.
+    location = f"{redis_url}?client_name=test-{uuid.uuid4().hex}"
+    return ProcessRedisCache(location, {"KEY_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"})
+
+
+def test_every_requests_cache_object_shares_one_client(redis_url):
+    location = f"{redis_url}?client_name=test-{uuid.uuid4().hex}"
+    first, second = (ProcessRedisCache(location, {}) for _ in range(2))  # two requests'
+
+    first.set("greeting", "hello")
+    assert second.get("greeting") == "hello"
+    assert second._cache is first._cache
+    assert second._cache.get_client() is first._cache.get_client(write=True)
+
+
+def test_async_reads_see_what_was_stored_on_every_event_loop(redis_url):
+    cache = new_cache(redis_url)
+
+    async def reads() -> list:
+        return [
+            await cache.aget("session"),
+            await cache.aget("count"),
+            await cache.aget("missing", "the default"),
+            await cache.aget("versioned", version=2),
+            await cache.aget("versioned"),
+        ]
+
+    assert asyncio.run(reads()) == [None, None, "the default", None, None]
+    assert not cache._cache._clients  # awaited on redis-py's asyncio client, not in a thread
+    cache.set("session", {"_auth_user_id": "7"})
+    cache.set("count", 3)  # stored unpickled, as Django stores integers
+    cache.set("versioned", "second", version=2)
+    for _ in range(2):  # each event loop its own client (tests run several)
+        assert asyncio.run(reads()) == [{"_auth_user_id": "7"}, 3, "the default", "second", None]
+
+
+def test_async_reads_on_one_event_loop_share_a_connection(redis_url):
+    cache, store = new_cache(redis_url), redis.Redis.from_url(redis_url)
+
+    async def reads() -> None:
+        for _ in range(20):
+            await cache.aget("session")
+
+    before = connections_received(store)
+    asyncio.run(reads())
+    assert connections_received(store) - before <= 2  # not one per read
 
 
 def test_a_process_without_redis_does_not_import_redis_py():

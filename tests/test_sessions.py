@@ -12,7 +12,7 @@ from chatsite.sessions import SessionCacheUnavailable, SessionStore
 # Redis where nothing listens: every cache call fails at once (connection refused).
 BROKEN_CACHE = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "chatsite.redis_cache.ProcessRedisCache",
         "LOCATION": "redis://127.0.0.1:1/0",
     }
 }
