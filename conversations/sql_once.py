@@ -62,13 +62,18 @@ class Table:
         return self.model.from_db(using, self.attnames, values)
 
 
-@functools.lru_cache(maxsize=128)  # by row count: a /v1 transcript's length varies
-def insert_sql(model: type[Model], rows: int, using: str) -> str:
-    """INSERT of `rows` rows of every concrete column, in one statement."""
-    q, fields = connections[using].ops.quote_name, insert_fields(model)
-    columns = ", ".join(q(field.column) for field in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
+# psycopg keeps the statements it has parsed for its parameters only up to this many
+# parameters: a longer one (two messages of 26 columns) is parsed anew every time.
+PSYCOPG_CACHED_PARAMETERS = 50
+
+
+@functools.lru_cache(maxsize=128)  # by row count and columns: a /v1 transcript's length varies
+def insert_sql(model: type[Model], rows: int, columns: tuple[str, ...], using: str) -> str:
+    """INSERT of `rows` rows of the given columns, in one statement."""
+    q = connections[using].ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    names = ", ".join(map(q, columns))
+    return f"INSERT INTO {q(model._meta.db_table)} ({names}) VALUES {', '.join([row] * rows)}"
 
 
 def insert_fields(model: type[Model]) -> list[Field]:
@@ -81,13 +86,21 @@ def insert(objs: list[Model], using: str) -> None:
     signals sent."""
     model, connection = type(objs[0]), connections[using]
     fields = insert_fields(model)
-    params = [
-        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+    rows = [
+        [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
         for obj in objs
-        for field in fields
     ]
+    # A column NULL in every row is left out, as the database then stores NULL (a field with
+    # a database default is always sent): fewer parameters, within psycopg's parsed cache.
+    kept = [
+        i
+        for i, field in enumerate(fields)
+        if field.has_db_default() or any(row[i] is not None for row in rows)
+    ]
+    columns = tuple(fields[i].column for i in kept)
     with connection.cursor() as cursor:
-        cursor.execute(insert_sql(model, len(objs), using), params)
+        sql = insert_sql(model, len(objs), columns, using)
+        cursor.execute(sql, [row[i] for row in rows for i in kept])
     for obj in objs:
         obj._state.adding, obj._state.db = False, using
 

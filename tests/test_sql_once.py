@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations import sql_once
 from conversations.models import Conversation, Message
+from conversations.providers.registry import default_model
 
 
 def raw_row(model, pk, but: tuple[str, ...] = ()) -> dict:
@@ -69,6 +70,19 @@ def test_an_insert_stores_what_bulk_create_stores_in_one_statement(alice):
         assert stored(ours) == stored(django)  # the same text, numbers and JSON, as stored
     assert Message.objects.get(pk=by_sql[1].pk).parent_id == by_sql[0].pk
     assert Message.objects.get(pk=by_sql[0].pk).client_id == by_sql[0].client_id
+
+
+def test_a_message_posts_insert_stays_within_psycopgs_cache_of_parsed_statements(alice):
+    # psycopg parses a statement with more parameters anew every time it runs; the pair
+    # leaves out the columns NULL in both rows, as the database stores NULL for them.
+    conversation = Conversation.objects.create(owner=alice)
+    with CaptureQueriesContext(connection) as queries:
+        asked, reply, _ = conversation.post_user_message("Hi", default_model(), None, "host:1:x")
+    insert = next(q["sql"] for q in queries if q["sql"].startswith("INSERT"))
+    columns = insert[: insert.index(")")].count(",") + 1
+    assert 2 * columns <= sql_once.PSYCOPG_CACHED_PARAMETERS
+    assert Message.objects.get(pk=asked.pk).completion_tokens is None  # left out: NULL
+    assert Message.objects.get(pk=reply.pk).parent_id == asked.pk
 
 
 def test_an_update_sets_what_queryset_update_sets_on_that_row_only(alice):
