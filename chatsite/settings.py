@@ -363,3 +363,5 @@ CHATSITE_TOKENS_PER_DAY = env_int("CHATSITE_TOKENS_PER_DAY", 0)
 CHATSITE_REQUESTS_PER_MINUTE = env_int("CHATSITE_REQUESTS_PER_MINUTE", 0)
 # An open stream authenticated by an API key re-checks the key this often (seconds).
 CHATSITE_API_KEY_RECHECK_SECONDS = env_float("CHATSITE_API_KEY_RECHECK_SECONDS", 5.0, minimum=0.05)
+# An open stream followed with a session re-checks it (logout, deactivation) this often.
+CHATSITE_SESSION_RECHECK_SECONDS = env_float("CHATSITE_SESSION_RECHECK_SECONDS", 5.0, minimum=0.05)

@@ -6,15 +6,11 @@ key fails at once on new requests; the keys of open streams are re-checked every
 CHATSITE_API_KEY_RECHECK_SECONDS, and a stream ends once its key is revoked.
 """
 
-import asyncio
-import contextlib
-import contextvars
 import hashlib
 import json
 import logging
 import secrets
-from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
 from uuid import UUID
 
@@ -26,9 +22,9 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from conversations.background_db import in_background
 from conversations.key_lookup import active_key
 from conversations.models import ApiKey
+from conversations.stream_watch import OpenCredentials, until_ended
 
 logger = logging.getLogger(__name__)
 PREFIX = "cs_"
@@ -118,54 +114,12 @@ def stream_caller(request: HttpRequest) -> tuple[AbstractBaseUser | None, ApiKey
 
 
 def stream_heartbeat_seconds(key: ApiKey | None) -> float:
-    """A key's stream sends a heartbeat at least as often as the key is re-checked."""
+    """A stream sends a heartbeat at least as often as its key or session is re-checked."""
     if key is None:
-        return settings.CHATSITE_HEARTBEAT_SECONDS
-    return min(settings.CHATSITE_HEARTBEAT_SECONDS, settings.CHATSITE_API_KEY_RECHECK_SECONDS)
-
-
-class OpenKeys:
-    """The API keys of this process's open streams, re-read together.
-
-    One query per process every CHATSITE_API_KEY_RECHECK_SECONDS for every key in use: a
-    query per stream per interval was a fifth of a worker's CPU at 1,000 streams, and grew as
-    a slow worker's streams lasted longer. A stream looks its key up in `revoked` per frame.
-    """
-
-    def __init__(self) -> None:
-        self._streams: Counter[UUID] = Counter()  # key id -> streams open with it here
-        self.revoked: set[UUID] = set()
-        self._task: asyncio.Task | None = None
-
-    @contextlib.contextmanager
-    def watching(self, key_id: UUID) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        if self._task is not None and self._task.get_loop() is not loop:  # a new loop (tests)
-            with contextlib.suppress(RuntimeError):  # that loop may be closed: its task is over
-                self._task.get_loop().call_soon_threadsafe(self._task.cancel)
-            self._streams, self.revoked, self._task = Counter(), set(), None
-        self._streams[key_id] += 1
-        if self._task is None or self._task.done():
-            # A fresh context: the watch outlives the request whose stream started it.
-            self._task = loop.create_task(self._watch(), context=contextvars.Context())
-        try:
-            yield
-        finally:
-            self._streams[key_id] -= 1
-            if self._streams[key_id] <= 0:  # below 0: it was opened on a loop since replaced
-                del self._streams[key_id]
-                self.revoked.discard(key_id)
-
-    async def _watch(self) -> None:
-        while self._streams:
-            await asyncio.sleep(settings.CHATSITE_API_KEY_RECHECK_SECONDS)
-            watched = list(self._streams)
-            try:
-                active = await in_background(active_key_ids)(watched)
-            except Exception:  # a busy database must not end the watch for every stream
-                logger.exception("Re-checking %d API keys failed; retrying", len(watched))
-                continue
-            self.revoked = {key_id for key_id in watched if key_id not in active}
+        recheck = settings.CHATSITE_SESSION_RECHECK_SECONDS
+    else:
+        recheck = settings.CHATSITE_API_KEY_RECHECK_SECONDS
+    return min(settings.CHATSITE_HEARTBEAT_SECONDS, recheck)
 
 
 def active_key_ids(key_ids: list[UUID]) -> set[UUID]:
@@ -180,20 +134,12 @@ def active_key_ids(key_ids: list[UUID]) -> set[UUID]:
     }
 
 
-open_keys = OpenKeys()
+open_keys = OpenCredentials(active_key_ids, "CHATSITE_API_KEY_RECHECK_SECONDS")
 
 
-async def until_revoked(
+def until_revoked(
     frames: AsyncGenerator[bytes], key_id: UUID, on_revoked: Callable[[], None] | None = None
 ) -> AsyncGenerator[bytes]:
     """Pass a stream's frames on; end it with an error event once its key is revoked, after
     calling `on_revoked`."""
-    with open_keys.watching(key_id):
-        async with contextlib.aclosing(frames):
-            async for frame in frames:
-                if key_id in open_keys.revoked:
-                    if on_revoked is not None:
-                        on_revoked()
-                    yield KEY_REVOKED_EVENT
-                    return
-                yield frame
+    return until_ended(frames, open_keys, key_id, on_revoked, KEY_REVOKED_EVENT)

@@ -19,6 +19,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import (
     Http404,
     HttpRequest,
@@ -46,6 +47,7 @@ from conversations.eventlog import (
 from conversations.models import ApiKey, Message
 from conversations.producers import running_reply_of
 from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
+from conversations.stream_watch import open_session, open_sessions, until_ended
 
 
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
@@ -57,11 +59,13 @@ async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
     )(request, message_id)
     if isinstance(found, HttpResponse):
         return found
-    reply, api_key = found
+    reply, user, api_key = found
     ensure_background_tasks()
     frames = reply_events(reply.pk, last_event_id(request), stream_heartbeat_seconds(api_key))
     if api_key is not None:
         frames = until_revoked(frames, api_key.pk)  # revoking a key ends its open streams
+    else:  # as does the end of a session: a logout elsewhere, a deactivated user
+        frames = until_ended(frames, open_sessions, open_session(request.session.session_key, user))
     response = EventStreamResponse(frames, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
@@ -78,7 +82,7 @@ class EventStreamResponse(StreamingHttpResponse):
 
 async def running_reply_for_session(
     request: HttpRequest, message_id: UUID
-) -> tuple[Message, None] | None:
+) -> tuple[Message, AbstractBaseUser, None] | None:
     """A reply running in this process, followed by its owner's session; None for anything
     else. The session and the user come from the cache, which without Redis answers on the
     loop (chatsite/caches.py); a miss reads the database in a thread, as Django does."""
@@ -86,13 +90,14 @@ async def running_reply_for_session(
         return None  # an API key: looked up in the database
     user = await request.auser()
     reply = running_reply_of(user, message_id) if user.is_authenticated else None
-    return (reply, None) if reply is not None else None
+    return (reply, user, None) if reply is not None else None
 
 
 def caller_and_reply(
     request: HttpRequest, message_id: UUID
-) -> tuple[Message, ApiKey | None] | JsonResponse:
-    """The reply the caller may follow, and the API key it came with; or the error to send."""
+) -> tuple[Message, AbstractBaseUser, ApiKey | None] | JsonResponse:
+    """The reply the caller may follow, the caller, and the API key it came with; or the
+    error to send."""
     user, api_key = stream_caller(request)  # a Bearer API key, else the session
     if user is None:
         response = json_error(401, "not_authenticated", "Log in or send a valid API key.")
@@ -105,7 +110,7 @@ def caller_and_reply(
         return json_error(404, "not_found", "Not found.")
     if reply.role != Message.Role.ASSISTANT:
         return json_error(400, "not_a_reply", "Only a reply has a stream.")
-    return reply, api_key
+    return reply, user, api_key
 
 
 # EventSource waits this long before reconnecting (its default is about 3 s).

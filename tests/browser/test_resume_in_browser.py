@@ -149,3 +149,27 @@ def test_a_reply_whose_session_ended_says_so_instead_of_reconnecting_for_ever(
     session.watch_of(page).forgive_console_errors("401")  # the refusals it met
     gate.open()
     wait_for_saved_text("Hello again")  # the reply went on, and was kept
+
+
+def test_logging_out_in_another_tab_ends_the_reply_stream_and_says_so(
+    start_server, open_browsing, stub, alice, new_gate
+):
+    server = start_server(CHATSITE_SESSION_RECHECK_SECONDS="0.1")
+    gate = new_gate()
+    stub.queue(gated_stream(["Hel", "lo again"], [gate, None]))
+    session = open_browsing(server.url)
+    page = session.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Say it")
+    expect(reply_body(page)).to_have_text("Hel")
+
+    other_tab = session.new_tab(page)
+    other_tab.goto("/")
+    other_tab.get_by_role("button", name="Log out").click()
+    expect(page.locator("#composer-error")).to_have_text(
+        "You are no longer logged in: reload the page to log in again."
+    )
+    expect(reply_body(page)).to_have_text("Hel")  # the text so far stays
+    session.watch_of(page).forgive_console_errors("401")  # the refused reconnect
+    gate.open()
+    wait_for_saved_text("Hello again")  # the reply went on, and was kept
