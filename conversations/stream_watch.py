@@ -1,10 +1,11 @@
 """What lets an open stream go on, re-checked while it is open: its API key or its session.
 
 A stream checks its caller once, when it opens, and a reply can run for minutes. Each watch
-re-reads every credential its process's open streams use, in one query per process every
-interval: a query per stream per interval was a fifth of a worker's CPU at 1,000 streams,
-and grew as a slow worker's streams lasted longer. A stream looks its own credential up in
-`ended` per frame (heartbeats come at least once per interval: stream_heartbeat_seconds).
+re-reads every credential its process's open streams use, in one query (sessions: two) per
+process every interval: a query per stream per interval was a fifth of a worker's CPU at
+1,000 streams, and grew as a slow worker's streams lasted longer. A stream looks its own
+credential up in `ended` per frame (heartbeats come at least once per interval:
+stream_heartbeat_seconds).
 
 An API key's stream ends once the key is revoked or its user deactivated (apikeys.py). A
 session's stream ends once the session does (logged out, expired, or its user's password
