@@ -9,7 +9,8 @@ process share one RedisCacheClient, which keeps one redis-py client per server.
 
 A stream's reads before its first token (its session, its user) are `aget`, which Django
 runs as the sync `get` in a thread: here they are awaited on redis-py's asyncio client, on
-the same server, in the same format. The other async methods keep Django's thread.
+the same server, in the same format (the cache's OPTIONS, none in chatsite's settings, apply
+to the sync client only). The other async methods keep Django's thread.
 
 In a module of its own: a process without Redis does not import redis-py (about 60 ms of its
 first request).
@@ -25,11 +26,24 @@ import redis.asyncio
 from django.conf import settings
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from django.utils.functional import cached_property
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 
 # What each new connection tells Redis about its client (CLIENT SETINFO), looked up once, as
 # Django's own client says it.
 DRIVER_INFO = DriverInfo().add_upstream_driver("django", django.get_version())
+
+
+def reconnecting() -> Retry:
+    # A read finding its pooled connection dropped (Redis restarted) goes again on a new one,
+    # as the sync client's do; redis-py's asyncio client retries nothing by default. Not
+    # timeouts: a hung Redis would cost thrice.
+    return Retry(
+        ExponentialBackoff(cap=0.25, base=0.01),
+        2,
+        supported_errors=(redis.asyncio.ConnectionError,),
+    )
 
 
 class SharedClients(RedisCacheClient):
@@ -92,6 +106,7 @@ class ProcessRedisCache(RedisCache):
                 # Streams starting at once read at once, each on a connection of its own.
                 max_connections=settings.CHATSITE_REDIS_MAX_CONNECTIONS,
                 driver_info=DRIVER_INFO,
+                retry=reconnecting(),
             )
             self._on_loops[loop, server] = client
         return client

@@ -351,7 +351,8 @@ CHATSITE_RETRY_MAX_SECONDS = env_float("CHATSITE_RETRY_MAX_SECONDS", 20.0, minim
 CHATSITE_EVENT_RETENTION_SECONDS = env_float("CHATSITE_EVENT_RETENTION_SECONDS", 60.0, minimum=0)
 # Models (as `provider:name`) that are fetched in one request instead of streamed.
 CHATSITE_NON_STREAMING_MODELS = env_list("CHATSITE_NON_STREAMING_MODELS")
-# The most Redis connections each of a process's clients opens. Open streams hold none (one
+# The most Redis connections each of a process's event log and cache-read clients opens (the
+# cache's sync client: one per request thread at most). Open streams hold none (one
 # reader serves them all); short commands (a reply's start and end, stop requests, a stream's
 # session read) take one each briefly, and redis-py refuses a command past the cap instead
 # of waiting, so it is set well above.

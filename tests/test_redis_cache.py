@@ -38,10 +38,10 @@ def test_requests_reuse_the_cache_connections_to_redis(start_server, redis_url, 
     assert connections_received(store) - before <= 2  # not one or more per request
 
 
-def new_cache(redis_url: str) -> ProcessRedisCache:
+def new_cache(redis_url: str, name: str = "") -> ProcessRedisCache:
     # A URL of its own (client_name, which Redis just records): a cache whose process-wide
     # client no earlier test made.
-    location = f"{redis_url}?client_name=test-{uuid.uuid4().hex}"
+    location = f"{redis_url}?client_name={name or f'test-{uuid.uuid4().hex}'}"
     return ProcessRedisCache(location, {"KEY_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"})
 
 
@@ -86,6 +86,21 @@ def test_async_reads_on_one_event_loop_share_a_connection(redis_url):
     before = connections_received(store)
     asyncio.run(reads())
     assert connections_received(store) - before <= 2  # not one per read
+
+
+def test_an_async_read_after_redis_dropped_its_connection_reads_again(redis_url):
+    name = f"test-{uuid.uuid4().hex}"
+    cache, store = new_cache(redis_url, name), redis.Redis.from_url(redis_url)
+    cache.set("session", "kept")
+
+    async def read_drop_read() -> tuple:
+        first = await cache.aget("session")  # the loop's client now holds a connection
+        for connection in store.client_list():  # only this client's: Redis is shared
+            if connection["name"] == name:
+                store.client_kill_filter(_id=connection["id"])
+        return first, await cache.aget("session")
+
+    assert asyncio.run(read_drop_read()) == ("kept", "kept")
 
 
 def test_a_process_without_redis_does_not_import_redis_py():

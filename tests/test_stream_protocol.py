@@ -3,7 +3,8 @@
 import asyncio
 
 from conversations import relay
-from conversations.eventlog import event_log
+from conversations.api.stream import RETRY_HINT, reply_events
+from conversations.eventlog import HEARTBEAT, event_log
 from conversations.models import Conversation, Message
 from conversations.providers import http
 from conversations.providers.registry import default_model
@@ -152,3 +153,33 @@ def test_the_first_token_of_a_burst_is_handed_on_before_the_rest_is_relayed(alic
     first_id, first = groups[0]
     assert first_id == 1 and first.count(b"event: delta") == 1
     assert text_of(list(read_events(iter(frame for _, frame in groups)))) == "".join(tokens)
+
+
+def first_frames_of_a_silent_stream(alice, heartbeats: int) -> list[bytes]:
+    """The first frames of the stream of a reply whose log is open but silent, while the
+    database already holds it complete (its producer gone), heartbeats due every 10 ms."""
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    Message.objects.filter(pk=reply.pk).update(status=Message.Status.COMPLETE, content="Stored")
+
+    async def first_frames() -> list[bytes]:
+        await event_log().open(reply.pk)
+        frames, seen = reply_events(reply.pk, 0, heartbeat_seconds=0.01), []
+        async for frame in frames:
+            seen.append(frame)
+            if len(seen) > heartbeats or frame not in (HEARTBEAT, RETRY_HINT):
+                break
+        await frames.aclose()
+        return seen
+
+    return asyncio.run(first_frames())
+
+
+def test_a_silent_stream_reads_its_reply_back_only_every_heartbeat_interval(alice, settings):
+    # Heartbeats come as often as the stream's key or session is re-checked (every 5 s by
+    # default); reading the reply back from the database each time cost a query per stream.
+    settings.CHATSITE_HEARTBEAT_SECONDS = 3600
+    assert first_frames_of_a_silent_stream(alice, 5) == [RETRY_HINT] + [HEARTBEAT] * 5
+    settings.CHATSITE_HEARTBEAT_SECONDS = 0.001  # due at once: the stored reply ends it
+    frames = first_frames_of_a_silent_stream(alice, 5)
+    assert b"event: done" in frames[-1] and b"Stored" in frames[-1]

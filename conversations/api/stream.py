@@ -84,8 +84,9 @@ async def running_reply_for_session(
     request: HttpRequest, message_id: UUID
 ) -> tuple[Message, AbstractBaseUser, None] | None:
     """A reply running in this process, followed by its owner's session; None for anything
-    else. The session and the user come from the cache, which without Redis answers on the
-    loop (chatsite/caches.py); a miss reads the database in a thread, as Django does."""
+    else. The session and the user come from the cache, which answers on the loop
+    (chatsite/caches.py, chatsite/redis_cache.py); a miss reads the database in a thread, as
+    Django does."""
     if bearer_secret(request.headers.get("Authorization", "")) is not None:
         return None  # an API key: looked up in the database
     user = await request.auser()
@@ -136,11 +137,16 @@ async def reply_events(
     except EventLogUnavailable:
         live = None  # the stored state, read from the database, is all there is
     frames = live if live is not None else stored_reply_events(reply_id, after, heartbeat_seconds)
+    # While silent, the reply is read back at most every CHATSITE_HEARTBEAT_SECONDS, however
+    # often heartbeats come (as often as the stream's key or session is re-checked).
+    next_check = loop.time() + settings.CHATSITE_HEARTBEAT_SECONDS
     async with contextlib.aclosing(frames):
         async for last_id, frame in frames:
-            if frame is HEARTBEAT and (ended := await ended_without_log(reply_id, last_id)):
-                yield ended  # the rest from the log after all, or the stored state
-                return
+            if frame is HEARTBEAT and loop.time() >= next_check:
+                next_check = loop.time() + settings.CHATSITE_HEARTBEAT_SECONDS
+                if ended := await ended_without_log(reply_id, last_id):
+                    yield ended  # the rest from the log after all, or the stored state
+                    return
             yield frame
             if loop.time() >= deadline:
                 return  # EventSource reconnects with Last-Event-ID and resumes
