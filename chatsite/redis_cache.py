@@ -36,9 +36,9 @@ DRIVER_INFO = DriverInfo().add_upstream_driver("django", django.get_version())
 
 
 def reconnecting() -> Retry:
-    # A read finding its pooled connection dropped (Redis restarted) goes again on a new one,
-    # as the sync client's do; redis-py's asyncio client retries nothing by default. Not
-    # timeouts: a hung Redis would cost thrice.
+    # A command finding its pooled connection dropped (Redis restarted) goes again on a new
+    # one; redis-py's asyncio clients retry nothing by default (the cache's reads here, the
+    # event log's commands). Not timeouts: a hung Redis would cost thrice.
     return Retry(
         ExponentialBackoff(cap=0.25, base=0.01),
         2,

@@ -14,7 +14,6 @@ from collections.abc import AsyncGenerator, Callable
 from datetime import timedelta
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
@@ -30,7 +29,6 @@ logger = logging.getLogger(__name__)
 PREFIX = "cs_"
 # last_used_at is a hint for people, not a log: write it at most this often per key.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-KEYS_PER_QUERY = 500  # well under SQLite's limit on a statement's parameters
 INVALID_KEY = "The API key is invalid or revoked."
 # No `id:` line: the event must not move a client's Last-Event-ID.
 KEY_REVOKED_EVENT = (
@@ -113,25 +111,9 @@ def stream_caller(request: HttpRequest) -> tuple[AbstractBaseUser | None, ApiKey
     return (key.user, key) if key else (None, None)
 
 
-def stream_heartbeat_seconds(key: ApiKey | None) -> float:
-    """A stream sends a heartbeat at least as often as its key or session is re-checked."""
-    if key is None:
-        recheck = settings.CHATSITE_SESSION_RECHECK_SECONDS
-    else:
-        recheck = settings.CHATSITE_API_KEY_RECHECK_SECONDS
-    return min(settings.CHATSITE_HEARTBEAT_SECONDS, recheck)
-
-
 def active_key_ids(key_ids: list[UUID]) -> set[UUID]:
     """Which of `key_ids` are neither revoked nor their user's account deactivated."""
-    active = ApiKey.objects.active()
-    return {
-        key_id
-        for start in range(0, len(key_ids), KEYS_PER_QUERY)
-        for key_id in active.filter(pk__in=key_ids[start : start + KEYS_PER_QUERY])
-        .values_list("pk", flat=True)
-        .iterator()
-    }
+    return set(ApiKey.objects.active().filter(pk__in=key_ids).values_list("pk", flat=True))
 
 
 open_keys = OpenCredentials(active_key_ids, "CHATSITE_API_KEY_RECHECK_SECONDS")

@@ -16,10 +16,9 @@ from uuid import UUID
 
 import redis.asyncio as redis
 from django.conf import settings
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.driver_info import DriverInfo
 
+from chatsite.redis_cache import reconnecting
 from conversations.eventlog import (
     EventLogUnavailable,
     Frames,
@@ -37,14 +36,6 @@ UNREACHABLE = "The event log (Redis) cannot be reached."
 # redis-py, every connection looks its version up in the installed packages' metadata, and
 # with a connection per open stream that was a large part of starting hundreds of streams.
 DRIVER_INFO = DriverInfo()
-
-
-def reconnecting() -> Retry:
-    # A command finding its pooled connection dropped (Redis restarted) goes again on a new
-    # one; redis-py retries nothing by default. Not timeouts: a hung Redis would cost thrice.
-    return Retry(
-        ExponentialBackoff(cap=0.25, base=0.01), 2, supported_errors=(redis.ConnectionError,)
-    )
 
 
 class _OnLoop:

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from conversations.background_db import in_background
+from conversations.models import ApiKey
 
 logger = logging.getLogger(__name__)
 PER_QUERY = 500  # credentials per query: well under SQLite's limit on a statement's parameters
@@ -38,7 +39,8 @@ class OpenCredentials[T: Hashable]:
     """The credentials of this process's open streams of one kind, re-read together."""
 
     def __init__(self, still_valid: Callable[[list[T]], set[T]], setting: str) -> None:
-        self._still_valid = still_valid  # which of these may still be used (sync, one query)
+        # Which of these (at most PER_QUERY) may still be used: sync, a query or two.
+        self._still_valid = still_valid
         self._setting = setting  # the setting that says how often, in seconds
         self._streams: Counter[T] = Counter()  # credential -> streams open with it here
         self.ended: set[T] = set()
@@ -68,11 +70,15 @@ class OpenCredentials[T: Hashable]:
             await asyncio.sleep(getattr(settings, self._setting))
             watched = list(self._streams)
             try:
-                valid = await in_background(self._still_valid)(watched)
+                valid = await in_background(self._valid_among)(watched)
             except Exception:  # a busy database must not end the watch for every stream
                 logger.exception("Re-checking %d open streams failed; retrying", len(watched))
                 continue
             self.ended = {credential for credential in watched if credential not in valid}
+
+    def _valid_among(self, watched: list[T]) -> set[T]:
+        chunks = (watched[start : start + PER_QUERY] for start in range(0, len(watched), PER_QUERY))
+        return set().union(*map(self._still_valid, chunks))
 
 
 async def until_ended[T: Hashable](
@@ -96,6 +102,15 @@ async def until_ended[T: Hashable](
                 yield frame
 
 
+def stream_heartbeat_seconds(key: ApiKey | None) -> float:
+    """A stream sends a heartbeat at least as often as its key or session is re-checked."""
+    if key is None:
+        recheck = settings.CHATSITE_SESSION_RECHECK_SECONDS
+    else:
+        recheck = settings.CHATSITE_API_KEY_RECHECK_SECONDS
+    return min(settings.CHATSITE_HEARTBEAT_SECONDS, recheck)
+
+
 class OpenSession(NamedTuple):
     session_key: str
     user_id: object
@@ -110,16 +125,13 @@ def live_sessions(sessions: list[OpenSession]) -> set[OpenSession]:
     """Which of `sessions` still log their user in: stored and unexpired, the user active,
     and the user's password still the one the stream opened with."""
     session_model = import_module(settings.SESSION_ENGINE).SessionStore.get_model_class()
-    now, stored, users = timezone.now(), set(), {}
-    for start in range(0, len(sessions), PER_QUERY):
-        chunk = sessions[start : start + PER_QUERY]
-        stored |= set(
-            session_model.objects.filter(
-                session_key__in=[s.session_key for s in chunk], expire_date__gt=now
-            ).values_list("session_key", flat=True)
-        )
-        active = get_user_model().objects.filter(pk__in={s.user_id for s in chunk}, is_active=True)
-        users |= {user.pk: user for user in active.only("pk", "password")}
+    stored = set(
+        session_model.objects.filter(
+            session_key__in=[s.session_key for s in sessions], expire_date__gt=timezone.now()
+        ).values_list("session_key", flat=True)
+    )
+    active = get_user_model().objects.filter(pk__in={s.user_id for s in sessions}, is_active=True)
+    users = {user.pk: user for user in active.only("pk", "password")}
     return {
         s
         for s in sessions

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from conversations import stream_watch
 from conversations.models import Message
 from conversations.stream_watch import live_sessions, open_session
 from tests.client import (
@@ -130,3 +131,17 @@ def test_two_queries_tell_which_of_many_sessions_still_log_their_user_in(alice, 
         live = live_sessions(list(sessions.values()))
     assert live == {sessions["alice"]}
     assert len(queries.captured_queries) == 2
+
+
+def test_a_watch_asks_about_its_credentials_a_bounded_number_at_a_time(monkeypatch):
+    # Well under SQLite's limit on a statement's parameters, however many streams are open.
+    asked: list[list[int]] = []
+
+    def still_valid(credentials: list[int]) -> set[int]:
+        asked.append(credentials)
+        return {c for c in credentials if c % 2}
+
+    monkeypatch.setattr(stream_watch, "PER_QUERY", 2)
+    watch = stream_watch.OpenCredentials(still_valid, "CHATSITE_SESSION_RECHECK_SECONDS")
+    assert watch._valid_among([1, 2, 3, 4, 5]) == {1, 3, 5}
+    assert asked == [[1, 2], [3, 4], [5]]

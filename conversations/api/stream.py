@@ -34,7 +34,6 @@ from conversations.apikeys import (
     WWW_AUTHENTICATE,
     bearer_secret,
     stream_caller,
-    stream_heartbeat_seconds,
     until_revoked,
 )
 from conversations.eventlog import (
@@ -47,7 +46,12 @@ from conversations.eventlog import (
 from conversations.models import ApiKey, Message
 from conversations.producers import running_reply_of
 from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
-from conversations.stream_watch import open_session, open_sessions, until_ended
+from conversations.stream_watch import (
+    open_session,
+    open_sessions,
+    stream_heartbeat_seconds,
+    until_ended,
+)
 
 
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:

@@ -24,13 +24,14 @@ from conversations.api.openai_compat.chunks import ChunkWriter, completion, comp
 from conversations.api.openai_compat.inputs import ChatCompletionInput
 from conversations.api.reply_start import starts_replies
 from conversations.api.stream import EventStreamResponse, reply_events
-from conversations.apikeys import stream_heartbeat_seconds, until_revoked
+from conversations.apikeys import until_revoked
 from conversations.budgets import check_budget
 from conversations.models import ApiKey, Message
 from conversations.producers import stop_for_client_gone, stop_for_key_revoked
 from conversations.providers.registry import available_models, find_model
 from conversations.relay import PRODUCER_ID
 from conversations.reply_job import transcript_job
+from conversations.stream_watch import stream_heartbeat_seconds
 from conversations.transcripts import start_transcript
 
 
