@@ -40,6 +40,15 @@ from tests.replies import HISTORY, MODEL
         ({"presence_penalty": 2.5}, "presence_penalty: Ensure this value is less than or equal"),
         ({"logit_bias": {"50256": -101}}, "logit_bias: 50256: Ensure this value is greater"),
         ({"seed": "x"}, "seed: A valid integer is required."),
+        # JSON's types, as OpenAI's API checks them: a number in a string, or true, is not one.
+        ({"temperature": "0.5"}, "temperature: A valid number is required."),
+        ({"top_p": True}, "top_p: A valid number is required."),
+        ({"max_tokens": "5"}, "max_tokens: A valid integer is required."),
+        ({"max_completion_tokens": True}, "max_completion_tokens: A valid integer is required."),
+        ({"n": "1"}, "n: A valid integer is required."),
+        ({"seed": "7"}, "seed: A valid integer is required."),
+        ({"frequency_penalty": "1"}, "frequency_penalty: A valid number is required."),
+        ({"logit_bias": {"50256": "5"}}, "logit_bias: 50256: A valid number is required."),
     ],
 )
 def test_bad_requests_get_400_saying_what_is_wrong_and_store_nothing(

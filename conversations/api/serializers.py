@@ -38,6 +38,24 @@ class JSONBoolean(serializers.BooleanField):
         return data
 
 
+class JSONNumber(serializers.FloatField):
+    """A number: DRF's FloatField would take "0.5" (a string) or true as one."""
+
+    def to_internal_value(self, data: object) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JSONInteger(serializers.IntegerField):
+    """A whole number: DRF's IntegerField would take "5" (a string) as one (true it refuses)."""
+
+    def to_internal_value(self, data: object) -> int:
+        if not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class MessageSerializer(serializers.ModelSerializer):
     conversation = serializers.UUIDField(source="conversation_id", read_only=True)
     parent = serializers.UUIDField(source="parent_id", read_only=True, allow_null=True)

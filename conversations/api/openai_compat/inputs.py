@@ -10,7 +10,13 @@ from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from conversations.api.serializers import JSONBoolean, TextField, validate_model_id
+from conversations.api.serializers import (
+    JSONBoolean,
+    JSONInteger,
+    JSONNumber,
+    TextField,
+    validate_model_id,
+)
 from conversations.providers.base import AS_IS_OPTIONS
 from conversations.providers.registry import find_model, provider_for
 from conversations.transcripts import Transcript
@@ -132,34 +138,31 @@ class StreamOptionsInput(serializers.Serializer):
 
 
 class ChatCompletionInput(serializers.Serializer):
+    # Numbers must be JSON numbers, as OpenAI's API has them: not "0.5", not true.
     model = TextField(max_length=200, validators=[validate_model_id])
     messages = ChatMessageInput(many=True, allow_empty=False)
     stream = JSONBoolean(default=False, allow_null=True)
     stream_options = StreamOptionsInput(required=False, allow_null=True)
-    n = serializers.IntegerField(required=False, allow_null=True)
+    n = JSONInteger(required=False, allow_null=True)
     # Sampling options, passed on to the provider (each in its own names).
-    temperature = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=2)
-    top_p = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-    max_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    max_completion_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    temperature = JSONNumber(required=False, allow_null=True, min_value=0, max_value=2)
+    top_p = JSONNumber(required=False, allow_null=True, min_value=0, max_value=1)
+    max_tokens = JSONInteger(required=False, allow_null=True, min_value=1)
+    max_completion_tokens = JSONInteger(required=False, allow_null=True, min_value=1)
     stop = StopField(required=False, allow_null=True)
     # Passed on as they are where the model's provider speaks OpenAI's protocol (AS_IS_OPTIONS).
-    seed = serializers.IntegerField(required=False, allow_null=True)
-    presence_penalty = serializers.FloatField(
-        required=False, allow_null=True, min_value=-2, max_value=2
-    )
-    frequency_penalty = serializers.FloatField(
-        required=False, allow_null=True, min_value=-2, max_value=2
-    )
+    seed = JSONInteger(required=False, allow_null=True)
+    presence_penalty = JSONNumber(required=False, allow_null=True, min_value=-2, max_value=2)
+    frequency_penalty = JSONNumber(required=False, allow_null=True, min_value=-2, max_value=2)
     response_format = ResponseFormatField(required=False, allow_null=True)
     logit_bias = serializers.DictField(
-        child=serializers.FloatField(min_value=-100, max_value=100),
+        child=JSONNumber(min_value=-100, max_value=100),
         required=False,
         allow_null=True,
     )
     # What the answers here cannot carry: refused rather than quietly left out.
     logprobs = JSONBoolean(required=False, allow_null=True)
-    top_logprobs = serializers.IntegerField(required=False, allow_null=True)
+    top_logprobs = JSONInteger(required=False, allow_null=True)
     tools = serializers.ListField(required=False, allow_null=True)
     functions = serializers.ListField(required=False, allow_null=True)
 
