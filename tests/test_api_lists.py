@@ -33,6 +33,23 @@ def test_conversation_list_is_paginated_most_recent_first(server, alice, alice_c
     assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
 
 
+def test_pages_neither_repeat_nor_skip_conversations_updated_at_the_same_instant(
+    server, alice, alice_client
+):
+    # Made in an order unlike their ids' (a database's order for ties is its own choice).
+    ids = sorted((uuid.uuid4() for _ in range(7)), key=lambda i: str(i)[::-1])
+    now = timezone.now()
+    Conversation.objects.bulk_create(
+        Conversation(id=i, owner=alice, model="m", updated_at=now) for i in ids
+    )
+    seen, page = [], "/api/conversations/?page_size=2"
+    while page:
+        listed = alice_client.http.get(page).json()
+        seen += [uuid.UUID(c["id"]) for c in listed["results"]]
+        page = listed["next"]
+    assert seen == sorted(ids, reverse=True)
+
+
 def test_conversation_list_filters_by_update_time_model_and_text(server, alice, alice_client):
     now = timezone.now()
     old = Conversation.objects.create(

@@ -87,8 +87,12 @@ class Conversation(models.Model):
     objects = ConversationQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-updated_at"]
-        indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
+        # The id breaks ties: pages of a list ordered by time alone may repeat or skip
+        # conversations updated at the same instant (a database orders ties as it likes).
+        ordering = ["-updated_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-updated_at", "-id"], name="conversation_owner_recent")
+        ]
 
     def __str__(self) -> str:
         return self.title or "New chat"
