@@ -33,7 +33,7 @@ def test_conversation_list_is_paginated_most_recent_first(server, alice, alice_c
     assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
 
 
-def test_pages_neither_repeat_nor_skip_conversations_updated_at_the_same_instant(
+def test_pages_list_conversations_updated_at_the_same_instant_once_each_by_id(
     server, alice, alice_client
 ):
     # Made in an order unlike their ids' (a database's order for ties is its own choice).

@@ -58,3 +58,18 @@ def test_null_sampling_options_count_as_unset(server, stub, alice_key):
     response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
     assert response.status_code == 200, response.text
     assert "temperature" not in stub.requests[-1].json and "stop" not in stub.requests[-1].json
+
+
+def test_json_numbers_of_either_kind_are_taken_where_numbers_belong(server, stub, alice_key):
+    # A whole number where a fraction may be, a whole float (1e16 included) where an integer
+    # must be: JSON has one kind of number.
+    stub.queue(openai_stream(["Sure"]))
+    numbers = {"temperature": 1, "top_p": 0, "max_tokens": 5.0, "seed": 1e16}
+    body = {"model": MODEL, "messages": HISTORY[1:2], **numbers, "logit_bias": {"50256": 5}}
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    sent = stub.requests[-1].json
+    assert {name: sent[name] for name in numbers} == numbers
+    assert type(sent["max_tokens"]) is int and sent["seed"] == 10**16 and type(sent["seed"]) is int
+    assert sent["logit_bias"] == {"50256": 5.0}

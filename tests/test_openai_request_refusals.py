@@ -39,16 +39,27 @@ from tests.replies import HISTORY, MODEL
         ({"response_format": {"type": "json_schema"}}, 'response_format: Must be {"type"'),
         ({"presence_penalty": 2.5}, "presence_penalty: Ensure this value is less than or equal"),
         ({"logit_bias": {"50256": -101}}, "logit_bias: 50256: Ensure this value is greater"),
-        ({"seed": "x"}, "seed: A valid integer is required."),
+        ({"seed": "x"}, "seed: Must be a whole number (not text, true or false)."),
         # JSON's types, as OpenAI's API checks them: a number in a string, or true, is not one.
-        ({"temperature": "0.5"}, "temperature: A valid number is required."),
-        ({"top_p": True}, "top_p: A valid number is required."),
-        ({"max_tokens": "5"}, "max_tokens: A valid integer is required."),
-        ({"max_completion_tokens": True}, "max_completion_tokens: A valid integer is required."),
-        ({"n": "1"}, "n: A valid integer is required."),
-        ({"seed": "7"}, "seed: A valid integer is required."),
-        ({"frequency_penalty": "1"}, "frequency_penalty: A valid number is required."),
-        ({"logit_bias": {"50256": "5"}}, "logit_bias: 50256: A valid number is required."),
+        ({"temperature": "0.5"}, "temperature: Must be a number (not text, true or false)."),
+        ({"top_p": True}, "top_p: Must be a number (not text, true or false)."),
+        ({"max_tokens": "5"}, "max_tokens: Must be a whole number (not text, true or false)."),
+        (
+            {"max_completion_tokens": True},
+            "max_completion_tokens: Must be a whole number (not text, true or false).",
+        ),
+        ({"n": "1"}, "n: Must be a whole number (not text, true or false)."),
+        ({"seed": "7"}, "seed: Must be a whole number (not text, true or false)."),
+        (
+            {"frequency_penalty": "1"},
+            "frequency_penalty: Must be a number (not text, true or false).",
+        ),
+        ({"logit_bias": {"abc": 1}}, "logit_bias: Keys must be token ids (like \"50256\"): 'abc'."),
+        ({"seed": 5.5}, "seed: Must be a whole number (not text, true or false)."),
+        (
+            {"logit_bias": {"50256": "5"}},
+            "logit_bias: 50256: Must be a number (not text, true or false).",
+        ),
     ],
 )
 def test_bad_requests_get_400_saying_what_is_wrong_and_store_nothing(
@@ -72,7 +83,7 @@ UNSTORABLE = [
     ({"stop": ["ok", "a\u0000"]}, "stop: Null characters are not allowed."),
     ({"max_tokens": 10**30}, "max_tokens: Must be a whole number within 64 bits."),
     ({"seed": -(10**30)}, "seed: Must be a whole number within 64 bits."),
-    ({"logit_bias": {"\udc00": 1}}, "logit_bias: Surrogate characters are not allowed"),
+    ({"logit_bias": {"\udc00": 1}}, "logit_bias: Keys must be token ids"),
     (
         {"response_format": {"type": "json_schema", "json_schema": {"name": "a\u0000"}}},
         "response_format: Null characters are not allowed.",

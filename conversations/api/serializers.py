@@ -41,6 +41,8 @@ class JSONBoolean(serializers.BooleanField):
 class JSONNumber(serializers.FloatField):
     """A number: DRF's FloatField would take "0.5" (a string) or true as one."""
 
+    default_error_messages = {"invalid": "Must be a number (not text, true or false)."}
+
     def to_internal_value(self, data: object) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
@@ -48,10 +50,15 @@ class JSONNumber(serializers.FloatField):
 
 
 class JSONInteger(serializers.IntegerField):
-    """A whole number: DRF's IntegerField would take "5" (a string) as one (true it refuses)."""
+    """A whole number: DRF's IntegerField would take "5" (a string) as one, and refuse 1e16
+    (it reads the text of a float, "1e+16")."""
+
+    default_error_messages = {"invalid": "Must be a whole number (not text, true or false)."}
 
     def to_internal_value(self, data: object) -> int:
-        if not isinstance(data, int | float):
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
+        if not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
 

@@ -178,6 +178,12 @@ class ChatCompletionInput(serializers.Serializer):
 
     validate_functions = validate_tools
 
+    def validate_logit_bias(self, value: dict | None) -> dict | None:
+        # Keys are token ids, as OpenAI's API takes them: whole numbers, written as text.
+        if bad := [key for key in value or () if not (key.isascii() and key.isdigit())]:
+            raise serializers.ValidationError(f'Keys must be token ids (like "50256"): {bad[0]!r}.')
+        return value
+
     def validate_logprobs(self, value: bool | None) -> bool | None:
         if value:
             raise serializers.ValidationError("Log probabilities are not supported here.")
