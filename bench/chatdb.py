@@ -9,7 +9,7 @@ scenarios, never while one is measured.
 
 import os
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 MODEL = "bench"
@@ -136,6 +136,21 @@ def new_conversations(logins: list[Login], count: int, using: str = "default") -
         (str(conversation.pk), session_key)
         for conversation, (_, session_key, _) in zip(created, owners, strict=True)
     ]
+
+
+def reply_seconds(since: datetime, using: str = "default") -> float | None:
+    """How long the replies begun since `since` lasted, on average: from the message POST that
+    made each to its end, the span its checkpoints (one a second) fall in. None: none ended."""
+    from conversations.models import Message
+
+    spans = Message.objects.using(using).filter(
+        role=Message.Role.ASSISTANT, created_at__gte=since, completed_at__isnull=False
+    )
+    lives = [
+        (end - start).total_seconds()
+        for start, end in spans.values_list("created_at", "completed_at")
+    ]
+    return sum(lives) / len(lives) if lives else None
 
 
 def api_keys(logins: list[Login], count: int) -> list[str]:

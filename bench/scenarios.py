@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -199,6 +200,7 @@ async def measure(
     server = processes.server
     queries = QueryCounts(server, bench.work) if target in CHATSITE else None
     queries_before = queries.snapshot() if queries else {}
+    began = datetime.now(UTC)  # replies begun from now on are the measured ones
     for measured in (processes.stub, *processes.server_side):
         measured.mark()
     client = psutil.Process()
@@ -226,6 +228,9 @@ async def measure(
         figures["cpu_s_per_1000_chunks"] = figures["server_cpu_s"] * 1000 / max(chunks, 1)
     if queries:
         figures.update(per_reply(queries_before, queries.snapshot(), scenario.streams))
+        # Checkpoints come once a second of a reply's life, which load can stretch.
+        using = chatdb.POSTGRES if scenario.workers > 1 else "default"
+        figures["reply_seconds"] = await asyncio.to_thread(chatdb.reply_seconds, began, using)
     return figures
 
 
