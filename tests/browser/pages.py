@@ -19,7 +19,9 @@ def open_chat(page: Page, url: str) -> None:
 
 
 def send_message(page: Page, text: str) -> None:
-    """Type into the composer and press Enter, as a person does."""
+    """Type into the composer and press Enter, as a person does, once the page's script is
+    ready (an Enter before it only adds a line to the text)."""
+    expect(page.locator("#chat[data-ready=true]")).to_be_attached()
     page.locator("#content").fill(text)
     page.locator("#content").press("Enter")
 
