@@ -17,7 +17,16 @@ from conversations.models import Message
 CLIENT_GONE = (
     "The API client disconnected before the reply was complete; the text up to then is kept."
 )
-KEY_REVOKED = "The API key was revoked before the reply was complete; the text up to then is kept."
+# Why an OpenAI-compatible client's stream was cut while its reply ran, by the code stored.
+CREDENTIAL_ENDED = {
+    "key_revoked": (
+        "The API key was revoked before the reply was complete; the text up to then is kept."
+    ),
+    "session_ended": (
+        "The session that asked for the reply ended (a logout, a password change, the account"
+        " deactivated) before it was complete; the text up to then is kept."
+    ),
+}
 
 
 class Producer(Protocol):
@@ -95,11 +104,12 @@ def stop_for_client_gone(reply_id: UUID) -> None:
         producer.cancel("client_disconnected", CLIENT_GONE)
 
 
-def stop_for_key_revoked(reply_id: UUID) -> None:
-    """An OpenAI-compatible client's key was revoked mid-reply: its stream ends, and no one
-    can resume it, so the reply stops as when the client leaves."""
+def stop_for_credential_ended(reply_id: UUID, code: str) -> None:
+    """An OpenAI-compatible client's key was revoked, or its session ended, mid-reply (`code`,
+    a key of CREDENTIAL_ENDED): its stream ends, and no one can resume it, so the reply stops
+    as when the client leaves."""
     if producer := _producers.get(reply_id):
-        producer.cancel("key_revoked", KEY_REVOKED)
+        producer.cancel(code, CREDENTIAL_ENDED[code])
 
 
 def stop_if_produced_here(reply_id: UUID) -> None:

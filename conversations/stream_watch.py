@@ -9,13 +9,16 @@ stream_heartbeat_seconds).
 
 An API key's stream ends once the key is revoked or its user deactivated (apikeys.py). A
 session's stream ends once the session does (logged out, expired, or its user's password
-changed elsewhere) or its user is deactivated: it simply closes, and the browser's
-reconnect is refused, as every other request of that session is.
+changed elsewhere) or its user is deactivated: a reply's stream simply closes, and the
+browser's reconnect is refused, as every other request of that session is; a /v1 completion
+asked for with a session ends with SESSION_ENDED_EVENT and stops its reply, as a revoked
+key's does (no one can resume it).
 """
 
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Hashable, Iterator
@@ -142,3 +145,11 @@ def live_sessions(sessions: list[OpenSession]) -> set[OpenSession]:
 
 
 open_sessions = OpenCredentials(live_sessions, "CHATSITE_SESSION_RECHECK_SECONDS")
+# The last event of a stream that cannot be resumed (/v1's) once its session ended. No `id:`.
+SESSION_ENDED_EVENT = (
+    "event: error\ndata: "
+    + json.dumps(
+        {"error": {"code": "session_ended", "message": "The session ended: log in again."}}
+    )
+    + "\n\n"
+).encode()

@@ -4,6 +4,7 @@ import asyncio
 import json
 import secrets
 import string
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,17 @@ class Event:
 
 def csrf_secret() -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+
+
+def rest_once_closed[T](items: Iterator[T]) -> list[T]:
+    """A stream's remaining items once it closes (a wait, not a timing check: open, its
+    heartbeats would keep it going until CHATSITE_STREAM_MAX_SECONDS)."""
+    rest: list[T] = []
+    reader = threading.Thread(target=lambda: rest.extend(items), daemon=True)
+    reader.start()
+    reader.join(WAIT_SECONDS)
+    assert not reader.is_alive(), "the stream is still open"
+    return rest
 
 
 def form_login(base_url: str, username: str) -> dict[str, str]:

@@ -3,8 +3,6 @@ user's password changed elsewhere, the user deactivated (conversations/stream_wa
 The reply goes on and is kept; the streams of other sessions go on."""
 
 import contextlib
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,12 +15,11 @@ from conversations import stream_watch
 from conversations.models import Message
 from conversations.stream_watch import live_sessions, open_session
 from tests.client import (
-    WAIT_SECONDS,
     ChatClient,
-    Event,
     form_login,
     form_logout,
     read_events,
+    rest_once_closed,
     text_of,
 )
 from tests.conftest import session_for, wait_until_replies_settle
@@ -50,17 +47,6 @@ def held_stream(streams: contextlib.ExitStack, stub, client: ChatClient) -> tupl
     assert next(events).data["content"] == "Hel"
     gate.wait_reached()
     return events, gate, (conversation["id"], body["assistant_message"]["id"])
-
-
-def rest_once_closed(events: Iterator[Event]) -> list[Event]:
-    """The stream's remaining events once it closes (a wait, not a timing check: open, its
-    heartbeats would keep it going until CHATSITE_STREAM_MAX_SECONDS)."""
-    rest: list[Event] = []
-    reader = threading.Thread(target=lambda: rest.extend(events), daemon=True)
-    reader.start()
-    reader.join(WAIT_SECONDS)
-    assert not reader.is_alive(), "the stream is still open"
-    return rest
 
 
 def reply_when_settled(reply_id: str) -> tuple[str, str]:

@@ -27,11 +27,22 @@ from conversations.api.stream import EventStreamResponse, reply_events
 from conversations.apikeys import until_revoked
 from conversations.budgets import check_budget
 from conversations.models import ApiKey, Message
-from conversations.producers import stop_for_client_gone, stop_for_key_revoked
+from conversations.producers import (
+    CREDENTIAL_ENDED,
+    stop_for_client_gone,
+    stop_for_credential_ended,
+)
 from conversations.providers.registry import available_models, find_model
 from conversations.relay import PRODUCER_ID
 from conversations.reply_job import transcript_job
-from conversations.stream_watch import stream_heartbeat_seconds
+from conversations.stream_watch import (
+    SESSION_ENDED_EVENT,
+    OpenSession,
+    open_session,
+    open_sessions,
+    stream_heartbeat_seconds,
+    until_ended,
+)
 from conversations.transcripts import start_transcript
 
 
@@ -55,10 +66,12 @@ class ChatCompletions(APIView):
         transcript = data.transcript()
         reply = start_transcript(request.user, model, transcript, PRODUCER_ID)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        # Not with a key: with the session (a page's script), watched as the chat's streams are.
+        session = None if api_key else open_session(request.session.session_key, request.user)
         if data.validated_data["stream"]:
-            response = completion_stream(reply, data.include_usage, api_key)
+            response = completion_stream(reply, data.include_usage, api_key, session)
         else:
-            response = AwaitedCompletion(reply, api_key)
+            response = AwaitedCompletion(reply, api_key, session)
         response.reply_to_start = reply  # started once the response is ready (reply_start.py)
         response.job_to_start = transcript_job(reply, transcript)  # no history to read back
         response["X-Chatsite-Conversation"] = str(reply.conversation_id)
@@ -67,9 +80,9 @@ class ChatCompletions(APIView):
 
 
 def completion_stream(
-    reply: Message, include_usage: bool, api_key: ApiKey | None
+    reply: Message, include_usage: bool, api_key: ApiKey | None, session: OpenSession | None
 ) -> EventStreamResponse:
-    chunks = completion_chunks(ChunkWriter(reply, include_usage), followed(reply, api_key))
+    chunks = completion_chunks(ChunkWriter(reply, include_usage), followed(reply, api_key, session))
     response = EventStreamResponse(
         stops_when_abandoned(reply.pk, chunks), content_type="text/event-stream"
     )
@@ -78,14 +91,17 @@ def completion_stream(
     return response
 
 
-def followed(reply: Message, api_key: ApiKey | None) -> AsyncGenerator[bytes]:
-    """The reply's frames to its end: no time limit, as an OpenAI client cannot resume."""
+def followed(
+    reply: Message, api_key: ApiKey | None, session: OpenSession | None
+) -> AsyncGenerator[bytes]:
+    """The reply's frames to its end (no time limit, as an OpenAI client cannot resume), cut
+    once its key is revoked or its session ends, which stops the reply."""
     frames = reply_events(reply.pk, 0, stream_heartbeat_seconds(api_key), max_seconds=math.inf)
-    if api_key is None:
-        return frames
-    return until_revoked(
-        frames, api_key.pk, on_revoked=functools.partial(stop_for_key_revoked, reply.pk)
-    )
+    if api_key is not None:
+        stop = functools.partial(stop_for_credential_ended, reply.pk, "key_revoked")
+        return until_revoked(frames, api_key.pk, on_revoked=stop)
+    stop = functools.partial(stop_for_credential_ended, reply.pk, "session_ended")
+    return until_ended(frames, open_sessions, session, stop, SESSION_ENDED_EVENT)
 
 
 async def stops_when_abandoned(
@@ -109,20 +125,22 @@ async def stops_when_abandoned(
 class AwaitedCompletion(HttpResponse):
     """Placeholder for a completion without `stream`: answered once the reply is stored."""
 
-    def __init__(self, reply: Message, api_key: ApiKey | None) -> None:
+    def __init__(self, reply: Message, api_key: ApiKey | None, session: OpenSession | None) -> None:
         super().__init__(status=status.HTTP_202_ACCEPTED)
-        self.reply, self.api_key = reply, api_key
+        self.reply, self.api_key, self.session = reply, api_key, session
 
     async def final(self) -> JsonResponse:
-        frames = stops_when_abandoned(self.reply.pk, followed(self.reply, self.api_key))
+        followed_reply = followed(self.reply, self.api_key, self.session)
+        frames = stops_when_abandoned(self.reply.pk, followed_reply)
         async with contextlib.aclosing(frames):
             async for _ in frames:
                 pass  # to the reply's done or error event
         reply = await Message.objects.filter(pk=self.reply.pk).afirst()
         if reply is None:
             answer = error_response(404, "not_found", "The conversation was deleted meanwhile.")
-        elif reply.is_active or reply.error_code == "key_revoked":  # the wait ended with it
-            answer = error_response(401, "key_revoked", "The API key was revoked.")
+        elif reply.is_active or reply.error_code in CREDENTIAL_ENDED:  # the wait ended with it
+            code = "key_revoked" if self.api_key else "session_ended"
+            answer = error_response(401, code, CREDENTIAL_ENDED_ANSWER[code])
         elif reply.status == Message.Status.FAILED:
             answer = error_response(502, reply.error_code, reply.error, "provider_error")
         else:
@@ -130,6 +148,12 @@ class AwaitedCompletion(HttpResponse):
         for header in ("X-Chatsite-Conversation", "X-Chatsite-Message"):
             answer[header] = self[header]
         return answer
+
+
+CREDENTIAL_ENDED_ANSWER = {
+    "key_revoked": "The API key was revoked.",
+    "session_ended": "The session ended: log in again.",
+}
 
 
 def error_response(http_status: int, code: str, message: str, kind: str = "") -> JsonResponse:
