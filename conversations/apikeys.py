@@ -31,9 +31,10 @@ PREFIX = "cs_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 INVALID_KEY = "The API key is invalid or revoked."
 # No `id:` line: the event must not move a client's Last-Event-ID.
+KEY_REVOKED_MESSAGE = "The API key was revoked."
 KEY_REVOKED_EVENT = (
     "event: error\ndata: "
-    + json.dumps({"error": {"code": "key_revoked", "message": "The API key was revoked."}})
+    + json.dumps({"error": {"code": "key_revoked", "message": KEY_REVOKED_MESSAGE}})
     + "\n\n"
 ).encode()
 

@@ -146,10 +146,9 @@ def live_sessions(sessions: list[OpenSession]) -> set[OpenSession]:
 
 open_sessions = OpenCredentials(live_sessions, "CHATSITE_SESSION_RECHECK_SECONDS")
 # The last event of a stream that cannot be resumed (/v1's) once its session ended. No `id:`.
+SESSION_ENDED_MESSAGE = "The session ended: log in again."
 SESSION_ENDED_EVENT = (
     "event: error\ndata: "
-    + json.dumps(
-        {"error": {"code": "session_ended", "message": "The session ended: log in again."}}
-    )
+    + json.dumps({"error": {"code": "session_ended", "message": SESSION_ENDED_MESSAGE}})
     + "\n\n"
 ).encode()

@@ -39,7 +39,8 @@ def csrf_secret() -> str:
 
 def rest_once_closed[T](items: Iterator[T]) -> list[T]:
     """A stream's remaining items once it closes (a wait, not a timing check: open, its
-    heartbeats would keep it going until CHATSITE_STREAM_MAX_SECONDS)."""
+    heartbeats would keep it going, a reply's stream until CHATSITE_STREAM_MAX_SECONDS, a
+    /v1 completion's for good)."""
     rest: list[T] = []
     reader = threading.Thread(target=lambda: rest.extend(items), daemon=True)
     reader.start()

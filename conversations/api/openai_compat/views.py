@@ -24,7 +24,7 @@ from conversations.api.openai_compat.chunks import ChunkWriter, completion, comp
 from conversations.api.openai_compat.inputs import ChatCompletionInput
 from conversations.api.reply_start import starts_replies
 from conversations.api.stream import EventStreamResponse, reply_events
-from conversations.apikeys import until_revoked
+from conversations.apikeys import KEY_REVOKED_MESSAGE, until_revoked
 from conversations.budgets import check_budget
 from conversations.models import ApiKey, Message
 from conversations.producers import (
@@ -37,6 +37,7 @@ from conversations.relay import PRODUCER_ID
 from conversations.reply_job import transcript_job
 from conversations.stream_watch import (
     SESSION_ENDED_EVENT,
+    SESSION_ENDED_MESSAGE,
     OpenSession,
     open_session,
     open_sessions,
@@ -139,7 +140,7 @@ class AwaitedCompletion(HttpResponse):
         if reply is None:
             answer = error_response(404, "not_found", "The conversation was deleted meanwhile.")
         elif reply.is_active or reply.error_code in CREDENTIAL_ENDED:  # the wait ended with it
-            code = "key_revoked" if self.api_key else "session_ended"
+            code = "key_revoked" if self.api_key else "session_ended"  # what it came with
             answer = error_response(401, code, CREDENTIAL_ENDED_ANSWER[code])
         elif reply.status == Message.Status.FAILED:
             answer = error_response(502, reply.error_code, reply.error, "provider_error")
@@ -151,8 +152,8 @@ class AwaitedCompletion(HttpResponse):
 
 
 CREDENTIAL_ENDED_ANSWER = {
-    "key_revoked": "The API key was revoked.",
-    "session_ended": "The session ended: log in again.",
+    "key_revoked": KEY_REVOKED_MESSAGE,
+    "session_ended": SESSION_ENDED_MESSAGE,
 }
 
 
