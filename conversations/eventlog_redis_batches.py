@@ -125,9 +125,10 @@ class Reads:
                         pairs = found.items() if isinstance(found, dict) else found or []
                         for key, entries in pairs:
                             self._copy(key.decode() if isinstance(key, bytes) else key, entries)
-            except (redis.RedisError, OSError):
+            except (redis.RedisError, OSError) as error:
                 # Followers send heartbeats meanwhile; the stream view checks the database.
-                logger.exception("Reading followed replies failed; reading again in a second")
+                # Expected when Redis restarts: why, without a traceback.
+                logger.warning("Reading followed replies failed (%r); again in a second", error)
                 self._reader_id = None
                 await asyncio.sleep(1)
 

@@ -209,7 +209,8 @@ def test_a_reply_goes_on_reaching_other_processes_after_redis_dropped_connection
 ):
     _, url = own_redis
     producing = client_for(alice, base_url=start_server(REDIS_URL=url).url)
-    viewing = client_for(alice, base_url=start_server(REDIS_URL=url).url)
+    viewing_server = start_server(REDIS_URL=url)
+    viewing = client_for(alice, base_url=viewing_server.url)
     dropped, ending = Gate(), Gate()
     steps = openai_stream(["Before", " after"]).steps
     steps.insert(2, dropped)  # after the role chunk and "Before"
@@ -229,3 +230,7 @@ def test_a_reply_goes_on_reaching_other_processes_after_redis_dropped_connection
         ending.open()
     reply = producing.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert (reply["status"], reply["content"]) == ("complete", "Before after")
+    # Expected, and recovered from: a warning saying why, not a traceback in the error log.
+    log = viewing_server.log()
+    assert "WARNING conversations.eventlog_redis_batches Reading followed replies failed" in log
+    assert "Traceback" not in log
