@@ -7,7 +7,6 @@ CHATSITE_API_KEY_RECHECK_SECONDS, and a stream ends once its key is revoked.
 """
 
 import hashlib
-import json
 import logging
 import secrets
 from collections.abc import AsyncGenerator, Callable
@@ -23,20 +22,15 @@ from rest_framework.request import Request
 
 from conversations.key_lookup import active_key
 from conversations.models import ApiKey
-from conversations.stream_watch import OpenCredentials, until_ended
+from conversations.stream_watch import OpenCredentials, credential_ended_event, until_ended
 
 logger = logging.getLogger(__name__)
 PREFIX = "cs_"
 # last_used_at is a hint for people, not a log: write it at most this often per key.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 INVALID_KEY = "The API key is invalid or revoked."
-# No `id:` line: the event must not move a client's Last-Event-ID.
 KEY_REVOKED_MESSAGE = "The API key was revoked."
-KEY_REVOKED_EVENT = (
-    "event: error\ndata: "
-    + json.dumps({"error": {"code": "key_revoked", "message": KEY_REVOKED_MESSAGE}})
-    + "\n\n"
-).encode()
+KEY_REVOKED_EVENT = credential_ended_event("key_revoked", KEY_REVOKED_MESSAGE)
 
 
 def hash_secret(secret: str) -> str:

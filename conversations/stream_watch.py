@@ -145,10 +145,14 @@ def live_sessions(sessions: list[OpenSession]) -> set[OpenSession]:
 
 
 open_sessions = OpenCredentials(live_sessions, "CHATSITE_SESSION_RECHECK_SECONDS")
-# The last event of a stream that cannot be resumed (/v1's) once its session ended. No `id:`.
+
+
+def credential_ended_event(code: str, message: str) -> bytes:
+    """The last event of a stream whose key or session no longer lets it go on. No `id:`
+    line: it must not move a client's Last-Event-ID."""
+    data = json.dumps({"error": {"code": code, "message": message}})
+    return f"event: error\ndata: {data}\n\n".encode()
+
+
 SESSION_ENDED_MESSAGE = "The session ended: log in again."
-SESSION_ENDED_EVENT = (
-    "event: error\ndata: "
-    + json.dumps({"error": {"code": "session_ended", "message": SESSION_ENDED_MESSAGE}})
-    + "\n\n"
-).encode()
+SESSION_ENDED_EVENT = credential_ended_event("session_ended", SESSION_ENDED_MESSAGE)

@@ -126,6 +126,17 @@ def test_reply_cut_by_a_server_crash_says_it_was_interrupted(
     expect(reply.locator(".reply-notice")).to_contain_text("Interrupted: The server stopped")
 
 
+def reply_held_after_hel(session: object, stub: object, user: object, gate: object) -> object:
+    """A page of `user`'s (logged in through `session`) whose new reply shows "Hel" and is
+    held at `gate` before the rest."""
+    stub.queue(gated_stream(["Hel", "lo again"], [gate, None]))
+    page = session.logged_in(user)
+    open_new_chat(page)
+    send_message(page, "Say it")
+    expect(reply_body(page)).to_have_text("Hel")
+    return page
+
+
 def test_a_reply_whose_session_ended_says_so_instead_of_reconnecting_for_ever(
     start_server, open_browsing, stub, alice, new_gate
 ):
@@ -133,12 +144,8 @@ def test_a_reply_whose_session_ended_says_so_instead_of_reconnecting_for_ever(
     # reconnect after the session ended is refused, and so is asking the API about the reply.
     server = start_server(CHATSITE_STREAM_MAX_SECONDS="0.2", CHATSITE_HEARTBEAT_SECONDS="0.05")
     gate = new_gate()
-    stub.queue(gated_stream(["Hel", "lo again"], [gate, None]))
     session = open_browsing(server.url)
-    page = session.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Say it")
-    expect(reply_body(page)).to_have_text("Hel")
+    page = reply_held_after_hel(session, stub, alice, gate)
 
     page.context.clear_cookies()  # logged out (in another tab, or the session expired)
     expect(page.locator("#composer-error")).to_have_text(
@@ -156,12 +163,8 @@ def test_logging_out_in_another_tab_ends_the_reply_stream_and_says_so(
 ):
     server = start_server(CHATSITE_SESSION_RECHECK_SECONDS="0.1")
     gate = new_gate()
-    stub.queue(gated_stream(["Hel", "lo again"], [gate, None]))
     session = open_browsing(server.url)
-    page = session.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Say it")
-    expect(reply_body(page)).to_have_text("Hel")
+    page = reply_held_after_hel(session, stub, alice, gate)
 
     other_tab = session.new_tab(page)
     other_tab.goto("/")
