@@ -4,6 +4,7 @@ The server process writes to the same database, so counting rows here (transacti
 sees whatever the request stored.
 """
 
+import concurrent.futures
 import json
 import sqlite3
 import uuid
@@ -251,3 +252,39 @@ def test_a_locked_database_is_a_503_that_saves_nothing(start_server, client_for,
         locker.close()
     assert rows() == before
     assert client.send(conversation["id"], "Hello again").status_code == 201
+
+
+def test_each_message_post_is_validated_on_its_own(server, stub, alice_client):
+    """One serializer validates every message POST (conversations/api/serializers.py,
+    validated): each request's values and errors are its own, one after another and at once."""
+    refused = {
+        "blank": ({"content": " "}, "empty"),
+        "model": ({"content": "Hi", "model": "openai:no-such-model"}, "no-such-model"),
+        "client_id": ({"content": "Hi", "client_id": "not-a-uuid"}, "client_id"),
+    }
+
+    def send(case: str) -> tuple[str, object]:
+        body = refused[case][0] if case in refused else {"content": f"Asked by {case}"}
+        url = f"/api/conversations/{alice_client.new_conversation()['id']}/messages/"
+        return case, alice_client.http.post(url, json=body)
+
+    def assert_own(case: str, response) -> None:
+        if case in refused:
+            error = assert_clear_error(response, 400, (refused[case][1],))
+            others = [refused[other][1] for other in refused if other != case]
+            assert not any(word in error["message"] for word in others), error
+        else:
+            assert response.status_code == 201, response.text
+            assert response.json()["user_message"]["content"] == f"Asked by {case}"
+
+    for case in ["blank", "first", "model", "second", "client_id", "third"]:
+        assert_own(*send(case))
+    at_once = [*refused, *(f"at once {i}" for i in range(6))] * 2
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(at_once)) as pool:
+        for case, response in pool.map(send, at_once):
+            assert_own(case, response)
+    asked = Message.objects.filter(role=Message.Role.USER).values_list("content", flat=True)
+    assert sorted(asked) == sorted(
+        [f"Asked by {case}" for case in ("first", "second", "third")]
+        + [f"Asked by at once {i}" for i in range(6)] * 2
+    )

@@ -2,6 +2,7 @@
 and the provider not asked, whether the request is malformed or holds what no JSON encoder or
 database takes."""
 
+import concurrent.futures
 import json
 
 import httpx
@@ -138,3 +139,38 @@ def test_json_no_encoder_or_database_takes_is_a_400(server, stub, alice_key, res
     body = json.dumps({"model": MODEL, "messages": HISTORY}).removesuffix("}")
     body += f', "response_format": {response_format}}}'  # what json.dumps would not write
     assert_raw_body_refused(server, stub, alice_key, body, says)
+
+
+def test_each_request_is_validated_on_its_own(server, stub, alice_key):
+    """One serializer validates every request (conversations/api/serializers.py, validated):
+    each request's values and errors are its own, one after another and at once."""
+    url = f"{server.url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    refused = {"temperature": 3, "n": 2, "stop": ["a"] * 5, "seed": "x", "top_p": 2}
+
+    def send(case: str) -> tuple[str, httpx.Response]:
+        change = {case: refused[case]} if case in refused else {}
+        messages = [{"role": "user", "content": f"Asked by {case}"}]
+        body = {"model": MODEL, "messages": messages, **change}
+        return case, httpx.post(url, json=body, headers=headers, timeout=30)
+
+    def assert_own(case: str, response: httpx.Response) -> None:
+        if case in refused:  # its own field named, and no other request's
+            assert response.status_code == 400, response.text
+            message = response.json()["error"]["message"]
+            assert message.startswith(f"{case}: ") and not any(
+                f"{other}:" in message for other in refused if other != case
+            ), message
+        else:
+            assert response.status_code == 200, response.text
+            conversation = Conversation.objects.get(pk=response.headers["X-Chatsite-Conversation"])
+            assert conversation.title == f"Asked by {case}"
+
+    in_turn = ["temperature", "first", "n", "second", "stop", "third"]
+    for case in in_turn:
+        assert_own(*send(case))
+    at_once = [*refused, *(f"at once {i}" for i in range(6))] * 2
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(at_once)) as pool:
+        for case, response in pool.map(send, at_once):
+            assert_own(case, response)
+    assert Conversation.objects.count() == 3 + 12

@@ -20,6 +20,7 @@ from conversations.api.serializers import (
     ModelSerializer,
     RegenerateInput,
     message_data,
+    validated,
 )
 from conversations.budgets import check_budget, delete_conversation
 from conversations.models import Conversation, Message, ReplyInProgress
@@ -86,13 +87,12 @@ class MessageCreate(APIView):
         # The owner's budget comes with the conversation, in one query.
         conversation = get_conversation_with_budget(request.user, conversation_id)
         check_budget(conversation.owner)  # 429 before anything is stored or a provider is called
-        data = MessageCreateInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        client_id = idempotency_key(request, data.validated_data.get("client_id"))
-        model = find_model(data.validated_data.get("model") or conversation.model)
+        data = validated(MessageCreateInput, request.data)
+        client_id = idempotency_key(request, data.get("client_id"))
+        model = find_model(data.get("model") or conversation.model)
         try:
             user_message, reply, created = conversation.post_user_message(
-                data.validated_data["content"], model or default_model(), client_id, PRODUCER_ID
+                data["content"], model or default_model(), client_id, PRODUCER_ID
             )
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)

@@ -224,16 +224,17 @@ class ChatCompletionInput(serializers.Serializer):
             raise serializers.ValidationError("The last user message is empty.")
         return value
 
-    def transcript(self) -> Transcript:
-        data = self.validated_data
-        messages = data["messages"]
-        system = "\n\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
-        turns = [(m["role"], m["content"]) for m in messages if m["role"] in ("user", "assistant")]
-        # null means unset, as OpenAI takes it
-        chosen = (*SAMPLING, *AS_IS_OPTIONS)
-        options = {name: data[name] for name in chosen if data.get(name) is not None}
-        return Transcript(system=system, turns=turns, options=options)
 
-    @property
-    def include_usage(self) -> bool:
-        return bool((self.validated_data.get("stream_options") or {}).get("include_usage"))
+def transcript_of(data: dict) -> Transcript:
+    """The validated request's conversation and sampling options."""
+    messages = data["messages"]
+    system = "\n\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
+    turns = [(m["role"], m["content"]) for m in messages if m["role"] in ("user", "assistant")]
+    # null means unset, as OpenAI takes it
+    chosen = (*SAMPLING, *AS_IS_OPTIONS)
+    options = {name: data[name] for name in chosen if data.get(name) is not None}
+    return Transcript(system=system, turns=turns, options=options)
+
+
+def includes_usage(data: dict) -> bool:
+    return bool((data.get("stream_options") or {}).get("include_usage"))

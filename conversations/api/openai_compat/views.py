@@ -21,8 +21,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.api.openai_compat.chunks import ChunkWriter, completion, completion_chunks
-from conversations.api.openai_compat.inputs import ChatCompletionInput
+from conversations.api.openai_compat.inputs import (
+    ChatCompletionInput,
+    includes_usage,
+    transcript_of,
+)
 from conversations.api.reply_start import starts_replies
+from conversations.api.serializers import validated
 from conversations.api.stream import EventStreamResponse, reply_events
 from conversations.apikeys import KEY_REVOKED_MESSAGE, until_revoked
 from conversations.budgets import check_budget
@@ -61,16 +66,15 @@ class ModelList(APIView):
 class ChatCompletions(APIView):
     def post(self, request: Request) -> HttpResponseBase:
         check_budget(request.user)  # 429 before anything is stored or a provider is called
-        data = ChatCompletionInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        model = find_model(data.validated_data["model"])
-        transcript = data.transcript()
+        data = validated(ChatCompletionInput, request.data)
+        model = find_model(data["model"])
+        transcript = transcript_of(data)
         reply = start_transcript(request.user, model, transcript, PRODUCER_ID)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         # Not with a key: with the session (a page's script), watched as the chat's streams are.
         session = None if api_key else open_session(request.session.session_key, request.user)
-        if data.validated_data["stream"]:
-            response = completion_stream(reply, data.include_usage, api_key, session)
+        if data["stream"]:
+            response = completion_stream(reply, includes_usage(data), api_key, session)
         else:
             response = AwaitedCompletion(reply, api_key, session)
         response.reply_to_start = reply  # started once the response is ready (reply_start.py)
