@@ -4,6 +4,8 @@ import functools
 
 from django.conf import settings
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.settings import api_settings
 
 from conversations.models import Conversation, Message
 from conversations.providers.registry import available_models, find_model
@@ -89,30 +91,38 @@ class MessageSerializer(serializers.ModelSerializer):
         return f"/api/messages/{message.id}/stream/"
 
 
-def validated[T: serializers.Serializer](input_class: type[T], data: object) -> dict:
-    """`data` validated by `input_class`; raises ValidationError (a 400 naming each field).
+def validated(input_class: type[serializers.Serializer], data: object) -> dict:
+    """`data` validated by `input_class`; raises ValidationError, as is_valid would.
 
     For the hot paths' inputs (message POST, /v1 completion), whose validation reads no
-    context, instance or partial: one instance per class validates every request, as
-    run_validation keeps nothing on it. DRF builds a serializer's fields anew for each
-    instance, deep-copying every declared field and nested serializer, which cost several
-    times the validation (0.4 ms against 0.05 for the /v1 body; bench/HISTORY.md)."""
+    context, instance or initial data: one instance per class validates every request,
+    from several threads at once, as run_validation keeps each request's values in its own
+    locals. DRF builds a serializer's fields anew for each instance, deep-copying every
+    declared field and nested serializer, which cost several times the validation (0.4 ms
+    against 0.05 for the /v1 body; bench/HISTORY.md)."""
+    if data is None:  # a JSON null body: as is_valid says it, not "This field may not be null."
+        raise serializers.ValidationError(
+            {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail("No data provided", code="null")]}
+        )
     return _shared_input(input_class).run_validation(data)
 
 
 @functools.cache
 def _shared_input(input_class: type[serializers.Serializer]) -> serializers.Serializer:
     serializer = input_class()
-    _build_fields(serializer)  # once, here, not by the first requests at the same time
+    _build(serializer)
     return serializer
 
 
-def _build_fields(serializer: serializers.BaseSerializer) -> None:
-    if isinstance(serializer, serializers.ListSerializer):
-        return _build_fields(serializer.child)
-    for field in serializer.fields.values():
-        if isinstance(field, serializers.BaseSerializer):
-            _build_fields(field)
+def _build(field: serializers.Field) -> None:
+    """Make now what DRF makes on first use (fields, validator lists), so that the first
+    requests at once do not each make them."""
+    field.validators  # noqa: B018
+    if isinstance(field, serializers.Serializer):
+        for nested in field.fields.values():
+            _build(nested)
+    if (child := getattr(field, "child", None)) is not None:  # ListSerializer, ListField, DictField
+        _build(child)
 
 
 @functools.cache
@@ -177,6 +187,8 @@ class ConversationUpdateInput(serializers.Serializer):
 
 
 class MessageCreateInput(serializers.Serializer):
+    """Validated by one shared instance (validated): no self.context, initial_data or instance."""
+
     content = TextField(max_length=settings.CHATSITE_MAX_MESSAGE_CHARS, trim_whitespace=False)
     model = TextField(max_length=200, required=False, validators=[validate_model_id])
     client_id = UUIDText(required=False)

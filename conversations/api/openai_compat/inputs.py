@@ -138,6 +138,8 @@ class StreamOptionsInput(serializers.Serializer):
 
 
 class ChatCompletionInput(serializers.Serializer):
+    """Validated by one shared instance (validated): no self.context, initial_data or instance."""
+
     # Numbers must be JSON numbers, as OpenAI's API has them: not "0.5", not true.
     model = TextField(max_length=200, validators=[validate_model_id])
     messages = ChatMessageInput(many=True, allow_empty=False)
