@@ -120,7 +120,7 @@ class ConversationAdmin(StaffReview, admin.ModelAdmin):
         return self.export(request, queryset, "markdown")
 
     def export(self, request: HttpRequest, queryset: QuerySet, format: str) -> HttpResponse:
-        chosen = queryset.select_related("owner").order_by("created_at")
+        chosen = queryset.select_related("owner").order_by("created_at", "id")  # as the API's
         record_reads(request, AccessRecord.Channel.ADMIN, AccessRecord.Action.EXPORT, chosen)
         content_type, extension = FORMATS[format]
         response = HttpResponse(render_all(chosen, format), content_type=content_type)

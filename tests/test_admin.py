@@ -2,6 +2,7 @@
 
 import json
 import re
+import uuid
 from datetime import timedelta
 
 from django.db import connection
@@ -179,6 +180,19 @@ def test_export_actions_download_the_selected_conversations(server, alice, bob, 
     assert as_markdown.headers["Content-Type"].startswith("text/markdown")
     assert "# First" in as_markdown.text and "# Second" in as_markdown.text
     assert "Not chosen" not in as_markdown.text
+
+
+def test_export_lists_conversations_made_at_the_same_instant_by_id(server, alice, bob, client_for):
+    # Made in an order unlike their ids' (a database's order for ties is its own choice: SQLite
+    # reads the selection by id here anyway, PostgreSQL in the order they were made).
+    ids = sorted((uuid.uuid4() for _ in range(7)), key=lambda i: str(i)[::-1])
+    now = timezone.now()
+    Conversation.objects.bulk_create(
+        Conversation(id=i, owner=alice, title=str(i), model="m", created_at=now) for i in ids
+    )
+    selection = {"_selected_action": [str(i) for i in ids], "index": "0"}
+    exported = client_for(bob).http.post(CONVERSATIONS, data={**selection, "action": "export_json"})
+    assert [c["title"] for c in json.loads(exported.text)["conversations"]] == sorted(map(str, ids))
 
 
 def test_usage_page_totals_messages_and_tokens_per_user_day_and_model(
