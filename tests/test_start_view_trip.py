@@ -1,5 +1,6 @@
-"""A start's view runs on its request thread with the event loop waiting for it
-(conversations/api/reply_start.py, with_the_loop_waiting), for a bounded time only."""
+"""A start's view runs on its request thread with the event loop waiting for it, on SQLite
+(conversations/api/reply_start.py, with_the_loop_waiting), for a bounded time only; on
+PostgreSQL the loop goes on meanwhile."""
 
 import asyncio
 import threading
@@ -7,6 +8,7 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -28,7 +30,16 @@ def run_in_a_thread(coroutine_function) -> list:
     return outcome[0]
 
 
-def test_the_event_loop_waits_while_a_starts_view_runs(monkeypatch):
+ON_SQLITE = connection.vendor == "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def thread_starts_in_time(monkeypatch):
+    """On a busy machine a thread may take more than the site's half millisecond to start."""
+    monkeypatch.setattr(reply_start, "THREAD_START_SECONDS", 5.0)
+
+
+def test_the_event_loop_waits_while_a_starts_view_runs_on_sqlite(monkeypatch):
     monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 3600.0)
     request = RequestFactory().post("/")
 
@@ -47,9 +58,11 @@ def test_the_event_loop_waits_while_a_starts_view_runs(monkeypatch):
         await asyncio.sleep(0)
         return [*seen, response.content]
 
-    assert run_in_a_thread(start) == [
-        "view begins", "view ends", "the loop runs", b"no reply started"
-    ]  # fmt: skip
+    if ON_SQLITE:
+        expected = ["view begins", "view ends", "the loop runs", b"no reply started"]
+    else:  # the loop goes on while the view waits on the network
+        expected = ["view begins", "the loop runs", "view ends", b"no reply started"]
+    assert run_in_a_thread(start) == expected
 
 
 def test_a_view_that_needs_the_loop_gets_it_after_the_bound(monkeypatch):
@@ -73,5 +86,11 @@ def test_a_views_error_reaches_the_caller():
     def view(request) -> None:
         raise ValueError("refused")
 
-    with pytest.raises(ValueError, match="refused"):
-        asyncio.run(with_the_loop_waiting(view, request))
+    async def start() -> str:
+        try:
+            await with_the_loop_waiting(view, request)
+        except ValueError as error:
+            return str(error)
+        return "no error"
+
+    assert run_in_a_thread(start) == "refused"

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from conversations.models import Message
@@ -27,7 +28,7 @@ from conversations.reply_job import ReplyJob, prepared_job
 type View = Callable[..., HttpResponseBase]
 
 # How long the event loop waits for a start's view: a view held up longer (a locked database, a
-# call back into the loop) must not hold every stream up with it.
+# call back into the loop) holds the streams up no longer than that.
 VIEW_WAIT_SECONDS = 0.02
 THREAD_START_SECONDS = 0.0005  # a view not running by then waits for a thread: not waited for
 
@@ -63,14 +64,18 @@ def starts_replies(view: View) -> Callable:
 async def with_the_loop_waiting[T](
     respond: Callable[..., T], request: HttpRequest, **kwargs: object
 ) -> T:
-    """`respond` on the request's thread, as sync_to_async runs it, the event loop waiting.
+    """`respond` on the request's thread, as sync_to_async runs it, the event loop waiting
+    (on SQLite).
 
     While the loop relays other replies, a view's thread gets the interpreter back at each
-    database call only when the loop gives it up, at the latest after the 5 ms switch interval:
-    a view of 2 ms of CPU took 10 to 20. The loop, waiting, gives it up at once, and the other
-    streams wait those 2 ms instead (bench/HISTORY.md: more chunks per second at 500 streams,
-    less CPU per chunk).
+    SQLite call only when the loop gives it up, at the latest after the 5 ms switch interval, so
+    a view of a few milliseconds of CPU took several times that. The loop, waiting, gives it up
+    at once, and the other streams wait those milliseconds instead (bench/HISTORY.md: more
+    chunks per second at 500 streams, less CPU per chunk). Not on PostgreSQL: there a view also
+    waits on the network (a new connection without the pool), with nothing for the core to do.
     """
+    if connections[DEFAULT_DB_ALIAS].vendor != "sqlite":
+        return await sync_to_async(respond)(request, **kwargs)
     running, finished = threading.Event(), threading.Event()
 
     def run(*args: object, **kwargs: object) -> T:
@@ -81,7 +86,8 @@ async def with_the_loop_waiting[T](
             finished.set()
 
     trip = asyncio.ensure_future(sync_to_async(run)(request, **kwargs))
-    await asyncio.sleep(0)  # the trip is handed to the request's thread
+    # One pass: asgiref submits the call to the request's executor in the task's first step.
+    await asyncio.sleep(0)
     if running.wait(THREAD_START_SECONDS):
         finished.wait(VIEW_WAIT_SECONDS)  # blocking the loop on purpose (above)
     return await trip
