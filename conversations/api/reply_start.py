@@ -6,9 +6,9 @@ the event loop. Each trip is a thread hop; together they were a large part of th
 before a reply's first token. Here the view, the reply's provider request (one history
 query) and the rendering run in one trip; the producer starts on the loop afterwards, before
 the response is sent, so the stream GET that follows finds the reply's event log open. Both run
-shielded from the client leaving: a stored message always gets its reply started. And the event
-loop waits for that trip (with_the_loop_waiting), so the view runs at the interpreter's full
-speed.
+shielded from the client leaving: a stored message always gets its reply started. On SQLite
+the event loop waits for that trip (with_the_loop_waiting), so the view runs at the
+interpreter's full speed.
 """
 
 import asyncio
