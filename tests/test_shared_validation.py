@@ -8,7 +8,7 @@ import pytest
 from rest_framework import serializers
 
 from conversations.api.openai_compat.inputs import ChatCompletionInput
-from conversations.api.serializers import MessageCreateInput, _shared_input, validated
+from conversations.api.serializers import MessageCreateInput, _shared, validated
 from conversations.providers.registry import available_models
 from tests.replies import HISTORY
 
@@ -49,12 +49,12 @@ def state(root: serializers.Field) -> dict:
 
 @pytest.mark.parametrize("input_class", GOOD, ids=lambda c: c.__name__)
 def test_validating_leaves_nothing_on_the_shared_serializer(db, input_class):
-    before = state(_shared_input(input_class))
+    before = state(_shared(input_class))
     assert validated(input_class, GOOD[input_class])
     for body in BAD[input_class]:
         with pytest.raises(serializers.ValidationError):
             validated(input_class, body)
-    assert state(_shared_input(input_class)) == before
+    assert state(_shared(input_class)) == before
 
 
 @pytest.mark.parametrize("input_class", GOOD, ids=lambda c: c.__name__)

@@ -104,12 +104,13 @@ def validated(input_class: type[serializers.Serializer], data: object) -> dict:
         raise serializers.ValidationError(
             {api_settings.NON_FIELD_ERRORS_KEY: [ErrorDetail("No data provided", code="null")]}
         )
-    return _shared_input(input_class).run_validation(data)
+    return _shared(input_class).run_validation(data)
 
 
 @functools.cache
-def _shared_input(input_class: type[serializers.Serializer]) -> serializers.Serializer:
-    serializer = input_class()
+def _shared(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    """One instance of `serializer_class` for every call on the hot paths, built now."""
+    serializer = serializer_class()
     _build(serializer)
     return serializer
 
@@ -125,18 +126,11 @@ def _build(field: serializers.Field) -> None:
         _build(child)
 
 
-@functools.cache
-def _message_output() -> MessageSerializer:
-    serializer = MessageSerializer()
-    serializer.fields  # noqa: B018  (built once, here, not by the first concurrent callers)
-    return serializer
-
-
 def message_data(message: Message) -> dict:
     """A message as the API shows it. One serializer serves every call on the hot paths
     (message POST, done events): DRF builds a ModelSerializer's fields anew per instance,
     which cost more than the data."""
-    return _message_output().to_representation(message)
+    return _shared(MessageSerializer).to_representation(message)
 
 
 class ConversationSerializer(serializers.ModelSerializer):
