@@ -1,13 +1,12 @@
 """A start's view runs on its request thread with the event loop waiting for it, on SQLite
-(conversations/api/reply_start.py, with_the_loop_waiting), for a bounded time only; on
-PostgreSQL the loop goes on meanwhile."""
+(conversations/api/reply_start.py, with_the_loop_waiting), for a bounded time and only while
+the process computes; on PostgreSQL the loop goes on meanwhile."""
 
 import asyncio
 import threading
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.db import connection
 from django.http import HttpResponse
 from django.test import RequestFactory
@@ -39,8 +38,18 @@ def thread_starts_in_time(monkeypatch):
     monkeypatch.setattr(reply_start, "THREAD_START_SECONDS", 5.0)
 
 
-def test_the_event_loop_waits_while_a_starts_view_runs_on_sqlite(monkeypatch):
+def compute(seconds: float) -> None:
+    """Keep this thread busy for `seconds` of its own CPU time."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+def test_the_event_loop_waits_while_a_starts_view_computes_on_sqlite(monkeypatch):
     monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 3600.0)
+    # A thread computing gets a tenth of each 20 ms slice, however busy the machine.
+    monkeypatch.setattr(reply_start, "WAIT_SLICE_SECONDS", 0.02)
+    monkeypatch.setattr(reply_start, "BUSY_SHARE", 0.1)
     request = RequestFactory().post("/")
 
     async def start() -> list:
@@ -50,7 +59,7 @@ def test_the_event_loop_waits_while_a_starts_view_runs_on_sqlite(monkeypatch):
         def view(request) -> HttpResponse:  # a start's view, as starts_replies wraps one
             seen.append("view begins")
             loop.call_soon_threadsafe(seen.append, "the loop runs")  # ready at once
-            time.sleep(CHANCE_SECONDS)
+            compute(CHANCE_SECONDS)
             seen.append("view ends")
             return HttpResponse(b"no reply started")
 
@@ -65,19 +74,44 @@ def test_the_event_loop_waits_while_a_starts_view_runs_on_sqlite(monkeypatch):
     assert run_in_a_thread(start) == expected
 
 
-def test_a_view_that_needs_the_loop_gets_it_after_the_bound(monkeypatch):
-    # A view calling back into the loop (async_to_sync) would wait for ever for a loop that
-    # waits for it: the bound lets the loop go.
+def test_a_view_computing_longer_than_the_bound_lets_the_loop_go(monkeypatch):
     monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 0.01)
+    monkeypatch.setattr(reply_start, "BUSY_SHARE", 0.0)  # however little it computes
     request = RequestFactory().post("/")
 
-    async def from_the_loop() -> str:
-        return "from the loop"
+    async def start() -> bool:
+        loop = asyncio.get_running_loop()
+        loop_ran = threading.Event()
 
-    async def start() -> str:
-        return await with_the_loop_waiting(lambda request: async_to_sync(from_the_loop)(), request)
+        def view(request) -> bool:
+            loop.call_soon_threadsafe(loop_ran.set)
+            until = time.monotonic() + HANG_GUARD_SECONDS / 2  # a blocked loop: False
+            while not loop_ran.is_set() and time.monotonic() < until:
+                compute(0.001)
+            return loop_ran.is_set()
 
-    assert run_in_a_thread(start) == "from the loop"
+        return await with_the_loop_waiting(view, request)
+
+    assert run_in_a_thread(start) is True
+
+
+def test_a_view_waiting_on_something_else_lets_the_loop_go(monkeypatch):
+    # As a view held by a locked database, or calling back into the loop (async_to_sync),
+    # which would wait for ever for a loop waiting for it: the process computes nothing.
+    monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 3600.0)
+    request = RequestFactory().post("/")
+
+    async def start() -> bool:
+        loop = asyncio.get_running_loop()
+        loop_ran = threading.Event()
+
+        def view(request) -> bool:
+            loop.call_soon_threadsafe(loop_ran.set)
+            return loop_ran.wait(HANG_GUARD_SECONDS / 2)  # a blocked loop: False, not a hang
+
+        return await with_the_loop_waiting(view, request)
+
+    assert run_in_a_thread(start) is True
 
 
 def test_a_views_error_reaches_the_caller():

@@ -14,6 +14,7 @@ interpreter's full speed.
 import asyncio
 import functools
 import threading
+import time
 from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
@@ -27,10 +28,15 @@ from conversations.reply_job import ReplyJob, prepared_job
 
 type View = Callable[..., HttpResponseBase]
 
-# How long the event loop waits for a start's view: a view held up longer (a locked database, a
-# call back into the loop) holds the streams up no longer than that.
+# How long the event loop waits for a start's view: a view running longer holds the streams up
+# no longer than that.
 VIEW_WAIT_SECONDS = 0.02
 THREAD_START_SECONDS = 0.0005  # a view not running by then waits for a thread: not waited for
+# The loop waits in slices and goes on once a slice passes with the process hardly computing:
+# the view then waits on something else (a locked database, a call back into the loop), and
+# the streams need not wait with it.
+WAIT_SLICE_SECONDS = 0.002
+BUSY_SHARE = 0.5  # of a slice's time, the process's CPU time in it for the loop to wait on
 
 
 def starts_replies(view: View) -> Callable:
@@ -71,7 +77,8 @@ async def with_the_loop_waiting[T](
     SQLite call only when the loop gives it up, at the latest after the 5 ms switch interval, so
     a view of a few milliseconds of CPU took several times that. The loop, waiting, gives it up
     at once, and the other streams wait those milliseconds instead (bench/HISTORY.md: more
-    chunks per second at 500 streams, less CPU per chunk). Not on PostgreSQL: there a view also
+    chunks per second at 500 streams, less CPU per chunk); not while the view waits on something
+    else, as a locked database, with nothing to compute. Not on PostgreSQL: there a view also
     waits on the network (a new connection without the pool), with nothing for the core to do.
     """
     if connections[DEFAULT_DB_ALIAS].vendor != "sqlite":
@@ -89,8 +96,20 @@ async def with_the_loop_waiting[T](
     # One pass: asgiref submits the call to the request's executor in the task's first step.
     await asyncio.sleep(0)
     if running.wait(THREAD_START_SECONDS):
-        finished.wait(VIEW_WAIT_SECONDS)  # blocking the loop on purpose (above)
+        wait_while_computing(finished)
     return await trip
+
+
+def wait_while_computing(finished: threading.Event) -> None:
+    """Block the event loop (on purpose, above) until `finished`, for VIEW_WAIT_SECONDS at most,
+    and only while the process computes (the view, a writer it waits for, another thread)."""
+    deadline = time.monotonic() + VIEW_WAIT_SECONDS
+    cpu = time.process_time()  # all threads' CPU time: the loop's own adds next to nothing here
+    while not finished.wait(WAIT_SLICE_SECONDS):
+        now = time.process_time()
+        if now - cpu < BUSY_SHARE * WAIT_SLICE_SECONDS or time.monotonic() >= deadline:
+            return
+        cpu = now
 
 
 async def start_producer(reply: Message, job: ReplyJob | None) -> None:
