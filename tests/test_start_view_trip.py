@@ -1,6 +1,6 @@
 """A start's view runs on its request thread with the event loop waiting for it, on SQLite
 (conversations/api/reply_start.py, with_the_loop_waiting), for a bounded time and only while
-the process computes; on PostgreSQL the loop goes on meanwhile."""
+the view's thread computes; on PostgreSQL the loop goes on meanwhile."""
 
 import asyncio
 import threading
@@ -97,7 +97,7 @@ def test_a_view_computing_longer_than_the_bound_lets_the_loop_go(monkeypatch):
 
 def test_a_view_waiting_on_something_else_lets_the_loop_go(monkeypatch):
     # As a view held by a locked database, or calling back into the loop (async_to_sync),
-    # which would wait for ever for a loop waiting for it: the process computes nothing.
+    # which would wait for ever for a loop waiting for it: the view's thread computes nothing.
     monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 3600.0)
     request = RequestFactory().post("/")
 
@@ -108,6 +108,36 @@ def test_a_view_waiting_on_something_else_lets_the_loop_go(monkeypatch):
         def view(request) -> bool:
             loop.call_soon_threadsafe(loop_ran.set)
             return loop_ran.wait(HANG_GUARD_SECONDS / 2)  # a blocked loop: False, not a hang
+
+        return await with_the_loop_waiting(view, request)
+
+    assert run_in_a_thread(start) is True
+
+
+def test_a_view_queued_behind_a_computing_thread_lets_the_loop_go(monkeypatch):
+    # As a message POST waiting for SQLite's write lock while another request's transaction
+    # hashes a password: that thread computes, the view's does not.
+    monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 3600.0)
+    request = RequestFactory().post("/")
+
+    async def start() -> bool:
+        loop = asyncio.get_running_loop()
+        loop_ran, lock, holding = threading.Event(), threading.Lock(), threading.Event()
+
+        def writer() -> None:  # holds the lock, computing, until the loop has run
+            with lock:
+                holding.set()
+                until = time.monotonic() + HANG_GUARD_SECONDS / 2  # a blocked loop: let go
+                while not loop_ran.is_set() and time.monotonic() < until:
+                    compute(0.001)
+
+        threading.Thread(target=writer, daemon=True).start()
+        holding.wait(HANG_GUARD_SECONDS)
+
+        def view(request) -> bool:
+            loop.call_soon_threadsafe(loop_ran.set)
+            with lock:
+                return loop_ran.is_set()  # the loop ran while this view waited for the lock
 
         return await with_the_loop_waiting(view, request)
 

@@ -32,11 +32,14 @@ type View = Callable[..., HttpResponseBase]
 # no longer than that.
 VIEW_WAIT_SECONDS = 0.02
 THREAD_START_SECONDS = 0.0005  # a view not running by then waits for a thread: not waited for
-# The loop waits in slices and goes on once a slice passes with the process hardly computing:
-# the view then waits on something else (a locked database, a call back into the loop), and
-# the streams need not wait with it.
+# The loop waits in slices and goes on once a slice passes with the view's thread hardly
+# computing: the view then waits on something else (a lock another thread holds, a call back
+# into the loop), and the streams need not wait with it.
 WAIT_SLICE_SECONDS = 0.002
-BUSY_SHARE = 0.5  # of a slice's time, the process's CPU time in it for the loop to wait on
+BUSY_SHARE = 0.5  # of a slice's time, the view thread's CPU time in it for the loop to wait on
+# The thread's own CPU clock: Linux and most Unix have one; elsewhere (macOS) the loop does not
+# wait, as on PostgreSQL.
+THREAD_CLOCKS = hasattr(time, "pthread_getcpuclockid")
 
 
 def starts_replies(view: View) -> Callable:
@@ -78,14 +81,16 @@ async def with_the_loop_waiting[T](
     a view of a few milliseconds of CPU took several times that. The loop, waiting, gives it up
     at once, and the other streams wait those milliseconds instead (bench/HISTORY.md: more
     chunks per second at 500 streams, less CPU per chunk); not while the view waits on something
-    else, as a locked database, with nothing to compute. Not on PostgreSQL: there a view also
-    waits on the network (a new connection without the pool), with nothing for the core to do.
+    else, as a database locked by another writer. Not on PostgreSQL: there a view also waits on
+    the network (a new connection without the pool), with nothing for the core to do.
     """
-    if connections[DEFAULT_DB_ALIAS].vendor != "sqlite":
+    if connections[DEFAULT_DB_ALIAS].vendor != "sqlite" or not THREAD_CLOCKS:
         return await sync_to_async(respond)(request, **kwargs)
     running, finished = threading.Event(), threading.Event()
+    view_thread: list[int] = []
 
     def run(*args: object, **kwargs: object) -> T:
+        view_thread.append(threading.get_ident())
         running.set()
         try:
             return respond(*args, **kwargs)
@@ -96,20 +101,22 @@ async def with_the_loop_waiting[T](
     # One pass: asgiref submits the call to the request's executor in the task's first step.
     await asyncio.sleep(0)
     if running.wait(THREAD_START_SECONDS):
-        wait_while_computing(finished)
+        wait_while_computing(finished, view_thread[0])
     return await trip
 
 
-def wait_while_computing(finished: threading.Event) -> None:
+def wait_while_computing(finished: threading.Event, view_thread: int) -> None:
     """Block the event loop (on purpose, above) until `finished`, for VIEW_WAIT_SECONDS at most,
-    and only while the process computes (the view, a writer it waits for, another thread)."""
-    deadline = time.monotonic() + VIEW_WAIT_SECONDS
-    cpu = time.process_time()  # all threads' CPU time: the loop's own adds next to nothing here
-    while not finished.wait(WAIT_SLICE_SECONDS):
-        now = time.process_time()
-        if now - cpu < BUSY_SHARE * WAIT_SLICE_SECONDS or time.monotonic() >= deadline:
+    and only while `view_thread` computes: a view queued behind another thread (a writer
+    hashing a password in its transaction, say) lets the loop go on, computing or not."""
+    clock = time.pthread_getcpuclockid(view_thread)
+    cpu, now = time.clock_gettime(clock), time.monotonic()
+    deadline = now + VIEW_WAIT_SECONDS
+    while now < deadline and not finished.wait(min(WAIT_SLICE_SECONDS, deadline - now)):
+        used, took = time.clock_gettime(clock) - cpu, time.monotonic() - now
+        if used < BUSY_SHARE * took:
             return
-        cpu = now
+        cpu, now = cpu + used, now + took
 
 
 async def start_producer(reply: Message, job: ReplyJob | None) -> None:
