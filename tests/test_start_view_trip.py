@@ -5,6 +5,7 @@ the view's thread computes; on PostgreSQL the loop goes on meanwhile."""
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -74,74 +75,66 @@ def test_the_event_loop_waits_while_a_starts_view_computes_on_sqlite(monkeypatch
     assert run_in_a_thread(start) == expected
 
 
-def test_a_view_computing_longer_than_the_bound_lets_the_loop_go(monkeypatch):
-    monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 0.01)
-    monkeypatch.setattr(reply_start, "BUSY_SHARE", 0.0)  # however little it computes
+def loop_runs_during(wait_in_view: Callable[[], object], loop_ran: threading.Event) -> bool:
+    """Whether the event loop ran a callback made ready as a start's view began, by the time
+    the view, having called wait_in_view(), ends."""
     request = RequestFactory().post("/")
 
     async def start() -> bool:
         loop = asyncio.get_running_loop()
-        loop_ran = threading.Event()
 
         def view(request) -> bool:
             loop.call_soon_threadsafe(loop_ran.set)
-            until = time.monotonic() + HANG_GUARD_SECONDS / 2  # a blocked loop: False
-            while not loop_ran.is_set() and time.monotonic() < until:
-                compute(0.001)
+            wait_in_view()
             return loop_ran.is_set()
 
         return await with_the_loop_waiting(view, request)
 
-    assert run_in_a_thread(start) is True
+    return run_in_a_thread(start)
+
+
+def compute_until(event: threading.Event) -> None:
+    """Compute until `event` is set; a blocked loop never sets it: given up halfway to the
+    hang guard."""
+    until = time.monotonic() + HANG_GUARD_SECONDS / 2
+    while not event.is_set() and time.monotonic() < until:
+        compute(0.001)
+
+
+def test_a_view_computing_longer_than_the_bound_lets_the_loop_go(monkeypatch):
+    monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 0.01)
+    monkeypatch.setattr(reply_start, "BUSY_SHARE", 0.0)  # however little it computes
+    loop_ran = threading.Event()
+    assert loop_runs_during(lambda: compute_until(loop_ran), loop_ran) is True
 
 
 def test_a_view_waiting_on_something_else_lets_the_loop_go(monkeypatch):
     # As a view held by a locked database, or calling back into the loop (async_to_sync),
     # which would wait for ever for a loop waiting for it: the view's thread computes nothing.
     monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 3600.0)
-    request = RequestFactory().post("/")
-
-    async def start() -> bool:
-        loop = asyncio.get_running_loop()
-        loop_ran = threading.Event()
-
-        def view(request) -> bool:
-            loop.call_soon_threadsafe(loop_ran.set)
-            return loop_ran.wait(HANG_GUARD_SECONDS / 2)  # a blocked loop: False, not a hang
-
-        return await with_the_loop_waiting(view, request)
-
-    assert run_in_a_thread(start) is True
+    loop_ran = threading.Event()
+    assert loop_runs_during(lambda: loop_ran.wait(HANG_GUARD_SECONDS / 2), loop_ran) is True
 
 
 def test_a_view_queued_behind_a_computing_thread_lets_the_loop_go(monkeypatch):
     # As a message POST waiting for SQLite's write lock while another request's transaction
     # hashes a password: that thread computes, the view's does not.
     monkeypatch.setattr(reply_start, "VIEW_WAIT_SECONDS", 3600.0)
-    request = RequestFactory().post("/")
+    loop_ran, lock, holding = threading.Event(), threading.Lock(), threading.Event()
 
-    async def start() -> bool:
-        loop = asyncio.get_running_loop()
-        loop_ran, lock, holding = threading.Event(), threading.Lock(), threading.Event()
+    def writer() -> None:  # holds the lock, computing, until the loop has run
+        with lock:
+            holding.set()
+            compute_until(loop_ran)
 
-        def writer() -> None:  # holds the lock, computing, until the loop has run
-            with lock:
-                holding.set()
-                until = time.monotonic() + HANG_GUARD_SECONDS / 2  # a blocked loop: let go
-                while not loop_ran.is_set() and time.monotonic() < until:
-                    compute(0.001)
+    threading.Thread(target=writer, daemon=True).start()
+    holding.wait(HANG_GUARD_SECONDS)
 
-        threading.Thread(target=writer, daemon=True).start()
-        holding.wait(HANG_GUARD_SECONDS)
+    def wait_for_the_lock() -> None:
+        with lock:
+            pass
 
-        def view(request) -> bool:
-            loop.call_soon_threadsafe(loop_ran.set)
-            with lock:
-                return loop_ran.is_set()  # the loop ran while this view waited for the lock
-
-        return await with_the_loop_waiting(view, request)
-
-    assert run_in_a_thread(start) is True
+    assert loop_runs_during(wait_for_the_lock, loop_ran) is True
 
 
 def test_a_views_error_reaches_the_caller():
