@@ -87,10 +87,12 @@ async def with_the_loop_waiting[T](
     if connections[DEFAULT_DB_ALIAS].vendor != "sqlite" or not THREAD_CLOCKS:
         return await sync_to_async(respond)(request, **kwargs)
     running, finished = threading.Event(), threading.Event()
-    view_thread: list[int] = []
+    view_clock: list[int] = []
 
     def run(*args: object, **kwargs: object) -> T:
-        view_thread.append(threading.get_ident())
+        # Its thread's CPU clock, taken here: the thread is the request's, alive until the
+        # request ends, so the loop can read the clock while it waits.
+        view_clock.append(time.pthread_getcpuclockid(threading.get_ident()))
         running.set()
         try:
             return respond(*args, **kwargs)
@@ -101,15 +103,15 @@ async def with_the_loop_waiting[T](
     # One pass: asgiref submits the call to the request's executor in the task's first step.
     await asyncio.sleep(0)
     if running.wait(THREAD_START_SECONDS):
-        wait_while_computing(finished, view_thread[0])
+        wait_while_computing(finished, view_clock[0])
     return await trip
 
 
-def wait_while_computing(finished: threading.Event, view_thread: int) -> None:
+def wait_while_computing(finished: threading.Event, clock: int) -> None:
     """Block the event loop (on purpose, above) until `finished`, for VIEW_WAIT_SECONDS at most,
-    and only while `view_thread` computes: a view queued behind another thread (a writer
-    hashing a password in its transaction, say) lets the loop go on, computing or not."""
-    clock = time.pthread_getcpuclockid(view_thread)
+    and only while the view's thread computes (its CPU `clock`): a view queued behind another
+    thread (a writer hashing a password in its transaction, say) lets the loop go on, computing
+    or not."""
     cpu, now = time.clock_gettime(clock), time.monotonic()
     deadline = now + VIEW_WAIT_SECONDS
     while now < deadline and not finished.wait(min(WAIT_SLICE_SECONDS, deadline - now)):
