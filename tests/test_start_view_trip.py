@@ -19,7 +19,7 @@ HANG_GUARD_SECONDS = 30  # a failure, not a timing check
 CHANCE_SECONDS = 0.05  # time a free event loop has to run a ready callback (nothing timed)
 
 
-def run_in_a_thread(coroutine_function) -> list:
+def run_in_a_thread(coroutine_function) -> object:
     """asyncio.run in a thread of its own: a loop blocked for good fails the test, not the run."""
     outcome: list = []
     thread = threading.Thread(target=lambda: outcome.append(asyncio.run(coroutine_function())))
