@@ -8,28 +8,28 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
-from chatsite import settings
+from chatsite.env import env_bool, env_float, env_int, env_list, env_url
 from tests.servers import database_url
 
 
 def test_typed_env_helpers_reject_bad_values(monkeypatch):
     monkeypatch.setenv("SOME_INT", "ten")
     with pytest.raises(ImproperlyConfigured, match="SOME_INT must be a whole number"):
-        settings.env_int("SOME_INT", 1)
+        env_int("SOME_INT", 1)
     monkeypatch.setenv("SOME_BOOL", "maybe")
     with pytest.raises(ImproperlyConfigured, match="SOME_BOOL must be true or false"):
-        settings.env_bool("SOME_BOOL")
+        env_bool("SOME_BOOL")
     monkeypatch.setenv("SOME_FLOAT", "-1")
     with pytest.raises(ImproperlyConfigured, match="at least 0"):
-        settings.env_float("SOME_FLOAT", 1.0, minimum=0)
+        env_float("SOME_FLOAT", 1.0, minimum=0)
     monkeypatch.setenv("SOME_LIST", " a, ,b ")
-    assert settings.env_list("SOME_LIST") == ["a", "b"]
+    assert env_list("SOME_LIST") == ["a", "b"]
     for url in ("api.deepseek.com/v1", "ftp://example.com/v1", "http://", "http://h:99999/v1"):
         monkeypatch.setenv("SOME_URL", url)
         with pytest.raises(ImproperlyConfigured, match="SOME_URL must be an http:// or https://"):
-            settings.env_url("SOME_URL")
+            env_url("SOME_URL")
     monkeypatch.setenv("SOME_URL", "http://127.0.0.1:11434/v1")
-    assert settings.env_url("SOME_URL") == "http://127.0.0.1:11434/v1"
+    assert env_url("SOME_URL") == "http://127.0.0.1:11434/v1"
 
 
 def start_django(**env: str) -> subprocess.CompletedProcess:
