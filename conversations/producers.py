@@ -2,7 +2,8 @@
 
 A stop can also come before its reply's producer exists (stop before start): the message POST
 stores a reply, then starts it, and a stop that finds it in between marks it, so it starts
-stopped and its provider is never asked.
+stopped and its provider is never asked. A stop taken by another process reaches every process
+through the event log (stop_if_produced_here) and marks the reply the same way.
 """
 
 import asyncio
@@ -43,13 +44,19 @@ class Producer(Protocol):
 _producers: dict[UUID, Producer] = {}
 _tasks: set[asyncio.Task] = set()
 _stopped_before_start: set[UUID] = set()
+# Stops passed on by other processes for replies not produced here. Most are for other
+# processes' replies: only the latest are kept, far more than can be between a store and a start.
+STOPS_FROM_ELSEWHERE_KEPT = 1000
+_stops_from_elsewhere: dict[UUID, None] = {}
 
 
 def run_detached(producer: Producer) -> None:
     """Register `producer` and run it as a task no request owns."""
     reply_id = producer.reply.pk
-    if reply_id in _stopped_before_start:  # checked and registered in one turn of the loop
+    # Checked and registered in one turn of the loop: a stop comes before or finds it.
+    if reply_id in _stopped_before_start or reply_id in _stops_from_elsewhere:
         _stopped_before_start.discard(reply_id)
+        _stops_from_elsewhere.pop(reply_id, None)
         producer.cancel()
     _producers[reply_id] = producer
     # A fresh context: the request's would tie the producer's database calls to the request's
@@ -113,9 +120,14 @@ def stop_for_credential_ended(reply_id: UUID, code: str) -> None:
 
 
 def stop_if_produced_here(reply_id: UUID) -> None:
-    """A stop request from another process (through the event log): act if the reply is ours."""
+    """A stop request from another process (through the event log): act if the reply is ours,
+    or remember it, in case the reply was stored here and is about to start."""
     if producer := _producers.get(reply_id):
         producer.cancel()
+        return
+    _stops_from_elsewhere[reply_id] = None
+    if len(_stops_from_elsewhere) > STOPS_FROM_ELSEWHERE_KEPT:
+        del _stops_from_elsewhere[next(iter(_stops_from_elsewhere))]  # the oldest
 
 
 def cancel_producers() -> None:

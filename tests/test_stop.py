@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import uuid
 
 from asgiref.sync import sync_to_async
 
@@ -141,3 +142,41 @@ def test_a_stop_between_storing_a_reply_and_starting_it_means_it_is_never_asked(
     reply.refresh_from_db()
     assert (reply.status, reply.content) == ("stopped", "")
     assert stub.requests == []  # the provider was never asked
+
+
+def start_after_stops_from_elsewhere(alice, stub, later_stops: int) -> Message:
+    """Store a reply, pass on a stop for it from another process (as the event log's stop
+    listener does), then `later_stops` for other replies, then start it; the reply as stored."""
+    stub.reset()
+    stub.queue(openai_stream(["Asked", " anyway"]))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+
+    async def stops_then_start() -> None:
+        for reply_id in [reply.pk] + [uuid.uuid4() for _ in range(later_stops)]:
+            producers.stop_if_produced_here(reply_id)
+        await start_reply(reply, stub_job(reply, stub))
+        async with asyncio.timeout(30):  # a hang guard, not a timing check
+            while producers.running_replies():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await http.client().aclose()  # its kept connection must not outlive this loop
+
+    asyncio.run(stops_then_start())
+    reply.refresh_from_db()
+    return reply
+
+
+def test_a_stop_another_process_took_before_the_reply_started_means_it_is_never_asked(alice, stub):
+    # That process stored it as stopped (recovery.stop_reply_now); starting here must not
+    # leave the model generating, and billing, a reply no one will see.
+    reply = start_after_stops_from_elsewhere(alice, stub, later_stops=0)
+    assert (reply.status, reply.content) == ("stopped", "")
+    assert stub.requests == []
+
+
+def test_stops_from_elsewhere_are_kept_only_until_newer_ones_push_them_out(alice, stub):
+    # Every process hears every stop: those for other processes' replies must not pile up.
+    kept = producers.STOPS_FROM_ELSEWHERE_KEPT
+    reply = start_after_stops_from_elsewhere(alice, stub, later_stops=kept)
+    assert len(producers._stops_from_elsewhere) == kept
+    assert (reply.status, reply.content) == ("complete", "Asked anyway")
