@@ -18,6 +18,7 @@ from conversations import sql_once
 from conversations.background_db import in_background
 from conversations.models import Conversation, Message
 from conversations.providers.base import Usage
+from conversations.providers.characters import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ FINISH_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 # Every write to a running reply is guarded by its status: a reply already final stays so.
 ACTIVE = ("status", Message.ACTIVE_STATUSES)
+FINISH_REASON_LENGTH = Message._meta.get_field("finish_reason").max_length
+ERROR_CODE_LENGTH = Message._meta.get_field("error_code").max_length
 
 
 @dataclass
@@ -44,6 +47,13 @@ class ReplyOutcome:
     time_to_first_token_ms: int | None = None
     duration_ms: int | None = None
     metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Error texts and finish reasons come from providers: a NUL, half a character or a
+        # reason longer than its column would make the reply's one final write fail.
+        self.finish_reason = storable_text(str(self.finish_reason), FINISH_REASON_LENGTH)
+        self.error_code = storable_text(self.error_code, ERROR_CODE_LENGTH)
+        self.error = storable_text(self.error)
 
 
 def finish_reply(reply: Message, outcome: ReplyOutcome) -> Message | None:

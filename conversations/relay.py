@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 # host:pid:boot: which process produces a reply, for crash recovery.
 PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+# Why a reply whose final write failed for a reason other than the database being out of
+# reach (logged with the error) is stored as failed instead.
+UNSTORABLE = "chatsite could not store this reply as it ended; the text up to then is kept."
+
 # After a reply's Finish, how long its provider may take to end the response.
 END_OF_STREAM_SECONDS = 1.0
 
@@ -99,10 +103,22 @@ class ReplyProducer:
             failure = ProviderError("chatsite failed to produce this reply.", code="internal_error")
             outcome = self._outcome(Message.Status.FAILED, job, failure)
         try:
-            await self._finish(outcome)
+            await self._finish_or_fail(outcome, job)
         finally:
             producers.unregister(self.reply_id)
             self.finished.set()
+
+    async def _finish_or_fail(self, outcome: ReplyOutcome, job: ReplyJob | None) -> None:
+        """Store the outcome. Should that fail for good (store_final waits out a database out
+        of reach), the reply is stored as failed, with its text, instead of left running until
+        crash recovery, which keeps only its last checkpoint and gives no reason."""
+        try:
+            await self._finish(outcome)
+            return
+        except Exception:
+            logger.exception("Storing reply %s failed", self.reply_id)
+        failure = ProviderError(UNSTORABLE, code="internal_error")
+        await self._finish(self._outcome(Message.Status.FAILED, job, failure))
 
     async def _produce(self, job: ReplyJob) -> ReplyOutcome:
         if self.stop_requested:

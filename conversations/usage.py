@@ -4,7 +4,7 @@ No tokenizer matches every provider, and tiktoken needs its encodings from the n
 chatsite estimates about four characters a token and marks such counts `estimated`.
 """
 
-from conversations.providers.base import Usage
+from conversations.providers.base import Usage, token_count
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4  # role and separators around each message
@@ -28,7 +28,7 @@ def complete_usage(
     """The provider's usage when it sent all of it, else an estimate; and which one it is."""
     if usage is not None and usage.is_complete:
         if usage.total_tokens is None:
-            usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+            usage.total_tokens = token_count(usage.prompt_tokens + usage.completion_tokens)
         return usage, "provider"
     estimate = estimated_usage(prompt_texts, reply_texts)
     if usage is not None and usage.reasoning_tokens is not None:
@@ -41,12 +41,13 @@ def usage_from_input_output(data: dict) -> Usage:
 
     Anthropic counts cache reads and writes apart from `input_tokens`; all of it was prompt.
     """
-    prompt = data.get("input_tokens")
+    prompt = token_count(data.get("input_tokens"))
     if prompt is not None:
-        prompt += (data.get("cache_creation_input_tokens") or 0) + (
-            data.get("cache_read_input_tokens") or 0
+        prompt += (token_count(data.get("cache_creation_input_tokens")) or 0) + (
+            token_count(data.get("cache_read_input_tokens")) or 0
         )
-    details = data.get("output_tokens_details") or {}
+    details = data.get("output_tokens_details")
+    details = details if isinstance(details, dict) else {}
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=data.get("output_tokens"),

@@ -57,12 +57,32 @@ def sampling(options: dict, stop: str) -> dict:
     return chosen
 
 
+# The largest count every database's integer column holds (PostgreSQL's integer).
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
+def token_count(value: object) -> int | None:
+    """A provider's token count, or None for what is none (a string, a float, a negative, a
+    count no column holds): a provider's odd usage must not keep its reply from being stored."""
+    if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    return None
+
+
 @dataclass(slots=True)
 class Usage:
+    """Token counts as a provider reported them; anything that is not a count becomes None."""
+
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
     reasoning_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        self.prompt_tokens = token_count(self.prompt_tokens)
+        self.completion_tokens = token_count(self.completion_tokens)
+        self.total_tokens = token_count(self.total_tokens)
+        self.reasoning_tokens = token_count(self.reasoning_tokens)
 
     @property
     def is_complete(self) -> bool:

@@ -38,3 +38,12 @@ class WholeCharacters:
         """What is left once the reply ends: U+FFFD for a first half whose second never came."""
         held, self.held = self.held, ""
         return REPLACEMENT if held else ""
+
+
+def storable_text(text: str, max_length: int | None = None) -> str:
+    """A provider's text other than deltas (an error's message, a finish reason) as it can be
+    stored: NUL and halves of characters become U+FFFD, and it is cut to `max_length`."""
+    if not text.isascii() or "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text[:max_length]

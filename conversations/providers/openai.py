@@ -129,7 +129,8 @@ class OpenAICompatibleProvider:
 
 
 def usage_from(data: dict) -> Usage:
-    details = data.get("completion_tokens_details") or {}
+    details = data.get("completion_tokens_details")
+    details = details if isinstance(details, dict) else {}
     return Usage(
         prompt_tokens=data.get("prompt_tokens"),
         completion_tokens=data.get("completion_tokens"),
