@@ -104,6 +104,16 @@ UNSTORABLE = [
         'content: A text part needs its "text", a string.',
     ),
     ({"stream": "yes"}, "stream: Must be a valid boolean."),
+    # What a refusal repeats of the request: its half character shown as U+FFFD.
+    (
+        {"messages": [{"role": "\ud800", "content": "hi"}]},
+        'role: "\ufffd" messages are not supported here.',
+    ),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "\udc00"}]}]},
+        'Only text parts are supported here; this one is "\ufffd".',
+    ),
+    ({"logit_bias": {"\ud800": "x"}}, "logit_bias: \ufffd: Must be a number"),
 ]
 
 

@@ -10,6 +10,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from conversations.providers.characters import storable_text
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,15 +40,28 @@ def json_exception_handler(exc: Exception, context: dict) -> Response | None:
     else:
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
-        response.data = {"error": {"code": code, "message": str(detail)}}
+        response.data = {"error": {"code": code, "message": storable_text(str(detail))}}
     return response
 
 
 def validation_error(detail: object) -> dict:
     """One readable sentence for people, and the per-field details for programs."""
+    detail = encodable(detail)
     if isinstance(detail, dict):
         return {"code": "invalid", "message": readable(detail), "fields": detail}
     return {"code": "invalid", "message": readable(detail)}
+
+
+def encodable(detail: object) -> object:
+    """Error details echo what they refuse (a role, a part's type, a key): half a character
+    in it, which JSON's escapes can carry, would make the answer itself fail to encode (500)."""
+    if isinstance(detail, str):
+        return storable_text(detail)
+    if isinstance(detail, dict):
+        return {encodable(name): encodable(inner) for name, inner in detail.items()}
+    if isinstance(detail, list):
+        return [encodable(inner) for inner in detail]
+    return detail
 
 
 def readable(errors: object) -> str:
