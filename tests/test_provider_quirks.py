@@ -128,3 +128,16 @@ def test_text_after_a_finish_reason_is_kept_and_the_last_usage_counts(server, st
         "thinking",
     )
     assert (reply["usage_source"], reply["total_tokens"]) == ("provider", 60)
+
+
+def test_content_sent_as_a_list_of_parts_is_read_as_its_text_parts(server, stub, alice_client):
+    # Some OpenAI-compatible servers send a delta's content as parts, as requests may write it;
+    # a part with no text, or content that is no text at all, adds nothing.
+    parts = [{"type": "thinking", "thinking": "hm"}, {"type": "text", "text": "Hello"}]
+    as_parts = sse({"choices": [{"delta": {"content": parts}}]})
+    a_number = sse({"choices": [{"delta": {"content": 42}}]})
+    end = openai_stream([]).steps[1:]  # the finish reason, usage and [DONE]
+    stub.queue(Script(steps=[openai_chunk(""), as_parts, a_number, openai_chunk(" there"), *end]))
+    _, events, reply = ask(alice_client)
+    assert (reply["status"], reply["content"]) == ("complete", "Hello there")
+    assert text_of(events) == "Hello there"

@@ -47,3 +47,18 @@ def storable_text(text: str, max_length: int | None = None) -> str:
         text = text.replace("\x00", REPLACEMENT)
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text[:max_length]
+
+
+def content_text(content: object) -> str:
+    """A delta's or message's content as text: a string, or a list of parts of which the text
+    ones count ({"type": "text", "text": …}: Qwen-VL's, and some OpenAI-compatible servers');
+    anything else (a number, an object, null) holds no text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""

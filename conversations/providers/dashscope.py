@@ -18,6 +18,7 @@ from conversations.providers.base import (
     TextDelta,
     sampling,
 )
+from conversations.providers.characters import content_text
 from conversations.providers.http import (
     EventStream,
     error_for_status,
@@ -136,13 +137,6 @@ class NewText:
 def first_choice(payload: dict) -> dict:
     choices = (payload.get("output") or {}).get("choices") or [{}]
     return choices[0] or {}
-
-
-def content_text(content: object) -> str:
-    """Qwen-VL and friends send content as a list of parts; chat models as a string."""
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return content if isinstance(content, str) else ""
 
 
 def frame_error(frame: dict, label: str) -> ProviderError:

@@ -16,6 +16,7 @@ from conversations.providers.base import (
     TextDelta,
     Usage,
 )
+from conversations.providers.characters import content_text
 from conversations.providers.http import (
     EventStream,
     client,
@@ -96,9 +97,11 @@ class OpenAICompatibleProvider:
                     usage = usage_from(chunk["usage"])  # the last one counts
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
-                    if reasoning := delta.get("reasoning_content") or delta.get("reasoning"):
+                    if reasoning := content_text(
+                        delta.get("reasoning_content") or delta.get("reasoning")
+                    ):
                         yield ReasoningDelta(reasoning)
-                    if content := delta.get("content"):
+                    if content := content_text(delta.get("content")):
                         yield TextDelta(content)
                     finish_reason = choice.get("finish_reason") or finish_reason
                 reads.finished = bool(finish_reason)
@@ -120,9 +123,9 @@ class OpenAICompatibleProvider:
             raise in_stream_error(payload["error"], self.label)
         choice = (payload.get("choices") or [{}])[0]
         message = choice.get("message") or {}
-        if reasoning := message.get("reasoning_content") or message.get("reasoning"):
+        if reasoning := content_text(message.get("reasoning_content") or message.get("reasoning")):
             yield ReasoningDelta(reasoning)
-        if content := message.get("content"):
+        if content := content_text(message.get("content")):
             yield TextDelta(content)
         usage = usage_from(payload["usage"]) if payload.get("usage") else None
         yield Finish(choice.get("finish_reason") or "stop", usage)
