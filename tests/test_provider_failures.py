@@ -205,3 +205,14 @@ def test_a_reply_whose_model_is_no_longer_configured_is_stored_as_failed(alice):
     assert reply.status == Message.Status.FAILED
     assert reply.error_code == "bad_model"
     assert "openai:retired" in reply.error
+
+
+def test_a_json_error_answered_with_200_instead_of_a_stream_fails_with_its_reason(
+    server, stub, alice_client
+):
+    # Some gateways answer a streaming request so when a balance has run out.
+    stub.queue(json_error(200, "Insufficient balance"))
+    reply, events, _, _ = failed_reply(alice_client)
+    assert_failed(reply, events, "provider_error")
+    assert "answered with an error instead of a stream: Insufficient balance" in reply["error"]
+    assert len(stub.requests) == 1

@@ -172,6 +172,19 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
     raise error_for_status(response.status_code, label, error_detail(body), retry_after)
 
 
+async def raise_for_json_answer(response: httpx.Response, label: str) -> None:
+    """Some gateways answer a streaming request with 200 and a JSON error body (a balance run
+    out, a model not found): no stream, but the provider's reason, which the reply keeps."""
+    if not response.headers.get("content-type", "").lower().startswith("application/json"):
+        return
+    detail = error_detail(await response.aread())
+    raise ProviderError(
+        f"{label} answered with an error instead of a stream: {detail or 'no reason given'}",
+        code="provider_error",
+        status=response.status_code,
+    )
+
+
 def error_for_status(
     status: int, label: str, detail: str, retry_after: float | None = None
 ) -> ProviderError:
@@ -251,6 +264,7 @@ async def open_stream(
     """POST a streaming request; the response is open and known to be a success."""
     async with client().stream("POST", url, json=body, headers=headers) as response:
         await raise_for_status(response, label)
+        await raise_for_json_answer(response, label)
         stream = EventStream(response)
         yield stream
         # Reached when the provider's reply ended normally. A response read to its end gives
