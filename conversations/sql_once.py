@@ -83,7 +83,8 @@ def insert_fields(model: type[Model]) -> list[Field]:
 def insert(objs: list[Model], using: str) -> None:
     """Store new `objs` (one model, primary and foreign keys set) in one INSERT, as
     bulk_create does: each value from the field's pre_save and get_db_prep_save, and no
-    signals sent."""
+    signals sent. Past the database's limit of parameters per statement (SQLite's, a long
+    /v1 transcript), in as few INSERTs as it takes."""
     model, connection = type(objs[0]), connections[using]
     fields = insert_fields(model)
     rows = [
@@ -98,9 +99,13 @@ def insert(objs: list[Model], using: str) -> None:
         if field.has_db_default() or any(row[i] is not None for row in rows)
     ]
     columns = tuple(fields[i].column for i in kept)
+    limit = connection.features.max_query_params
+    per_statement = max(1, limit // len(kept)) if limit else len(rows)
     with connection.cursor() as cursor:
-        sql = insert_sql(model, len(objs), columns, using)
-        cursor.execute(sql, [row[i] for row in rows for i in kept])
+        for start in range(0, len(rows), per_statement):
+            batch = rows[start : start + per_statement]
+            sql = insert_sql(model, len(batch), columns, using)
+            cursor.execute(sql, [row[i] for row in batch for i in kept])
     for obj in objs:
         obj._state.adding, obj._state.db = False, using
 

@@ -9,6 +9,7 @@ import urllib.parse
 import httpx
 import openai
 import pytest
+from django.db import connection
 
 from conversations.apikeys import revoke_key
 from conversations.models import Conversation, Message, UserBudget
@@ -271,3 +272,25 @@ def test_the_demo_models_usage_is_an_estimate_that_counts_the_system_prompt(
     assert set(Message.objects.filter(provider="demo").values_list("usage_source", flat=True)) == {
         "estimated"
     }
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite",
+    reason="a limit of parameters per statement: SQLite's (PostgreSQL has none here)",
+)
+def test_a_history_longer_than_one_insert_can_hold_is_stored_whole(sdk, stub):
+    # A transcript's messages are stored in one INSERT while they fit in the database's limit
+    # of parameters per statement, and in as many as it takes past it.
+    columns = len(Message._meta.concrete_fields)
+    turns = connection.features.max_query_params // columns + 10
+    history = []
+    for turn in range(turns):
+        history.append({"role": "user", "content": f"Question {turn}"})
+        history.append({"role": "assistant", "content": f"Answer {turn}"})
+    history.append({"role": "user", "content": "And now?"})
+    stub.queue(openai_stream(["Done"]))
+    answer = sdk.chat.completions.create(model=MODEL, messages=history)
+    assert answer.choices[0].message.content == "Done"
+    reply = stored_reply()
+    assert reply.conversation.messages.count() == len(history) + 1
+    assert len(stub.requests[-1].json["messages"]) == len(history)
