@@ -91,8 +91,9 @@ def job_for(reply: Message, messages: list[dict[str, str]]) -> ReplyJob:
 
 def prepared_job(reply: Message) -> ReplyJob | None:
     """load_job in the thread trip that created the reply; None: the producer meets the error
-    again and stores it as the reply's failure."""
+    again and stores it as the reply's failure. Any error: the message and its reply are stored
+    already, so the answer is their 201, never a 500 (a database that went away meanwhile)."""
     try:
         return load_job(reply)
-    except ProviderError:
+    except Exception:  # met again by the producer, which logs it and stores the failure
         return None
