@@ -143,7 +143,7 @@ def end_as_saved(reply: Message, status: str, reason: str, usage: Usage) -> bool
     stopped) with the text it last saved and `usage`, an estimate; False if already final."""
     final = {
         "status": status,
-        "finish_reason": status if status == Message.Status.STOPPED else "",
+        "finish_reason": status,  # "stopped" or "interrupted": no provider's Finish came
         "error_code": "interrupted" if status == Message.Status.INTERRUPTED else "",
         "error": reason,
         "prompt_tokens": usage.prompt_tokens,

@@ -17,6 +17,7 @@ from conversations.models import Message
 DONE = b"data: [DONE]\n\n"
 CONTENT_KEY = b'{"content":'
 CHUNK_END = b',"finish_reason":null}]}\n\n'
+DELETED = "The conversation was deleted meanwhile."
 
 
 def completion_id(reply: Message) -> str:
@@ -47,7 +48,11 @@ class ChunkWriter:
         text = data[len(CONTENT_KEY) :]  # the JSON string after {"content":
         return self.delta_start + b'"delta":{"reasoning_content":' + text + CHUNK_END
 
-    def done(self, message: dict) -> bytes:
+    def done(self, message: dict | None) -> bytes:
+        if message is None:  # deleted with its conversation before it was stored
+            return self.error({"code": "not_found", "message": DELETED})
+        if message["status"] == Message.Status.INTERRUPTED:  # cut short: no whole completion
+            return self.error({"code": message["error_code"], "message": message["error"]})
         choice = {"index": 0, "delta": {}, "finish_reason": message["finish_reason"] or "stop"}
         frames = [sse({**self.fields, "choices": [choice]})]
         if self.include_usage:

@@ -20,7 +20,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations.api.openai_compat.chunks import ChunkWriter, completion, completion_chunks
+from conversations.api.openai_compat.chunks import (
+    DELETED,
+    ChunkWriter,
+    completion,
+    completion_chunks,
+)
 from conversations.api.openai_compat.inputs import (
     ChatCompletionInput,
     includes_usage,
@@ -142,12 +147,14 @@ class AwaitedCompletion(HttpResponse):
                 pass  # to the reply's done or error event
         reply = await Message.objects.filter(pk=self.reply.pk).afirst()
         if reply is None:
-            answer = error_response(404, "not_found", "The conversation was deleted meanwhile.")
+            answer = error_response(404, "not_found", DELETED)
         elif reply.is_active or reply.error_code in CREDENTIAL_ENDED:  # the wait ended with it
             code = "key_revoked" if self.api_key else "session_ended"  # what it came with
             answer = error_response(401, code, CREDENTIAL_ENDED_ANSWER[code])
         elif reply.status == Message.Status.FAILED:
             answer = error_response(502, reply.error_code, reply.error, "provider_error")
+        elif reply.status == Message.Status.INTERRUPTED:  # cut short: no whole completion
+            answer = error_response(503, reply.error_code, reply.error, "server_error")
         else:
             answer = JsonResponse(completion(reply))
         for header in ("X-Chatsite-Conversation", "X-Chatsite-Message"):

@@ -1,0 +1,64 @@
+"""A /v1 reply that another process stored first as interrupted (crash recovery gave up on its
+producer) is an error for the client, streamed or whole: never a whole completion with the
+finish reason "stop" over text cut short."""
+
+import concurrent.futures
+import json
+
+import httpx
+
+from conversations.models import Message
+from conversations.recovery import end_without_producer
+from tests.replies import HISTORY, MODEL, stored_reply
+from tests.stub import Gate, gated_stream
+
+
+def interrupt_elsewhere(gate: Gate) -> Message:
+    """What recovery in another process does to the held reply; then the provider goes on."""
+    gate.wait_reached()
+    running = Message.objects.active_replies().select_related("parent")
+    reply = running.get()  # the one the client is waiting for
+    assert end_without_producer(reply, Message.Status.INTERRUPTED)
+    gate.open()
+    return reply
+
+
+def completions(server, alice_key: str, stream: bool) -> tuple[str, dict, dict]:
+    url = f"{server.url}/v1/chat/completions"
+    body = {"model": MODEL, "messages": HISTORY[1:2], "stream": stream}
+    return url, body, {"Authorization": f"Bearer {alice_key}"}
+
+
+def test_a_streamed_reply_interrupted_elsewhere_ends_with_an_error(server, stub, alice_key):
+    gate = Gate()
+    stub.queue(gated_stream(["Before"], gate, after=[" after"]))
+    url, body, headers = completions(server, alice_key, stream=True)
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        reads = response.iter_bytes()
+        received = b""
+        while b"Before" not in received:
+            received += next(reads)
+        interrupt_elsewhere(gate)
+        received += b"".join(reads)
+    last = received.strip().split(b"\n\n")[-1]
+    assert last.startswith(b"data: {")  # OpenAI's error in a stream: its SDKs raise it
+    error = json.loads(last.removeprefix(b"data: "))["error"]
+    assert error["code"] == "interrupted"
+    assert "stopped" in error["message"]
+    assert b"[DONE]" not in received and b'"finish_reason":"stop"' not in received
+
+
+def test_a_whole_completion_interrupted_elsewhere_is_a_503(server, stub, alice_key):
+    gate = Gate()
+    stub.queue(gated_stream(["Before"], gate, after=[" after"]))
+    url, body, headers = completions(server, alice_key, stream=False)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, url, json=body, headers=headers, timeout=30)
+        interrupt_elsewhere(gate)
+        response = answer.result()
+    assert response.status_code == 503, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["type"]) == ("interrupted", "server_error")
+    stored = stored_reply()
+    assert (stored.status, stored.finish_reason) == ("interrupted", "interrupted")
