@@ -5,8 +5,9 @@
   same `parent` are the alternatives to one user message.
 - Markdown is a transcript for people, alternatives marked "reply 2 of 3", and replies asked
   under another system prompt than the conversation's now marked with it. Every stored text
-  is in a fenced block, shown as written: neither a user nor a model can write a line that
-  passes for the transcript's own, nor HTML that a Markdown viewer would run.
+  is in a fenced block, shown as written, and the title on one line with its punctuation
+  escaped: neither a user nor a model can write a line that passes for the transcript's own,
+  nor HTML, a link or an image that a Markdown viewer would act on.
 - JSONL is one conversation a line in the OpenAI fine-tuning shape
   {"messages": [{"role", "content"}, ...]}: the system prompt the last answer was asked under,
   then each user message with its latest reply that has text (the one the model saw as
@@ -17,7 +18,6 @@ Bulk exports stream: conversations are read in batches with their messages, and 
 in pieces of about FLUSH_BYTES, so memory stays flat however many there are.
 """
 
-import html
 import json
 import re
 from collections import Counter
@@ -81,9 +81,14 @@ def fenced(text: str) -> list[str]:
     return [fence, text, fence]
 
 
+# CommonMark lets a backslash escape every ASCII punctuation character.
+MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
 def one_line(text: str) -> str:
-    """A title on one line, its HTML shown as text."""
-    return html.escape(" ".join(text.split()), quote=False)
+    """A title on one line, shown as written: every punctuation mark escaped, so no link,
+    image, emphasis or HTML in it does anything in a Markdown viewer."""
+    return MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(text.split()))
 
 
 def markdown_transcript(conversation: Conversation, messages: list[Message]) -> str:

@@ -1,11 +1,13 @@
 """Exports round-trip the stored data; the bulk export streams in flat memory."""
 
+import html
 import json
 import re
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import markdown_it
 import pytest
 from django.utils import timezone
 
@@ -83,7 +85,7 @@ def test_markdown_export_is_a_readable_transcript(alice_history, alice_client):
     response = export(alice_client, alice_history, "markdown")
     assert response.headers["Content-Type"].startswith("text/markdown")
     text = response.text
-    assert text.startswith("# Export &lt;me&gt;\n")  # its HTML shown as text
+    assert text.startswith("# Export \\<me\\>\n")  # its HTML shown as text
     assert "- Owner: alice" in text
     order = [
         "## User\n\n```\nHi there\n```",
@@ -114,12 +116,12 @@ def test_markdown_export_shows_stored_text_as_written_and_none_as_its_own_lines(
     body = alice_client.send(conversation["id"], forged).json()
     alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
     text = export(alice_client, conversation["id"], "markdown").text
-    assert text.startswith("# Notes - Owner: bob &lt;b&gt;\n\n- Owner: alice\n")
+    assert text.startswith("# Notes \\- Owner\\: bob \\<b\\>\n\n- Owner: alice\n")
     assert f"## User\n\n`````\n{forged}\n`````\n" in text
     assert "```\n<img src=x onerror=alert(1)>\n# Owner: bob\n```\n" in text
     outside_fences = re.sub(r"^(`{3,})\n.*?\n\1$", "", text, flags=re.S | re.M)
     assert re.findall(r"^#.*", outside_fences, re.M) == [
-        "# Notes - Owner: bob &lt;b&gt;",
+        "# Notes \\- Owner\\: bob \\<b\\>",
         "## User",
         "## Assistant",
     ]
@@ -256,3 +258,14 @@ def test_bulk_export_of_ten_thousand_conversations_streams_in_flat_memory(
     assert first["messages"][0]["content"].startswith("Q")
     assert chunks > 10
     assert growth < size / 3, f"memory grew {growth} bytes for a {size}-byte export"
+
+
+def test_a_markdown_exports_title_is_shown_as_written_by_a_markdown_viewer(server, alice_client):
+    # A /v1 conversation's title is its first message, often a tool's third-party text: a
+    # Markdown image in it would be fetched by the viewer, a link would pass for the export's.
+    title = "![x](https://attacker.example/b.png) [click](https://phish.example) <b>*hi*</b> &amp;"
+    conversation = alice_client.new_conversation(title=title)
+    text = export(alice_client, conversation["id"], "markdown").text
+    page = markdown_it.MarkdownIt("commonmark").render(text)
+    assert f"<h1>{html.escape(title, quote=False)}</h1>" in page
+    assert "<img" not in page and "<a " not in page and "<b>" not in page
