@@ -1,8 +1,8 @@
 """Conversations as files: JSON, Markdown and JSONL.
 
 - JSON carries every stored field of the conversation and of each message (usage, timings,
-  errors, metadata, a reply's system prompt), messages in order; several replies with the
-  same `parent` are the alternatives to one user message.
+  errors, metadata, a reply's system prompt; not the server's bookkeeping), messages in
+  order; several replies with the same `parent` are the alternatives to one user message.
 - Markdown is a transcript for people, alternatives marked "reply 2 of 3", and replies asked
   under another system prompt than the conversation's now marked with it. Every stored text
   is in a fenced block, shown as written, and the title on one line with its punctuation
@@ -54,10 +54,16 @@ def json_value(value: object) -> object:
     return value
 
 
+# A reply's producing process (host name, process id) and its last sign of life are the
+# server's bookkeeping for crash recovery, not the owner's data.
+BOOKKEEPING = {"producer", "heartbeat_at"}
+
+
 def stored_fields(instance: Model) -> dict:
     return {
         field.name: json_value(field.value_from_object(instance))
         for field in instance._meta.concrete_fields
+        if field.name not in BOOKKEEPING
     }
 
 

@@ -233,7 +233,7 @@ class ReplyProducer:
             error=error_message,
             time_to_first_token_ms=_ms(first_token - self.started) if first_token else None,
             duration_ms=_ms(time.monotonic() - self.started),
-            metadata={**self.reply.metadata, "attempts": self.attempts, "producer": PRODUCER_ID},
+            metadata={**self.reply.metadata, "attempts": self.attempts},
         )
 
     async def _finish(self, outcome: ReplyOutcome) -> None:

@@ -3,6 +3,7 @@
 import html
 import json
 import re
+import socket
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,7 +68,10 @@ def test_json_export_round_trips_every_stored_field(alice_history, alice_client)
     stored = list(conversation.messages.order_by("created_at"))
     assert [m["id"] for m in record["messages"]] == [str(m.pk) for m in stored]
     for exported, message in zip(record["messages"], stored, strict=True):
+        assert "producer" not in exported and "heartbeat_at" not in exported
         for field in Message._meta.concrete_fields:
+            if field.name in ("producer", "heartbeat_at"):
+                continue  # the server's bookkeeping (test_no_export_or_answer_names_the_server)
             value = field.value_from_object(message)
             assert as_stored(exported[field.name], value) == value, field.name
     replies = [m for m in record["messages"] if m["role"] == "assistant"]
@@ -269,3 +273,14 @@ def test_a_markdown_exports_title_is_shown_as_written_by_a_markdown_viewer(serve
     page = markdown_it.MarkdownIt("commonmark").render(text)
     assert f"<h1>{html.escape(title, quote=False)}</h1>" in page
     assert "<img" not in page and "<a " not in page and "<b>" not in page
+
+
+def test_no_export_or_answer_names_the_server(alice_history, alice_client):
+    # A reply's producer ("host:pid:boot") is for crash recovery: its owner gets none of it.
+    producer = Message.objects.exclude(producer="").values_list("producer", flat=True)[0]
+    host_and_pid = producer.rpartition(":")[0]
+    assert host_and_pid.startswith(f"{socket.gethostname()}:")
+    for format in ("json", "markdown", "jsonl"):
+        assert host_and_pid not in export(alice_client, alice_history, format).text
+    assert host_and_pid not in alice_client.http.get(f"/api/conversations/{alice_history}/").text
+    assert host_and_pid not in alice_client.http.get(f"/c/{alice_history}/").text
