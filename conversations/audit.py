@@ -1,7 +1,8 @@
 """The access audit: staff reading other users' conversations leaves a record.
 
 Staff read other users' data in two places only: the admin (conversation and message pages,
-export actions) and the API export endpoints with `?owner=<username>`. Every other API
+export actions) and the API export endpoints with `?owner=<username>`, signed in (not with an
+API key). Every other API
 endpoint serves the caller's own data to everyone, staff included, and non-staff callers'
 `?owner=` is ignored. Reading your own conversations leaves no record.
 """
@@ -11,17 +12,28 @@ from collections.abc import Iterable
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404, HttpRequest
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
-from conversations.models import AccessRecord, Conversation
+from conversations.models import AccessRecord, ApiKey, Conversation
+
+STAFF_EXPORT_NEEDS_SESSION = (
+    "Another user's conversations are exported by a staff member signed in to the site, not"
+    " with an API key, which reads only its owner's own."
+)
 
 
 def export_owner(request: Request) -> AbstractBaseUser:
-    """Whose data an export reads: `?owner=<username>` for staff, else the caller's own."""
+    """Whose data an export reads: `?owner=<username>` for staff, else the caller's own.
+
+    Only a staff member signed in (a session) reads another's: an API key is for its owner's
+    own data and tools, so a leaked staff key cannot copy every user's history."""
     username = request.GET.get("owner", "")
     user = request.user
     if not username or not user.is_staff or username == user.get_username():
         return user
+    if isinstance(request.auth, ApiKey):
+        raise PermissionDenied(STAFF_EXPORT_NEEDS_SESSION)
     try:
         return get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist:

@@ -2,10 +2,12 @@
 
 import json
 
+import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from conversations.apikeys import create_key
 from conversations.models import AccessRecord
 from tests.stub import openai_stream
 
@@ -154,3 +156,17 @@ def test_records_outlive_the_conversation_they_name(alices_chat, alice_client, b
     record = AccessRecord.objects.get()
     assert record.conversation is None
     assert (record.conversation_title, record.owner_username) == ("Alice's diary", "alice")
+
+
+def test_a_staff_api_key_cannot_export_another_users_conversations(alices_chat, bob, server):
+    # An API key is for its owner's tools: leaked, a staff key must not copy every history.
+    _, secret = create_key(bob, "bob's script")
+    headers = {"Authorization": f"Bearer {secret}"}
+    conversation = alices_chat["id"]
+    for path in (f"/api/conversations/{conversation}/export/", "/api/export/"):
+        response = httpx.get(f"{server.url}{path}?owner=alice", headers=headers)
+        assert response.status_code == 403, response.text
+        assert "signed in" in response.json()["error"]["message"]
+        assert "secret" not in response.text
+    assert httpx.get(f"{server.url}/api/export/", headers=headers).status_code == 200  # his own
+    assert AccessRecord.objects.count() == 0
