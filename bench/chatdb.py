@@ -110,7 +110,7 @@ def users_and_sessions(using: str) -> list[Login]:
     for user in user_model.objects.using(using).filter(pk__in=[u.pk for u in users]):
         data = {
             "_auth_user_id": str(user.pk),
-            "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
+            "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[-1],  # axes only checks
             "_auth_user_hash": user.get_session_auth_hash(),
         }
         session = Session.objects.using(using).create(

@@ -6,6 +6,7 @@ mid-request.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from this site
     "conversations",
+    "axes",  # failed logins, and the lockout after too many (below)
 ]
 
 # Every middleware here is async-capable: a sync one would pin a thread for a whole stream.
@@ -64,6 +66,7 @@ MIDDLEWARE = [
     "chatsite.middleware.MessageMiddleware",
     "chatsite.middleware.XFrameOptionsMiddleware",
     "chatsite.middleware.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # a locked-out login's answer; last, as axes asks
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -181,7 +184,20 @@ else:
     }
 SESSION_ENGINE = "chatsite.sessions"  # cached_db, safe when the cache fails
 # Each signed-in user is read from that cache too, dropped from it when saved (chatsite/users.py).
-AUTHENTICATION_BACKENDS = ["chatsite.users.CachedModelBackend"]
+# django-axes checks every password login first: LOGIN_FAILURE_LIMIT failures for one username
+# from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (the site's and the admin's
+# login; `manage.py axes_reset_username NAME` unlocks). Guessing, not a user's typo, is stopped.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "chatsite.users.CachedModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a victim is not locked out by others
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # failures only: no row (and no address kept) per login
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -124,7 +124,7 @@ def charlie(transactional_db):
 def session_for(user) -> str:
     session = SessionStore()
     session["_auth_user_id"] = str(user.pk)
-    session["_auth_user_backend"] = settings.AUTHENTICATION_BACKENDS[0]
+    session["_auth_user_backend"] = settings.AUTHENTICATION_BACKENDS[-1]  # the one that logs in
     session["_auth_user_hash"] = user.get_session_auth_hash()
     session.create()
     return session.session_key
