@@ -5,14 +5,13 @@ chatsite/env.py raise ImproperlyConfigured on a bad value, so a typo fails at st
 mid-request.
 """
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from chatsite.databases import database_settings
 from chatsite.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -89,49 +88,7 @@ TEMPLATES = [
 ]
 
 
-SQLITE_CONNECTION_SECONDS = 600
-
-
-def database_settings() -> dict:
-    """DATABASE_URL when set (PostgreSQL in production), else SQLite in the project folder."""
-    url = env_str("DATABASE_URL")
-    if url:
-        database = dj_database_url.parse(url, conn_max_age=0)
-        if database["ENGINE"] == "django.db.backends.postgresql":
-            if env_bool("DATABASE_POOL"):
-                database.setdefault("OPTIONS", {})["pool"] = True
-            # One test database per run, so two runs on one server never collide.
-            database["TEST"] = {"NAME": f"test_{database['NAME']}_{os.getpid()}"}
-    else:
-        database = {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
-        }
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        # Django's backend, with the process's writers queued (chatsite/sqlite3/base.py).
-        database["ENGINE"] = "chatsite.sqlite3"
-        # WAL lets readers and the writer work at once; IMMEDIATE plus a busy timeout turns
-        # "database is locked" into a short wait when two writers meet.
-        database.setdefault("OPTIONS", {}).update(
-            {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),
-            }
-        )
-        # A file (not memory) so the test suite's server processes share it; one per run.
-        test_db = BASE_DIR / ".test-artifacts" / f"test-db-{os.getpid()}.sqlite3"
-        database["TEST"] = {"NAME": str(test_db)}
-    # Connections belong to threads, and request threads are kept and lent only while sync
-    # code runs (chatsite/request_threads.py). A SQLite connection (0.7 ms to open) stays with
-    # its kept thread; a PostgreSQL one is closed when its thread is given back, so idle
-    # threads hold no server connection (DATABASE_POOL makes opening them cheap).
-    is_sqlite = database["ENGINE"] == "chatsite.sqlite3"
-    database["CONN_MAX_AGE"] = SQLITE_CONNECTION_SECONDS if is_sqlite else 0
-    return database
-
-
-DATABASES = {"default": database_settings()}
+DATABASES = {"default": database_settings(BASE_DIR)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -187,6 +144,7 @@ SESSION_ENGINE = "chatsite.sessions"  # cached_db, safe when the cache fails
 # django-axes checks every password login first: LOGIN_FAILURE_LIMIT failures for one username
 # from one address lock that pair out for LOGIN_LOCKOUT_MINUTES (the site's and the admin's
 # login; `manage.py axes_reset_username NAME` unlocks). Guessing, not a user's typo, is stopped.
+# The address is the connection's: behind a proxy, daphne's --proxy-headers makes it the client's.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "chatsite.users.CachedModelBackend",
@@ -195,6 +153,8 @@ AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a victim is not locked out by others
 AXES_RESET_ON_SUCCESS = True
+# A try while locked out does not start the lockout again: it ends when the page says.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True  # failures only: no row (and no address kept) per login
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]

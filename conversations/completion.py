@@ -51,7 +51,7 @@ class ReplyOutcome:
     def __post_init__(self) -> None:
         # Error texts and finish reasons come from providers: a NUL, half a character or a
         # reason longer than its column would make the reply's one final write fail.
-        self.finish_reason = storable_text(str(self.finish_reason), FINISH_REASON_LENGTH)
+        self.finish_reason = storable_text(str(self.finish_reason or ""), FINISH_REASON_LENGTH)
         self.error_code = storable_text(self.error_code, ERROR_CODE_LENGTH)
         self.error = storable_text(self.error)
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncGenerator
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from conversations import producers
 from conversations.background_db import in_background
@@ -33,8 +34,8 @@ logger = logging.getLogger(__name__)
 # host:pid:boot: which process produces a reply, for crash recovery.
 PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-# Why a reply whose final write failed for a reason other than the database being out of
-# reach (logged with the error) is stored as failed instead.
+# Why a reply whose final write the database refused (logged with the error; not a database
+# out of reach) is stored as failed instead.
 UNSTORABLE = "chatsite could not store this reply as it ended; the text up to then is kept."
 
 # After a reply's Finish, how long its provider may take to end the response.
@@ -109,14 +110,16 @@ class ReplyProducer:
             self.finished.set()
 
     async def _finish_or_fail(self, outcome: ReplyOutcome, job: ReplyJob | None) -> None:
-        """Store the outcome. Should that fail for good (store_final waits out a database out
-        of reach), the reply is stored as failed, with its text, instead of left running until
-        crash recovery, which keeps only its last checkpoint and gives no reason."""
+        """Store the outcome. Should the database refuse it (not be out of reach, which
+        store_final waits out and then leaves to crash recovery), the reply is stored as failed,
+        with its text, instead of left running until recovery, which gives no reason."""
         try:
             await self._finish(outcome)
             return
+        except (OperationalError, InterfaceError):
+            raise  # still out of reach after store_final's minute: crash recovery's turn
         except Exception:
-            logger.exception("Storing reply %s failed", self.reply_id)
+            logger.exception("Finishing reply %s failed", self.reply_id)
         failure = ProviderError(UNSTORABLE, code="internal_error")
         await self._finish(self._outcome(Message.Status.FAILED, job, failure))
 

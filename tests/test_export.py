@@ -282,5 +282,7 @@ def test_no_export_or_answer_names_the_server(alice_history, alice_client):
     assert host_and_pid.startswith(f"{socket.gethostname()}:")
     for format in ("json", "markdown", "jsonl"):
         assert host_and_pid not in export(alice_client, alice_history, format).text
-    assert host_and_pid not in alice_client.http.get(f"/api/conversations/{alice_history}/").text
-    assert host_and_pid not in alice_client.http.get(f"/c/{alice_history}/").text
+    for page in (f"/api/conversations/{alice_history}/", f"/c/{alice_history}/"):
+        response = alice_client.http.get(page)
+        assert response.status_code == 200
+        assert "complete" in response.text and host_and_pid not in response.text

@@ -57,3 +57,39 @@ def test_replies_stored_before_keep_the_prompt_their_exports_showed(migrated_bac
     assert dict(replies.values_list("conversation_id", "system_prompt")) == expected
     others = migrated.objects.exclude(role="assistant")
     assert set(others.values_list("system_prompt", flat=True)) == {""}
+
+
+ORDER_TIES = ("conversations", "0007_conversation_order_ties")
+REPLIES_AS_NOW = ("conversations", "0008_replies_stored_as_now")
+
+
+@pytest.fixture
+def before_replies_as_now(transactional_db):
+    yield migrate_to(ORDER_TIES)
+    executor = MigrationExecutor(connection)
+    migrate_to(*executor.loader.graph.leaf_nodes("conversations"))  # as the other tests need
+
+
+def test_replies_stored_before_no_longer_name_the_server(before_replies_as_now, alice):
+    Conversation = before_replies_as_now.get_model("conversations", "Conversation")
+    Message = before_replies_as_now.get_model("conversations", "Message")
+    conversation = Conversation.objects.create(owner_id=alice.pk, model="m")
+
+    def reply(status: str, finish_reason: str, metadata: dict) -> object:
+        return Message.objects.create(
+            conversation=conversation, role="assistant", status=status,
+            finish_reason=finish_reason, metadata=metadata, producer="vm:123:abc",
+        )  # fmt: skip
+
+    named = reply("complete", "stop", {"attempts": [], "producer": "vm:123:abc"})
+    cut = reply("interrupted", "", {"producer": "vm:123:abc"})
+    stopped = reply("stopped", "stopped", {"attempts": [{"attempt": 1}]})
+
+    migrated = migrate_to(REPLIES_AS_NOW).get_model("conversations", "Message")
+    stored = {m.pk: (m.status, m.finish_reason, m.metadata) for m in migrated.objects.all()}
+    assert stored == {
+        named.pk: ("complete", "stop", {"attempts": []}),
+        cut.pk: ("interrupted", "interrupted", {}),
+        stopped.pk: ("stopped", "stopped", {"attempts": [{"attempt": 1}]}),
+    }
+    assert set(migrated.objects.values_list("producer", flat=True)) == {"vm:123:abc"}

@@ -53,10 +53,12 @@ def test_a_finish_reason_longer_than_its_column_is_cut(server, stub, alice_clien
         ({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 2**40}, (3, 4, 7)),
         # Both counts are, their sum is past any column: no total.
         ({"prompt_tokens": 2**31 - 1, "completion_tokens": 1}, (2**31 - 1, 1, None)),
+        # A whole number written as a float is a count all the same.
+        ({"prompt_tokens": 3.0, "completion_tokens": 4}, (3, 4, 7)),
         # Reasoning details that are no object are not read.
         ({"prompt_tokens": 3, "completion_tokens": 4, "completion_tokens_details": 9}, (3, 4, 7)),
     ],
-    ids=["no-counts", "total-too-large", "sum-too-large", "details-not-an-object"],
+    ids=["no-counts", "total-too-large", "sum-too-large", "whole-float", "details-not-an-object"],
 )
 def test_token_counts_that_are_no_counts_are_not_stored(
     server, stub, alice_client, reported, stored

@@ -141,3 +141,13 @@ def test_content_sent_as_a_list_of_parts_is_read_as_its_text_parts(server, stub,
     _, events, reply = ask(alice_client)
     assert (reply["status"], reply["content"]) == ("complete", "Hello there")
     assert text_of(events) == "Hello there"
+
+
+def test_a_stream_sent_as_json_is_still_read_as_events(server, stub, alice_client):
+    # A gateway that labels its event stream application/json: its body is read whole (it may
+    # be an error object, test_provider_failures.py), and, holding none, read as events.
+    steps = openai_stream(["Labelled", " wrong"]).steps
+    stub.queue(Script(headers={"Content-Type": "application/json"}, steps=steps))
+    _, events, reply = ask(alice_client)
+    assert (reply["status"], reply["content"]) == ("complete", "Labelled wrong")
+    assert text_of(events) == "Labelled wrong"

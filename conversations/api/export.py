@@ -1,7 +1,8 @@
 """Export endpoints: one conversation as JSON, Markdown or JSONL; all of them, streamed.
 
-Staff may export another user's data with `?owner=<username>`, which is recorded in the
-access audit; anyone else's `?owner=` is ignored (see conversations/audit.py).
+Staff signed in may export another user's data with `?owner=<username>` (an API key gets
+403), which is recorded in the access audit; anyone else's `?owner=` is ignored (see
+conversations/audit.py).
 """
 
 from uuid import UUID

@@ -183,8 +183,9 @@ describe(
     ),
 )
 STAFF_OWNER = (
-    " Staff may pass `owner=<username>` to export another user's data; that is recorded in "
-    "the access audit. For anyone else `owner` is ignored."
+    " Staff signed in (not with an API key, which gets 403) may pass `owner=<username>` to "
+    "export another user's data; that is recorded in the access audit. For anyone else "
+    "`owner` is ignored."
 )
 describe(
     export.ConversationExport,

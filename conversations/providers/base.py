@@ -62,8 +62,10 @@ MAX_TOKEN_COUNT = 2**31 - 1
 
 
 def token_count(value: object) -> int | None:
-    """A provider's token count, or None for what is none (a string, a float, a negative, a
-    count no column holds): a provider's odd usage must not keep its reply from being stored."""
+    """A provider's token count (12, or 12.0), or None for what is none (a string, a fraction,
+    a negative, a count no column holds): odd usage must not keep a reply from being stored."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
     if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:
         return value
     return None

@@ -50,9 +50,9 @@ def storable_text(text: str, max_length: int | None = None) -> str:
 
 
 def content_text(content: object) -> str:
-    """A delta's or message's content as text: a string, or a list of parts of which the text
-    ones count ({"type": "text", "text": …}: Qwen-VL's, and some OpenAI-compatible servers');
-    anything else (a number, an object, null) holds no text."""
+    """A delta's or message's content as text: a string, or a list of parts, of which those
+    with a "text" string count ({"type": "text", "text": …}: Qwen-VL's, and some
+    OpenAI-compatible servers'); anything else (a number, an object, null) holds no text."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):

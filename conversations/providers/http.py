@@ -172,19 +172,6 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
     raise error_for_status(response.status_code, label, error_detail(body), retry_after)
 
 
-async def raise_for_json_answer(response: httpx.Response, label: str) -> None:
-    """Some gateways answer a streaming request with 200 and a JSON error body (a balance run
-    out, a model not found): no stream, but the provider's reason, which the reply keeps."""
-    if not response.headers.get("content-type", "").lower().startswith("application/json"):
-        return
-    detail = error_detail(await response.aread())
-    raise ProviderError(
-        f"{label} answered with an error instead of a stream: {detail or 'no reason given'}",
-        code="provider_error",
-        status=response.status_code,
-    )
-
-
 def error_for_status(
     status: int, label: str, detail: str, retry_after: float | None = None
 ) -> ProviderError:
@@ -234,14 +221,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class EventStream:
-    """A provider's open, successful event-stream response, read as Server-Sent Events."""
+    """A provider's open, successful response, its body read as Server-Sent Events."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        # Event streams usually come uncompressed: their raw bytes skip httpx's decoder layer,
-        # one generator step per chunk.
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        identity = encoding in ("", "identity")
-        self._chunks = response.aiter_raw() if identity else response.aiter_bytes()
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
         decoder = SSEDecoder()
@@ -264,8 +247,7 @@ async def open_stream(
     """POST a streaming request; the response is open and known to be a success."""
     async with client().stream("POST", url, json=body, headers=headers) as response:
         await raise_for_status(response, label)
-        await raise_for_json_answer(response, label)
-        stream = EventStream(response)
+        stream = EventStream(await body_chunks(response, label))
         yield stream
         # Reached when the provider's reply ended normally. A response read to its end gives
         # its connection back to the pool: the next reply skips the TCP and TLS handshakes.
@@ -277,6 +259,37 @@ async def fetch_json(url: str, body: dict, headers: dict[str, str], label: str) 
     response = await client().post(url, json=body, headers=headers)
     await raise_for_status(response, label)
     return parse_json(response.text, label)
+
+
+async def body_chunks(response: httpx.Response, label: str) -> AsyncIterator[bytes]:
+    """The body's chunks as they come. One sent as JSON is read whole first: some gateways
+    answer a streaming request with 200 and an error object (a balance run out), whose reason
+    the reply keeps; anything else in it is still read as events."""
+    if response.headers.get("content-type", "").lower().startswith("application/json"):
+        body = await response.aread()
+        if (detail := json_error(body)) is not None:
+            message = f"{label} answered with an error instead of a stream: {detail}"
+            raise ProviderError(message, code="provider_error", status=response.status_code)
+        return one_chunk(body)
+    # Event streams usually come uncompressed: their raw bytes skip httpx's decoder layer,
+    # one generator step per chunk.
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
+
+
+def json_error(body: bytes) -> str | None:
+    """The reason in a JSON error object ({"error": …}), None for a body that is none."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(payload, dict) and "error" in payload:
+        return error_detail(body) or "no reason given"
+    return None
+
+
+async def one_chunk(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 def parse_json(data: str, label: str) -> dict:
