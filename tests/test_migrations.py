@@ -1,5 +1,6 @@
 """Migrations that move data, run forwards over rows stored under the schema before them."""
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -19,11 +20,16 @@ def migrate_to(target: tuple[str, str]):
     return executor.loader.project_state([target]).apps
 
 
-@pytest.fixture
-def migrated_back(transactional_db):
-    yield migrate_to(BEFORE)
+def migrated_back_to(target: tuple[str, str]) -> Iterator:
+    """For a fixture: the database at `target` (its models) for the test, at the latest after."""
+    yield migrate_to(target)
     executor = MigrationExecutor(connection)
     migrate_to(*executor.loader.graph.leaf_nodes("conversations"))  # as the other tests need
+
+
+@pytest.fixture
+def migrated_back(transactional_db):
+    yield from migrated_back_to(BEFORE)
 
 
 def test_replies_stored_before_keep_the_prompt_their_exports_showed(migrated_back, alice):
@@ -65,9 +71,7 @@ REPLIES_AS_NOW = ("conversations", "0008_replies_stored_as_now")
 
 @pytest.fixture
 def before_replies_as_now(transactional_db):
-    yield migrate_to(ORDER_TIES)
-    executor = MigrationExecutor(connection)
-    migrate_to(*executor.loader.graph.leaf_nodes("conversations"))  # as the other tests need
+    yield from migrated_back_to(ORDER_TIES)
 
 
 def test_replies_stored_before_no_longer_name_the_server(before_replies_as_now, alice):
