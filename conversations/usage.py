@@ -46,11 +46,14 @@ def usage_from_input_output(data: dict) -> Usage:
         prompt += (token_count(data.get("cache_creation_input_tokens")) or 0) + (
             token_count(data.get("cache_read_input_tokens")) or 0
         )
-    details = data.get("output_tokens_details")
-    details = details if isinstance(details, dict) else {}
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=data.get("output_tokens"),
         total_tokens=data.get("total_tokens"),
-        reasoning_tokens=details.get("reasoning_tokens"),
+        reasoning_tokens=reasoning_tokens(data.get("output_tokens_details")),
     )
+
+
+def reasoning_tokens(details: object) -> object:
+    """The reasoning count in a usage object's details, if they are an object at all."""
+    return details.get("reasoning_tokens") if isinstance(details, dict) else None

@@ -42,11 +42,10 @@ class WholeCharacters:
 
 def storable_text(text: str, max_length: int | None = None) -> str:
     """A provider's text other than deltas (an error's message, a finish reason) as it can be
-    stored: NUL and halves of characters become U+FFFD, and it is cut to `max_length`."""
-    if not text.isascii() or "\x00" in text:
-        text = text.replace("\x00", REPLACEMENT)
-        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text[:max_length]
+    stored: as a whole reply's text (NUL and halves of characters become U+FFFD), cut to
+    `max_length`."""
+    characters = WholeCharacters()
+    return (characters.feed(text) + characters.end())[:max_length]
 
 
 def content_text(content: object) -> str:

@@ -26,6 +26,7 @@ from conversations.providers.http import (
     translated_errors,
 )
 from conversations.providers.sse import ServerSentEvent
+from conversations.usage import reasoning_tokens
 
 OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
 
@@ -97,11 +98,10 @@ class OpenAICompatibleProvider:
                     usage = usage_from(chunk["usage"])  # the last one counts
                 for choice in chunk.get("choices") or ():
                     delta = choice.get("delta") or {}
-                    if reasoning := content_text(
-                        delta.get("reasoning_content") or delta.get("reasoning")
-                    ):
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if reasoning and (reasoning := content_text(reasoning)):
                         yield ReasoningDelta(reasoning)
-                    if content := content_text(delta.get("content")):
+                    if (content := delta.get("content")) and (content := content_text(content)):
                         yield TextDelta(content)
                     finish_reason = choice.get("finish_reason") or finish_reason
                 reads.finished = bool(finish_reason)
@@ -132,13 +132,11 @@ class OpenAICompatibleProvider:
 
 
 def usage_from(data: dict) -> Usage:
-    details = data.get("completion_tokens_details")
-    details = details if isinstance(details, dict) else {}
     return Usage(
         prompt_tokens=data.get("prompt_tokens"),
         completion_tokens=data.get("completion_tokens"),
         total_tokens=data.get("total_tokens"),
-        reasoning_tokens=details.get("reasoning_tokens"),
+        reasoning_tokens=reasoning_tokens(data.get("completion_tokens_details")),
     )
 
 
