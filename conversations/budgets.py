@@ -4,16 +4,20 @@ Limits come from the user's UserBudget row when it sets them, else from the site
 (CHATSITE_TOKENS_PER_DAY, CHATSITE_REQUESTS_PER_MINUTE); 0 means no limit. Both are counted
 from stored replies (with those of the last day deleted since, DeletedReplyUsage), so chat
 pages and API keys share one budget and every server process sees the same numbers.
-check_budget runs before anything is stored or a provider is called. The limits are soft:
-two requests arriving at the same instant may both pass, and a reply's tokens count once it
-ends, so replies started in several conversations at once all run.
+check_budget runs before anything is stored or a provider is called, and rate_held counts
+the replies started in the last minute again where the new reply is stored, so requests
+arriving at the same instant cannot all take the last one. The token budget is soft: a reply's
+tokens count once it ends, so replies started in several conversations at once all run.
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Min, QuerySet, Sum
@@ -63,6 +67,24 @@ def check_budget(user: AbstractBaseUser) -> None:
         check_rate(user, limits.requests_per_minute, now)
     if limits.tokens_per_day:
         check_daily_tokens(user, limits.tokens_per_day, now)
+
+
+@contextmanager
+def rate_held(user: AbstractBaseUser) -> Iterator[None]:
+    """Store a new reply of `user` inside this: with a requests-per-minute limit, a transaction
+    in which the user's other starts wait and the limit is checked again (BudgetExceeded rolls
+    back what was stored). Without a limit, no transaction of its own."""
+    limit = limits_for(user).requests_per_minute
+    if not limit:
+        yield
+        return
+    # One start at a time per user, so each counts the ones before it: PostgreSQL locks the
+    # user's row; SQLite's IMMEDIATE transactions hold the one write lock from BEGIN.
+    with transaction.atomic():
+        users = get_user_model().objects.select_for_update().filter(pk=user.pk)
+        list(users.values_list("pk", flat=True))
+        check_rate(user, limit, timezone.now())
+        yield
 
 
 def check_rate(user: AbstractBaseUser, limit: int, now: datetime) -> None:

@@ -1,12 +1,18 @@
 """Budgets: over a limit, a 429 names the limit and its reset, before anything is stored."""
 
 import re
+import threading
 
 import httpx
+import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from conversations.apikeys import create_key
+from conversations.budgets import rate_held
 from conversations.models import Message, UserBudget
+from tests.chats import add_chat
+from tests.client import wait_for
 from tests.stub import openai_stream
 
 
@@ -140,3 +146,53 @@ def test_the_answers_a_v1_request_brings_are_not_counted_as_replies(
     assert [row["model"] for row in usage["by_model"]] == ["openai:stub-model"]
     exchange(alice_client, alice_client.new_conversation()["id"])  # the second of two
     assert alice_client.send(alice_client.new_conversation()["id"]).status_code == 429
+
+
+def start_by_message(client, chat) -> httpx.Response:
+    return client.send(str(chat.pk), "At the same instant")
+
+
+def start_by_regenerating(client, chat) -> httpx.Response:
+    reply = chat.messages.get(role="assistant")
+    return client.http.post(f"/api/messages/{reply.pk}/regenerate/", json={})
+
+
+def start_by_v1(client, chat) -> httpx.Response:
+    body = {"model": "openai:stub-model", "messages": [{"role": "user", "content": "Hi"}]}
+    return client.http.post("/v1/chat/completions", json=body)
+
+
+def lock_waiters() -> int:
+    """Sessions of this database waiting for a lock another holds (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
+            " WHERE NOT granted AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="watches PostgreSQL's lock table; SQLite's IMMEDIATE transactions take its one "
+    "write lock at BEGIN, with no way to see a writer waiting for it",
+)
+@pytest.mark.parametrize("start", [start_by_message, start_by_regenerating, start_by_v1])
+def test_starts_at_the_same_instant_cannot_both_take_the_last_request_of_the_minute(
+    server, stub, alice, alice_client, start
+):
+    chat = add_chat(alice, "Earlier")  # one reply in the window
+    UserBudget.objects.create(user=alice, requests_per_minute=2)
+    answers: list[httpx.Response] = []
+    racing = threading.Thread(target=lambda: answers.append(start(alice_client, chat)))
+    # Another start in its transaction: its reply stored, the last of the minute, not committed.
+    with rate_held(alice):
+        add_chat(alice, "Another start")
+        racing.start()  # passes the early check (it cannot see that reply yet)
+        wait_for(lambda: answers or lock_waiters(), "the racing start to wait or answer")
+        assert not answers, answers[0].text  # it stored its reply beside the uncommitted one
+    racing.join()
+    assert answers[0].status_code == 429, answers[0].text
+    assert answers[0].json()["error"]["code"] == "rate_limited"
+    assert Message.objects.filter(role="assistant").count() == 2  # nothing of its own stored
+    assert stub.requests == []

@@ -22,7 +22,7 @@ from conversations.api.serializers import (
     message_data,
     validated,
 )
-from conversations.budgets import check_budget, delete_conversation
+from conversations.budgets import check_budget, delete_conversation, rate_held
 from conversations.models import Conversation, Message, ReplyInProgress
 from conversations.providers.registry import available_models, default_model, find_model
 from conversations.recovery import stop_reply_now
@@ -91,9 +91,10 @@ class MessageCreate(APIView):
         client_id = idempotency_key(request, data.get("client_id"))
         model = find_model(data.get("model") or conversation.model)
         try:
-            user_message, reply, created = conversation.post_user_message(
-                data["content"], model or default_model(), client_id, PRODUCER_ID
-            )
+            with rate_held(conversation.owner):
+                user_message, reply, created = conversation.post_user_message(
+                    data["content"], model or default_model(), client_id, PRODUCER_ID
+                )
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
         response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
@@ -130,7 +131,8 @@ class ReplyRegenerate(APIView):
         model_id = data.validated_data.get("model") or message.model or conversation.model
         model = find_model(model_id)
         try:
-            reply = conversation.add_reply(user_message, model or default_model(), PRODUCER_ID)
+            with rate_held(conversation.owner):
+                reply = conversation.add_reply(user_message, model or default_model(), PRODUCER_ID)
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
         response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)

@@ -35,7 +35,7 @@ from conversations.api.reply_start import starts_replies
 from conversations.api.serializers import validated
 from conversations.api.stream import EventStreamResponse, reply_events
 from conversations.apikeys import KEY_REVOKED_MESSAGE, until_revoked
-from conversations.budgets import check_budget
+from conversations.budgets import check_budget, rate_held
 from conversations.models import ApiKey, Message
 from conversations.producers import (
     CREDENTIAL_ENDED,
@@ -74,7 +74,8 @@ class ChatCompletions(APIView):
         data = validated(ChatCompletionInput, request.data)
         model = find_model(data["model"])
         transcript = transcript_of(data)
-        reply = start_transcript(request.user, model, transcript, PRODUCER_ID)
+        with rate_held(request.user):
+            reply = start_transcript(request.user, model, transcript, PRODUCER_ID)
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         # Not with a key: with the session (a page's script), watched as the chat's streams are.
         session = None if api_key else open_session(request.session.session_key, request.user)
