@@ -3,8 +3,9 @@
 Any active staff member may review (no per-model permission needed); nobody adds, changes
 or deletes a conversation, message or access record here: staff review the record, they do
 not edit it. Every text is shown escaped (admin's own rendering; nothing here is marked
-safe). Opening another user's conversation or message, or exporting it, is recorded in the
-access audit. Budgets are the one thing edited here, by users with the Django permission.
+safe). Opening another user's conversation or message, exporting it, or finding it by a
+search (which reads its messages' text), is recorded in the access audit. Budgets are the
+one thing edited here, by users with the Django permission.
 """
 
 from django.contrib import admin
@@ -65,6 +66,21 @@ class ReplyStatusFilter(admin.SimpleListFilter):
         return queryset.with_reply_status(self.value()) if self.value() else queryset
 
 
+class SearchesRecorded:
+    """A change list searched (its ?q=) records the other users' conversations its page shows:
+    the search read their messages' text."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> object:
+        response = super().changelist_view(request, extra_context)
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None and changelist.query:
+            shown = map(self.conversation_of, changelist.result_list)
+            found = {conversation.pk: conversation for conversation in shown}  # one record each
+            action = AccessRecord.Action.SEARCH
+            record_reads(request, AccessRecord.Channel.ADMIN, action, found.values())
+        return response
+
+
 class MessageInline(StaffReview, admin.TabularInline):
     model = Message
     fk_name = "conversation"
@@ -75,7 +91,7 @@ class MessageInline(StaffReview, admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(StaffReview, admin.ModelAdmin):
+class ConversationAdmin(SearchesRecorded, StaffReview, admin.ModelAdmin):
     list_display = (
         "__str__", "owner", "source", "model", "message_count", "token_total", "last_activity",
     )  # fmt: skip
@@ -91,6 +107,9 @@ class ConversationAdmin(StaffReview, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).with_stats()  # counts in the list's one query
+
+    def conversation_of(self, conversation: Conversation) -> Conversation:
+        return conversation
 
     @admin.display(description="messages", ordering="message_count")
     def message_count(self, conversation: Conversation) -> int:
@@ -139,7 +158,7 @@ class ConversationAdmin(StaffReview, admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(StaffReview, admin.ModelAdmin):
+class MessageAdmin(SearchesRecorded, StaffReview, admin.ModelAdmin):
     list_display = (
         "created_at", "owner", "conversation", "role", "status", "model", "total_tokens",
         "usage_source",
@@ -151,6 +170,9 @@ class MessageAdmin(StaffReview, admin.ModelAdmin):
     search_fields = ("content", "conversation__title")
     date_hierarchy = "created_at"
     fields = readonly_fields = ("id", "conversation", "parent", *MESSAGE_FIELDS)
+
+    def conversation_of(self, message: Message) -> Conversation:
+        return message.conversation
 
     @admin.display(description="owner", ordering="conversation__owner__username")
     def owner(self, message: Message) -> str:

@@ -1,10 +1,10 @@
 """The access audit: staff reading other users' conversations leaves a record.
 
 Staff read other users' data in two places only: the admin (conversation and message pages,
-export actions) and the API export endpoints with `?owner=<username>`, signed in (not with an
-API key). Every other API
-endpoint serves the caller's own data to everyone, staff included, and non-staff callers'
-`?owner=` is ignored. Reading your own conversations leaves no record.
+export actions, searches of messages' text) and the API export endpoints with
+`?owner=<username>`, signed in (not with an API key). Every other API endpoint serves the
+caller's own data to everyone, staff included, and non-staff callers' `?owner=` is ignored.
+Reading your own conversations leaves no record.
 """
 
 from collections.abc import Iterable

@@ -170,3 +170,26 @@ def test_a_staff_api_key_cannot_export_another_users_conversations(alices_chat, 
         assert "secret" not in response.text
     assert httpx.get(f"{server.url}/api/export/", headers=headers).status_code == 200  # his own
     assert AccessRecord.objects.count() == 0
+
+
+def test_staff_searching_other_users_messages_in_admin_is_recorded(alices_chat, bob, client_for):
+    staff = client_for(bob)
+    assert staff.http.get(CONVERSATIONS).status_code == 200  # the list alone: no record
+    assert staff.http.get(CONVERSATIONS, params={"q": "no such words"}).status_code == 200
+    assert AccessRecord.objects.count() == 0  # a search finding nothing read nothing
+
+    found = staff.http.get(CONVERSATIONS, params={"q": "secret"})
+    assert found.status_code == 200 and "Alice&#x27;s diary" in found.text
+    record = AccessRecord.objects.get()
+    assert (record.channel, record.action, record.owner_username) == ("admin", "search", "alice")
+    assert (str(record.conversation_id), record.path) == (
+        alices_chat["id"],
+        f"{CONVERSATIONS}?q=secret",
+    )
+
+    messages = staff.http.get("/admin/conversations/message/", params={"q": "diary"})
+    assert messages.status_code == 200
+    # Both of alice's messages match (by their conversation's title): one record for it.
+    assert (
+        AccessRecord.objects.filter(path__startswith="/admin/conversations/message/").count() == 1
+    )

@@ -51,7 +51,8 @@ class AccessRecordQuerySet(models.QuerySet):
 
 
 class AccessRecord(models.Model):
-    """A staff member opened or exported another user's conversation: who, what, when.
+    """A staff member opened, exported or searched another user's conversation: who, what,
+    when.
 
     Names and the title are copied, so the record still reads right after a deletion.
     """
@@ -64,6 +65,7 @@ class AccessRecord(models.Model):
         VIEW = "view"
         EXPORT = "export"
         EXPORT_ALL = "export_all", "export all"
+        SEARCH = "search"  # found by a search of its messages' text (admin)
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
