@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from conversations.providers import http
-from conversations.providers.http import certificate_problem
+from conversations.providers.failures import certificate_problem
 from tests.replies import RETRY_ATTEMPTS, assert_failed, failed_reply
 from tests.stub import openai_stream
 from tests.stub_server import ProviderStub

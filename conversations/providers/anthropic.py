@@ -18,14 +18,8 @@ from conversations.providers.base import (
     Usage,
     sampling,
 )
-from conversations.providers.http import (
-    EventStream,
-    error_for_status,
-    fetch_json,
-    open_stream,
-    parse_json,
-    translated_errors,
-)
+from conversations.providers.failures import error_for_status, translated_errors
+from conversations.providers.http import EventStream, fetch_json, open_stream, parse_json
 from conversations.usage import usage_from_input_output
 
 API_VERSION = "2023-06-01"

@@ -19,14 +19,8 @@ from conversations.providers.base import (
     sampling,
 )
 from conversations.providers.characters import content_text
-from conversations.providers.http import (
-    EventStream,
-    error_for_status,
-    fetch_json,
-    open_stream,
-    parse_json,
-    translated_errors,
-)
+from conversations.providers.failures import error_for_status, translated_errors
+from conversations.providers.http import EventStream, fetch_json, open_stream, parse_json
 from conversations.usage import usage_from_input_output
 
 GENERATION_PATH = "/api/v1/services/aigc/text-generation/generation"

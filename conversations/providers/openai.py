@@ -17,14 +17,8 @@ from conversations.providers.base import (
     Usage,
 )
 from conversations.providers.characters import content_text
-from conversations.providers.http import (
-    EventStream,
-    client,
-    open_stream,
-    parse_json,
-    raise_for_status,
-    translated_errors,
-)
+from conversations.providers.failures import raise_for_status, translated_errors
+from conversations.providers.http import EventStream, client, open_stream, parse_json
 from conversations.providers.sse import ServerSentEvent
 from conversations.usage import reasoning_tokens
 
