@@ -4,6 +4,8 @@ The stub writes each as real bytes: a character's halves in two chunks, a finish
 without [DONE], a response held open after the reply ended, text after a finish reason.
 """
 
+import json
+
 import pytest
 
 from tests.client import text_of
@@ -151,3 +153,26 @@ def test_a_stream_sent_as_json_is_still_read_as_events(server, stub, alice_clien
     _, events, reply = ask(alice_client)
     assert (reply["status"], reply["content"]) == ("complete", "Labelled wrong")
     assert text_of(events) == "Labelled wrong"
+
+
+def test_a_whole_completion_answered_to_a_streaming_request_is_the_reply(
+    server, stub, alice_client
+):
+    # Some servers (a gateway, a model that cannot stream) ignore "stream": true and answer
+    # with the whole completion, as JSON: it is the reply, with its reasoning and usage.
+    message = {"role": "assistant", "content": "All at once", "reasoning_content": "Quickly"}
+    completion = {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+    body = json.dumps(completion).encode()
+    stub.queue(Script(headers={"Content-Type": "application/json"}, steps=[body]))
+    _, events, reply = ask(alice_client)
+    assert (reply["status"], reply["content"], reply["reasoning"]) == (
+        "complete",
+        "All at once",
+        "Quickly",
+    )
+    assert (reply["finish_reason"], reply["total_tokens"]) == ("length", 8)
+    assert text_of(events) == "All at once"

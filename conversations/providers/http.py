@@ -78,10 +78,13 @@ def close_clients() -> None:
 
 
 class EventStream:
-    """A provider's open, successful response, its body read as Server-Sent Events."""
+    """A provider's open, successful response, its body read as Server-Sent Events; `whole`,
+    a body sent as one JSON object instead (a server that ignores "stream": true may send the
+    whole completion), for a provider that can read it."""
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(self, chunks: AsyncIterator[bytes], whole: dict | None = None) -> None:
         self._chunks = chunks
+        self.whole = whole
 
     async def events(self) -> AsyncIterator[ServerSentEvent]:
         decoder = SSEDecoder()
@@ -104,7 +107,7 @@ async def open_stream(
     """POST a streaming request; the response is open and known to be a success."""
     async with client().stream("POST", url, json=body, headers=headers) as response:
         await raise_for_status(response, label)
-        stream = EventStream(await body_chunks(response, label))
+        stream = await event_stream(response, label)
         yield stream
         # Reached when the provider's reply ended normally. A response read to its end gives
         # its connection back to the pool: the next reply skips the TCP and TLS handshakes.
@@ -118,31 +121,33 @@ async def fetch_json(url: str, body: dict, headers: dict[str, str], label: str) 
     return parse_json(response.text, label)
 
 
-async def body_chunks(response: httpx.Response, label: str) -> AsyncIterator[bytes]:
-    """The body's chunks as they come. One sent as JSON is read whole first: some gateways
-    answer a streaming request with 200 and an error object (a balance run out), whose reason
-    the reply keeps; anything else in it is still read as events."""
+async def event_stream(response: httpx.Response, label: str) -> EventStream:
+    """The body, its chunks read as they come. One sent as JSON is read whole first: some
+    gateways answer a streaming request with 200 and an error object (a balance run out), whose
+    reason the reply keeps; any other JSON object is kept as the stream's `whole`, and the body
+    is still read as events (some label an event stream as JSON)."""
     if response.headers.get("content-type", "").lower().startswith("application/json"):
         body = await response.aread()
-        if (detail := json_error(body)) is not None:
+        whole = json_object(body)
+        if whole is not None and "error" in whole:
+            detail = error_detail(body) or "no reason given"
             message = f"{label} answered with an error instead of a stream: {detail}"
             raise ProviderError(message, code="provider_error", status=response.status_code)
-        return one_chunk(body)
+        return EventStream(one_chunk(body), whole)
     # Event streams usually come uncompressed: their raw bytes skip httpx's decoder layer,
     # one generator step per chunk.
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    return response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
+    chunks = response.aiter_raw() if encoding in ("", "identity") else response.aiter_bytes()
+    return EventStream(chunks)
 
 
-def json_error(body: bytes) -> str | None:
-    """The reason in a JSON error object ({"error": …}), None for a body that is none."""
+def json_object(body: bytes) -> dict | None:
+    """The body as a JSON object, None for a body that is none."""
     try:
         payload = json.loads(body)
     except ValueError:
         return None
-    if isinstance(payload, dict) and "error" in payload:
-        return error_detail(body) or "no reason given"
-    return None
+    return payload if isinstance(payload, dict) else None
 
 
 async def one_chunk(body: bytes) -> AsyncIterator[bytes]:

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 from conversations.providers.base import (
@@ -78,6 +78,11 @@ class OpenAICompatibleProvider:
                     yield event
 
     async def _events(self, stream: EventStream) -> AsyncIterator[ProviderEvent]:
+        if stream.whole is not None and "choices" in stream.whole:
+            # A server that ignored "stream": true and answered with the whole completion.
+            for event in whole_reply(stream.whole, self.label):
+                yield event
+            return
         finish_reason = ""
         usage = None
         async with contextlib.aclosing(stream.events()) as events:
@@ -112,17 +117,22 @@ class OpenAICompatibleProvider:
         """For models or gateways that cannot stream: one request, one delta."""
         response = await client().post(self.url, json=self.body(request), headers=self.headers())
         await raise_for_status(response, self.label)
-        payload = parse_json(response.text, self.label)
-        if "error" in payload:
-            raise in_stream_error(payload["error"], self.label)
-        choice = (payload.get("choices") or [{}])[0]
-        message = choice.get("message") or {}
-        if reasoning := content_text(message.get("reasoning_content") or message.get("reasoning")):
-            yield ReasoningDelta(reasoning)
-        if content := content_text(message.get("content")):
-            yield TextDelta(content)
-        usage = usage_from(payload["usage"]) if payload.get("usage") else None
-        yield Finish(choice.get("finish_reason") or "stop", usage)
+        for event in whole_reply(parse_json(response.text, self.label), self.label):
+            yield event
+
+
+def whole_reply(payload: dict, label: str) -> Iterator[ProviderEvent]:
+    """A whole completion's events: its first choice's message, as one delta each."""
+    if "error" in payload:
+        raise in_stream_error(payload["error"], label)
+    choice = (payload.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    if reasoning := content_text(message.get("reasoning_content") or message.get("reasoning")):
+        yield ReasoningDelta(reasoning)
+    if content := content_text(message.get("content")):
+        yield TextDelta(content)
+    usage = usage_from(payload["usage"]) if payload.get("usage") else None
+    yield Finish(choice.get("finish_reason") or "stop", usage)
 
 
 def usage_from(data: dict) -> Usage:
