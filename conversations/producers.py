@@ -30,6 +30,13 @@ CREDENTIAL_ENDED = {
 }
 
 
+# Why a reply stopped when its conversation was deleted: what another window following it reads.
+CONVERSATION_DELETED = (
+    "conversation_deleted",
+    "The conversation was deleted while this reply was being written.",
+)
+
+
 class Producer(Protocol):
     """What the registry needs of relay.ReplyProducer."""
 
@@ -83,12 +90,13 @@ def running_reply_of(user: AbstractBaseUser, reply_id: UUID) -> Message | None:
     return producer.reply
 
 
-async def stop_reply(reply_id: UUID) -> bool:
-    """Stop a reply produced by this process and wait until it is stored; False if not ours."""
+async def stop_reply(reply_id: UUID, code: str = "", reason: str = "") -> bool:
+    """Stop a reply produced by this process and wait until it is stored; False if not ours.
+    A `code` and `reason` are stored with it when the stop is not its owner's own Stop."""
     producer = _producers.get(reply_id)
     if producer is None:
         return False
-    producer.cancel()
+    producer.cancel(code, reason)
     await producer.finished.wait()
     return True
 

@@ -93,15 +93,17 @@ def recover_at_startup() -> None:
         connections.close_all()  # this thread becomes the event loop's: it keeps none
 
 
-def stop_reply_now(reply: Message) -> None:
-    """Stop a running reply wherever it is produced, and return once it is stored."""
-    if async_to_sync(producers.stop_reply)(reply.id):
+def stop_reply_now(reply: Message, code: str = "", reason: str = "") -> None:
+    """Stop a running reply wherever it is produced, and return once it is stored; `code` and
+    `reason` say why when it is not its owner's own Stop (kept by a producer in this process)."""
+    if async_to_sync(producers.stop_reply)(reply.id, code, reason):
         return
     if reply.producer == relay.PRODUCER_ID and not stale(reply):
         # Stored here moments ago and not started yet (its message POST is between the two):
         # it starts stopped, or, started meanwhile, is stopped now.
         producers.stop_before_start(reply.id)
-        stopped = async_to_sync(producers.stop_reply)(reply.id) or _wait_until_final(reply)
+        stopped = async_to_sync(producers.stop_reply)(reply.id, code, reason)
+        stopped = stopped or _wait_until_final(reply)
         producers.forget_stop_before_start(reply.id)  # used, or not needed (it ended)
         if stopped:
             return

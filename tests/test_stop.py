@@ -181,3 +181,21 @@ def test_stops_from_elsewhere_are_kept_only_until_newer_ones_push_them_out(alice
     assert len(producers._stops_from_elsewhere) == kept
     producers._stops_from_elsewhere.clear()  # the other tests' replies start from none
     assert (reply.status, reply.content) == ("complete", "Asked anyway")
+
+
+def test_a_window_following_a_reply_is_told_its_conversation_was_deleted(
+    server, stub, alice_client
+):
+    body = send_held_reply(alice_client, stub, ["Partial"])
+    conversation_id = body["user_message"]["conversation"]
+    with alice_client.http.stream("GET", body["stream_url"]) as response:
+        events = read_events(response.iter_bytes())
+        assert next(events).name == "delta"  # followed, as by another window
+        deleted = alice_client.http.delete(f"/api/conversations/{conversation_id}/")
+        assert deleted.status_code == 204
+        last = list(events)[-1]
+    assert last.name == "done"
+    message = last.data["message"]
+    assert (message["status"], message["content"]) == ("stopped", "Partial")
+    assert message["error_code"] == "conversation_deleted"
+    assert message["error"] == "The conversation was deleted while this reply was being written."

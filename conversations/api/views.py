@@ -24,6 +24,7 @@ from conversations.api.serializers import (
 )
 from conversations.budgets import check_budget, delete_conversation, rate_held
 from conversations.models import Conversation, Message, ReplyInProgress
+from conversations.producers import CONVERSATION_DELETED
 from conversations.providers.registry import available_models, default_model, find_model
 from conversations.recovery import stop_reply_now
 from conversations.relay import PRODUCER_ID
@@ -76,8 +77,9 @@ class ConversationDetail(APIView):
     def delete(self, request: Request, conversation_id: UUID) -> Response:
         conversation = get_for_user(Conversation, request.user, conversation_id)
         # Stop the running reply first: deleting must not leave the model generating (and billing).
+        # Another window following it is told why.
         for reply in conversation.messages.active_replies():
-            stop_reply_now(reply)
+            stop_reply_now(reply, *CONVERSATION_DELETED)
         delete_conversation(conversation)  # its recent usage still counts (budgets.py)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
