@@ -68,12 +68,15 @@ class ReplyStatusFilter(admin.SimpleListFilter):
 
 class SearchesRecorded:
     """A change list searched (its ?q=) records the other users' conversations its page shows:
-    the search read their messages' text."""
+    the search read their messages' text. No facet counts: a search narrowed to one's own
+    conversations would still count the others' matches by owner, unrecorded."""
+
+    show_facets = admin.ShowFacets.NEVER
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> object:
         response = super().changelist_view(request, extra_context)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
-        if changelist is not None and changelist.query:
+        if changelist is not None and changelist.query.strip():
             shown = map(self.conversation_of, changelist.result_list)
             found = {conversation.pk: conversation for conversation in shown}  # one record each
             action = AccessRecord.Action.SEARCH

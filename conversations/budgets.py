@@ -81,7 +81,8 @@ def rate_held(user: AbstractBaseUser) -> Iterator[None]:
     # One start at a time per user, so each counts the ones before it: PostgreSQL locks the
     # user's row; SQLite's IMMEDIATE transactions hold the one write lock from BEGIN.
     with transaction.atomic():
-        users = get_user_model().objects.select_for_update().filter(pk=user.pk)
+        # NO KEY: rows pointing at the user (a deleted conversation's kept usage) still commit.
+        users = get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk)
         list(users.values_list("pk", flat=True))
         check_rate(user, limit, timezone.now())
         yield

@@ -13,6 +13,7 @@ from tests.stub import openai_stream
 
 CONVERSATIONS = "/admin/conversations/conversation/"
 RECORDS = "/admin/conversations/accessrecord/"
+MESSAGES = "/admin/conversations/message/"
 
 
 @pytest.fixture
@@ -176,6 +177,7 @@ def test_staff_searching_other_users_messages_in_admin_is_recorded(alices_chat, 
     staff = client_for(bob)
     assert staff.http.get(CONVERSATIONS).status_code == 200  # the list alone: no record
     assert staff.http.get(CONVERSATIONS, params={"q": "no such words"}).status_code == 200
+    assert staff.http.get(CONVERSATIONS, params={"q": "  "}).status_code == 200  # no words
     assert AccessRecord.objects.count() == 0  # a search finding nothing read nothing
 
     found = staff.http.get(CONVERSATIONS, params={"q": "secret"})
@@ -193,3 +195,17 @@ def test_staff_searching_other_users_messages_in_admin_is_recorded(alices_chat, 
     assert (
         AccessRecord.objects.filter(path__startswith="/admin/conversations/message/").count() == 1
     )
+
+
+def test_admin_lists_count_no_matches_by_owner(alices_chat, bob, client_for):
+    # Facet counts would say how many of alice's conversations a search narrowed to bob's own
+    # matched, with none of them shown (and so none recorded).
+    searches = {
+        CONVERSATIONS: {"q": "secret", "owner__id__exact": str(bob.pk), "_facets": "1"},
+        MESSAGES: {"q": "secret", "conversation__owner__id__exact": str(bob.pk), "_facets": "1"},
+    }
+    for path, params in searches.items():
+        page = client_for(bob).http.get(path, params=params)
+        assert page.status_code == 200
+        assert "alice" in page.text and "alice (1)" not in page.text
+    assert AccessRecord.objects.count() == 0

@@ -163,11 +163,12 @@ def start_by_v1(client, chat) -> httpx.Response:
 
 
 def lock_waiters() -> int:
-    """Sessions of this database waiting for a lock another holds (PostgreSQL)."""
+    """Sessions waiting for a lock this test's transaction holds (PostgreSQL; pg_locks, as
+    pg_stat_activity is read once per transaction)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)"
-            " WHERE NOT granted AND datname = current_database()"
+            "SELECT count(*) FROM pg_locks"
+            " WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
         )
         return cursor.fetchone()[0]
 

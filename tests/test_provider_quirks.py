@@ -159,9 +159,11 @@ def test_a_whole_completion_answered_to_a_streaming_request_is_the_reply(
     server, stub, alice_client
 ):
     # Some servers (a gateway, a model that cannot stream) ignore "stream": true and answer
-    # with the whole completion, as JSON: it is the reply, with its reasoning and usage.
+    # with the whole completion, as JSON: it is the reply, with its reasoning and usage (some
+    # gateways add "error": null to a success).
     message = {"role": "assistant", "content": "All at once", "reasoning_content": "Quickly"}
     completion = {
+        "error": None,
         "object": "chat.completion",
         "choices": [{"index": 0, "message": message, "finish_reason": "length"}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
@@ -176,3 +178,11 @@ def test_a_whole_completion_answered_to_a_streaming_request_is_the_reply(
     )
     assert (reply["finish_reason"], reply["total_tokens"]) == ("length", 8)
     assert text_of(events) == "All at once"
+
+
+def test_one_chunk_of_a_stream_sent_as_json_is_no_whole_reply(server, stub, alice_client):
+    chunk = {"object": "chat.completion.chunk", "choices": [{"delta": {"content": "Half"}}]}
+    body = json.dumps(chunk).encode()
+    stub.queue(Script(headers={"Content-Type": "application/json"}, steps=[body]))
+    _, _, reply = ask(alice_client)
+    assert (reply["status"], reply["error_code"]) == ("failed", "connection_dropped")

@@ -129,7 +129,7 @@ async def event_stream(response: httpx.Response, label: str) -> EventStream:
     if response.headers.get("content-type", "").lower().startswith("application/json"):
         body = await response.aread()
         whole = json_object(body)
-        if whole is not None and "error" in whole:
+        if whole is not None and whole.get("error"):
             detail = error_detail(body) or "no reason given"
             message = f"{label} answered with an error instead of a stream: {detail}"
             raise ProviderError(message, code="provider_error", status=response.status_code)

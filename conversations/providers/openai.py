@@ -78,7 +78,7 @@ class OpenAICompatibleProvider:
                     yield event
 
     async def _events(self, stream: EventStream) -> AsyncIterator[ProviderEvent]:
-        if stream.whole is not None and "choices" in stream.whole:
+        if is_whole_completion(stream.whole):
             # A server that ignored "stream": true and answered with the whole completion.
             for event in whole_reply(stream.whole, self.label):
                 yield event
@@ -91,7 +91,7 @@ class OpenAICompatibleProvider:
                 if sse.data == "[DONE]":
                     break
                 chunk = parse_json(sse.data, self.label)
-                if "error" in chunk:
+                if chunk.get("error"):
                     raise in_stream_error(chunk["error"], self.label)
                 if chunk.get("usage"):
                     usage = usage_from(chunk["usage"])  # the last one counts
@@ -123,7 +123,7 @@ class OpenAICompatibleProvider:
 
 def whole_reply(payload: dict, label: str) -> Iterator[ProviderEvent]:
     """A whole completion's events: its first choice's message, as one delta each."""
-    if "error" in payload:
+    if payload.get("error"):
         raise in_stream_error(payload["error"], label)
     choice = (payload.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -133,6 +133,13 @@ def whole_reply(payload: dict, label: str) -> Iterator[ProviderEvent]:
         yield TextDelta(content)
     usage = usage_from(payload["usage"]) if payload.get("usage") else None
     yield Finish(choice.get("finish_reason") or "stop", usage)
+
+
+def is_whole_completion(payload: dict | None) -> bool:
+    """A chat.completion (its choices carry a message), not one chunk of a stream."""
+    choices = payload.get("choices") if payload else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return isinstance(first, dict) and "message" in first
 
 
 def usage_from(data: dict) -> Usage:
