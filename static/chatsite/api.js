@@ -2,8 +2,15 @@
 // The JSON API call the page scripts make: same-origin, with the page's CSRF token; an error
 // answer becomes an Error carrying the API's message (and its HTTP status, 0 when the server
 // could not be reached), in words that say what to do.
+// The token is read from its cookie at each call: logging in again in another window changes
+// it, and the one the page was drawn with would be refused.
+function chatsiteCsrfToken() {
+  const cookie = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+  return cookie ? decodeURIComponent(cookie.slice("csrftoken=".length)) : document.querySelector("input[name=csrfmiddlewaretoken]").value;
+}
+
 window.chatsiteApi = async function (method, url, body) {
-  const csrfToken = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const csrfToken = chatsiteCsrfToken();
   let response;
   try {
     response = await fetch(url, {

@@ -15,7 +15,6 @@
   const announcer = document.getElementById("announcer");
   const conversation = JSON.parse(document.getElementById("conversation-data").textContent);
   const models = JSON.parse(document.getElementById("models-data").textContent);
-  const TITLE_LENGTH = 80;
   const FINAL_WORDS = {
     complete: "The reply is complete.",
     stopped: "The reply was stopped.",
@@ -23,17 +22,37 @@
     failed: "The reply failed.",
   };
 
+  // What a reply followed here says when its conversation is deleted meanwhile (as the server's
+  // stop says), and what the page says once it finds the conversation gone.
+  const DELETED_MID_REPLY = "The conversation was deleted while this reply was being written.";
+  const GONE = "This conversation was deleted, in another window or by an API client.";
+
   let messages = conversation.messages;
   const chosen = {}; // user message id -> index of the alternative shown
   // The reply being streamed: {reply, stream, content, reasoning, received, reconnecting}
   let live = null;
+  let sending = false; // a message or regeneration on its way: one at a time
+  let gone = false; // the conversation was deleted elsewhere
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
 
   const api = window.chatsiteApi;
+  const header = window.chatsiteChatHeader(conversation, (error) => failed(error));
 
   function showError(text) {
     errorBox.textContent = text || "";
     errorBox.hidden = !text;
+  }
+
+  // An API call failed: a conversation deleted elsewhere (404) ends this page's chat.
+  function failed(error) {
+    if (error.status === 404) {
+      gone = true;
+      input.disabled = true;
+      showControls();
+      showError(GONE);
+    } else {
+      showError(error.message);
+    }
   }
 
   // crypto.randomUUID needs a secure context; getRandomValues works everywhere.
@@ -83,7 +102,7 @@
 
   function showControls() {
     stopButton.hidden = !live;
-    sendButton.disabled = Boolean(live);
+    sendButton.disabled = Boolean(live) || sending || gone;
   }
 
   function nearBottom() {
@@ -146,8 +165,12 @@
       onFinal: (message) => finish(message, state),
       onLoggedOut(text) {
         // The text so far stays in view; the reply itself goes on and is kept.
-        finish({ ...reply, content: state.content, reasoning: state.reasoning }, state);
+        finish({ ...reply, content: state.content, reasoning: state.reasoning, status: "unfollowed" }, state);
         showError(text);
+      },
+      onGone() {
+        finish({ ...reply, content: state.content, reasoning: state.reasoning, status: "stopped", error: DELETED_MID_REPLY }, state);
+        failed({ status: 404 });
       },
       onFailed: (data) => finish(data.message || { ...reply, status: "failed", error: data.error.message }, state),
       refresh: async () => {
@@ -176,43 +199,66 @@
     updateShown(item, message);
   }
 
-  async function send() {
-    const content = input.value;
-    if (!content.trim() || live) return;
+  // One POST at a time (a second Enter while the first is on its way does nothing).
+  async function posting(request) {
+    if (sending || live || gone) return;
+    sending = true;
     showError("");
-    sendButton.disabled = true;
-    draftId = draftId || newUuid();
+    showControls();
     try {
+      await request();
+    } catch (error) {
+      failed(error);
+      if (error.status === 409) await catchUp(); // a reply started in another window
+    } finally {
+      sending = false;
+      showControls();
+    }
+  }
+
+  function send() {
+    const content = input.value;
+    if (!content.trim()) return;
+    draftId = draftId || newUuid();
+    return posting(async () => {
       const data = await api("POST", `/api/conversations/${conversation.id}/messages/`, {
         content,
         model: modelSelect.value,
         client_id: draftId,
       });
-      input.value = "";
+      if (input.value === content) input.value = ""; // what was typed meanwhile stays
       draftId = null;
       // The model was sent the newest reply to each earlier message: those are shown now.
       for (const id of Object.keys(chosen)) delete chosen[id];
       messages.push(data.user_message, data.assistant_message);
-      if (!conversation.title) setTitle(titleFrom(content));
+      header.titledBy(content);
       if (sidebar) sidebar.touch(conversation.id, conversation.title);
       follow(data.assistant_message);
-    } catch (error) {
-      showError(error.message);
-      sendButton.disabled = false;
-    }
+    });
   }
 
   async function regenerate(reply) {
-    showError("");
-    try {
+    await posting(async () => {
       const data = await api("POST", `/api/messages/${reply.id}/regenerate/`, { model: modelSelect.value });
       messages.push(data.assistant_message);
       delete chosen[data.user_message.id];
       follow(data.assistant_message);
-    } catch (error) {
-      showError(error.message);
-    }
+    });
     input.focus(); // its button is gone with the redrawn reply
+  }
+
+  // The conversation as stored now, following its running reply: another window (or an API
+  // client) may have added to it since this page was drawn.
+  async function catchUp() {
+    try {
+      messages = (await api("GET", `/api/conversations/${conversation.id}/`)).messages;
+    } catch (error) {
+      if (error.status === 404) failed(error);
+      return;
+    }
+    render();
+    const running = messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
+    if (running && !live) follow(running);
   }
 
   async function stop() {
@@ -221,43 +267,10 @@
     try {
       finish(await api("POST", `/api/messages/${live.reply.id}/stop/`));
     } catch (error) {
-      showError(error.message);
+      failed(error); // a 404: deleted meanwhile, and its stream says so as it ends
     } finally {
       stopButton.disabled = false;
       input.focus(); // the Stop button hides with the reply done
-    }
-  }
-
-  // The same rule as the server's title_from(), so the page need not ask for it.
-  function titleFrom(text) {
-    const line = text.split(/\s+/).filter(Boolean).join(" ");
-    return line.length <= TITLE_LENGTH ? line : line.slice(0, TITLE_LENGTH - 1).trimEnd() + "…";
-  }
-
-  function setTitle(title) {
-    conversation.title = title;
-    document.getElementById("chat-title").textContent = title || "New chat";
-    document.title = `${title || "New chat"} · chatsite`;
-  }
-
-  async function rename() {
-    const title = window.prompt("New title", conversation.title);
-    if (title === null) return;
-    try {
-      setTitle((await api("PATCH", `/api/conversations/${conversation.id}/`, { title })).title);
-      if (sidebar) sidebar.rename(conversation.id, conversation.title);
-    } catch (error) {
-      showError(error.message);
-    }
-  }
-
-  async function remove() {
-    if (!window.confirm("Delete this conversation and all its messages?")) return;
-    try {
-      await api("DELETE", `/api/conversations/${conversation.id}/`);
-      window.location.href = "/";
-    } catch (error) {
-      showError(error.message);
     }
   }
 
@@ -279,17 +292,18 @@
     send();
   });
   input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    // An input method's own Enter or Escape (isComposing; Safari's last one keyCode 229)
+    // confirms or cancels the characters being composed: it neither sends nor stops.
+    if (event.isComposing || event.keyCode === 229) return;
+    if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
-      send();
+      if (!event.repeat) send(); // an Enter held down sends once
     } else if (event.key === "Escape" && live) {
       stop();
     }
   });
   input.addEventListener("input", () => { draftId = null; });
   stopButton.addEventListener("click", stop);
-  document.getElementById("rename").addEventListener("click", rename);
-  document.getElementById("delete").addEventListener("click", remove);
 
   fillModelPicker();
   render();

@@ -12,6 +12,7 @@
     stopped: "Stopped",
     interrupted: "Interrupted",
     failed: "Failed",
+    unfollowed: "Logged out", // this page's own: it may no longer follow a reply still running
   };
   // Reply ids whose reasoning the reader opened, or closed: their choice outlasts re-renders
   // (a streaming reply's shows open until then).
@@ -43,6 +44,9 @@
   // Why a reply is not simply complete, in words a person reads.
   function noticeFor(reply, status, reconnecting) {
     if (reconnecting) return "Connection lost. Reconnecting…";
+    if (status === "unfollowed") {
+      return "This page can no longer follow the reply: it goes on, and is kept. Log in again to read it.";
+    }
     if (status === "failed") return `Failed: ${reply.error || "the model gave no reason."}`;
     if (status === "interrupted") {
       return `Interrupted: ${reply.error || "the reply stopped before it was complete."}`;

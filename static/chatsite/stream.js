@@ -10,8 +10,8 @@
 
   // handlers: onText(field, text) for "content"/"reasoning"; onFinal(message or null);
   // onFailed({error, message}); onConnection(ok); onLoggedOut(text): no longer allowed to
-  // follow it (the session ended); refresh() -> the reply from the API, or null when it is
-  // gone. Returns {close()}.
+  // follow it (the session ended); onGone(): its conversation was deleted; refresh() -> the
+  // reply from the API, or null when it is gone. Returns {close()}.
   function followReply(streamUrl, handlers) {
     let source = null;
     let lastEventId = "";
@@ -71,6 +71,11 @@
         if (error.status === 401) {
           close(); // retrying cannot help: the reply goes on, and is kept, on the server
           handlers.onLoggedOut(error.message);
+          return;
+        }
+        if (error.status === 404) {
+          close(); // the conversation was deleted meanwhile, the reply with it
+          handlers.onGone();
           return;
         }
         setTimeout(retry, RETRY_MS); // the server is unreachable: try again later

@@ -152,7 +152,13 @@ def test_a_reply_whose_session_ended_says_so_instead_of_reconnecting_for_ever(
         "You are no longer logged in: reload the page to log in again."
     )
     expect(reply_body(page)).to_have_text("Hel")  # the text so far stays
-    expect(last_reply(page).locator(".reply-notice")).to_have_count(0)  # not "Reconnecting…"
+    # Not "Reconnecting…", nor "Waiting for the model…" for ever.
+    reply = wait_until_final(page, "unfollowed")
+    expect(reply.locator(".status")).to_have_text("Logged out")
+    expect(reply.locator(".reply-notice")).to_have_text(
+        "This page can no longer follow the reply: it goes on, and is kept."
+        " Log in again to read it."
+    )
     session.watch_of(page).forgive_console_errors("401")  # the refusals it met
     gate.open()
     wait_for_saved_text("Hello again")  # the reply went on, and was kept

@@ -1,0 +1,186 @@
+"""The chat page beside other windows and quick hands: a double Enter, an input method's
+Enter, a conversation deleted or a reply started elsewhere, a new login in another tab."""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conversations.models import Message
+from tests.browser.pages import (
+    gated_stream,
+    open_chat,
+    open_new_chat,
+    reply_body,
+    send_message,
+    wait_until_final,
+)
+
+pytestmark = pytest.mark.browser
+
+DELETED_MID_REPLY = "Stopped: The conversation was deleted while this reply was being written."
+GONE = "This conversation was deleted, in another window or by an API client."
+
+
+def press_enter(page: Page, **options: object) -> None:
+    """An Enter keydown as the browser sends it, with `options` (isComposing, keyCode,
+    repeat): several in one call reach the page before any answer can."""
+    page.locator("#content").evaluate(
+        "(input, options) => input.dispatchEvent(new KeyboardEvent('keydown',"
+        " {key: 'Enter', bubbles: true, cancelable: true, ...options}))",
+        options,
+    )
+
+
+def reply_held_after_hel(page: Page, stub: object, gate: object) -> None:
+    stub.queue(gated_stream(["Hel", "lo again"], [gate, None]))
+    open_new_chat(page)
+    send_message(page, "Say it")
+    expect(reply_body(page)).to_have_text("Hel")
+
+
+def message_posts(page: Page) -> list[str]:
+    """The message POSTs the page sends, from now on."""
+    posts: list[str] = []
+
+    def seen(request: object) -> None:
+        if request.method == "POST" and "/messages/" in request.url:
+            posts.append(request.url)
+
+    page.on("request", seen)
+    return posts
+
+
+def test_enter_pressed_twice_at_once_sends_one_message(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    posts = message_posts(page)
+    page.locator("#content").fill("Once")
+    page.locator("#content").evaluate(
+        "input => { for (const _ of [1, 2]) input.dispatchEvent(new KeyboardEvent('keydown',"
+        " {key: 'Enter', bubbles: true, cancelable: true})); }"
+    )
+    wait_until_final(page)
+    expect(page.locator(".message.user")).to_have_count(1)
+    expect(page.locator(".message.assistant")).to_have_count(1)
+    expect(page.locator(".alternatives")).to_have_count(0)  # no "1 of 2" of one reply
+    assert len(posts) == 1 and len(stub.requests) == 1 and Message.objects.count() == 2
+
+
+def test_text_typed_while_a_message_is_on_its_way_stays_in_the_box(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    held = []
+    page.route(re.compile(r"/messages/$"), lambda route: held.append(route))  # it waits here
+    send_message(page, "First")
+    while not held:
+        page.wait_for_timeout(50)  # until the POST is on its way (a wait, not a timing check)
+    page.locator("#content").fill("Next thought")
+    held[0].continue_()
+    wait_until_final(page)
+    expect(page.locator(".message.user .body")).to_have_text(["First"])
+    expect(page.locator("#content")).to_have_value("Next thought")
+
+
+def test_an_input_methods_enter_or_a_held_enter_sends_nothing(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    page.locator("#content").fill("你好")  # still being composed
+    press_enter(page, isComposing=True)
+    press_enter(page, keyCode=229)  # Safari's Enter that ends a composition
+    press_enter(page, repeat=True)  # a key held down: only its first keydown counts
+    send_message(page, "Final")
+    wait_until_final(page)
+    expect(page.locator(".message.user .body")).to_have_text(["Final"])
+
+
+def test_a_conversation_deleted_elsewhere_mid_reply_says_so_here(
+    browsing, stub, alice, new_gate, client_for
+):
+    page = browsing.logged_in(alice)
+    reply_held_after_hel(page, stub, new_gate())
+    conversation_id = page.url.rstrip("/").split("/")[-1]
+
+    deleted = client_for(alice).http.delete(f"/api/conversations/{conversation_id}/")
+    assert deleted.status_code == 204
+    reply = wait_until_final(page, "stopped")
+    expect(reply.locator(".reply-notice")).to_have_text(DELETED_MID_REPLY)
+    expect(reply_body(page)).to_have_text("Hel")
+
+    send_message(page, "Anyone there?")
+    expect(page.locator("#composer-error")).to_have_text(GONE)
+    expect(page.locator("#content")).to_be_disabled()
+    expect(page.locator("#send")).to_be_disabled()
+    browsing.watch_of(page).forgive_console_errors("404")
+
+
+def test_a_stream_coming_back_to_a_deleted_conversation_says_so_instead_of_retrying(
+    start_server, open_browsing, stub, alice, new_gate, client_for
+):
+    # Every stream connection is closed after a fraction of a second, as a proxy might.
+    server = start_server(CHATSITE_STREAM_MAX_SECONDS="0.2", CHATSITE_HEARTBEAT_SECONDS="0.05")
+    session = open_browsing(server.url)
+    page = session.logged_in(alice)
+    reply_held_after_hel(page, stub, new_gate())
+    conversation_id = page.url.rstrip("/").split("/")[-1]
+    refused = []
+
+    def refuse(route: object) -> None:
+        refused.append(route.request.url)
+        route.abort()
+
+    page.route(re.compile(r"/stream/"), refuse)  # the network is down, for the streams
+    while not refused:
+        page.wait_for_timeout(50)  # until a reconnect was refused (a wait, not a timing check)
+    deleted = client_for(alice, server.url).http.delete(f"/api/conversations/{conversation_id}/")
+    assert deleted.status_code == 204
+    page.unroute(re.compile(r"/stream/"))  # back: the reply is gone (404)
+
+    reply = wait_until_final(page, "stopped")
+    expect(reply.locator(".reply-notice")).to_have_text(DELETED_MID_REPLY)
+    expect(page.locator("#composer-error")).to_have_text(GONE)
+    expect(page.locator("#content")).to_be_disabled()
+    session.watch_of(page).forgive_console_errors("404")
+    session.watch_of(page).forgive_console_errors("ERR_FAILED")
+
+
+def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
+    browsing, stub, alice, new_gate
+):
+    gate = new_gate()
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    other = browsing.new_tab(page)
+    open_chat(other, page.url)  # drawn before the message below
+    stub.queue(gated_stream(["Sec", "ond"], [gate, None]))
+    send_message(page, "First")
+    expect(reply_body(page)).to_have_text("Sec")
+
+    send_message(other, "From the other window")  # it has not seen "First" or its reply
+    expect(other.locator("#composer-error")).to_contain_text("still being generated")
+    expect(other.locator(".message.user .body")).to_have_text(["First"])
+    expect(reply_body(other)).to_have_text("Sec")
+    expect(other.locator("#stop")).to_be_visible()  # the error says to stop it: it can
+    gate.open()
+    wait_until_final(other)
+    expect(reply_body(other)).to_have_text("Second")
+    expect(other.locator("#content")).to_have_value("From the other window")  # kept
+    browsing.watch_of(other).forgive_console_errors("409")
+
+
+def test_logging_in_again_in_another_tab_leaves_this_tab_able_to_send(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    other = browsing.new_tab(page)
+    other.goto("/")
+    other.get_by_role("button", name="Log out").click()
+    other.goto("/accounts/login/")
+    other.get_by_label("Username").fill("alice")
+    other.get_by_label("Password").fill("alice-password")
+    other.get_by_role("button", name="Log in").click()
+    expect(other).to_have_url(re.compile(r"/$"))  # a new session, and a new CSRF token
+
+    send_message(page, "Still here")
+    wait_until_final(page)
+    expect(page.locator("#composer-error")).to_be_hidden()
+    expect(reply_body(page)).to_have_text("Hello from the stub.")
