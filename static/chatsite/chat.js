@@ -101,8 +101,14 @@
   const shownItem = (reply) => list.querySelector(`[data-message-id="${reply.id}"]`);
 
   function showControls() {
+    const focused = document.activeElement;
     stopButton.hidden = !live;
     sendButton.disabled = Boolean(live) || sending || gone;
+    // A button that hides or turns off under the keyboard's focus hands it to the text box,
+    // not to the page's start.
+    if ((focused === stopButton && stopButton.hidden) || (focused === sendButton && sendButton.disabled)) {
+      if (!input.disabled) input.focus();
+    }
   }
 
   function nearBottom() {
@@ -189,6 +195,7 @@
     if (current) {
       live.stream.close();
       live = null;
+      showError(""); // what went wrong meanwhile (a Stop that failed, a 409) is past
       // Said once, for screen readers: the list itself is redrawn too often to be announced.
       if (message && FINAL_WORDS[message.status]) announcer.textContent = FINAL_WORDS[message.status];
     }
@@ -234,6 +241,7 @@
       header.titledBy(content);
       if (sidebar) sidebar.touch(conversation.id, conversation.title);
       follow(data.assistant_message);
+      window.scrollTo(0, document.body.scrollHeight); // the message sent, even if scrolled up
     });
   }
 

@@ -8,6 +8,7 @@ from tests.browser.pages import (
     clipboard_text,
     gated_stream,
     last_reply,
+    open_chat,
     open_new_chat,
     reply_body,
     send_message,
@@ -265,3 +266,33 @@ def test_a_reply_stopped_before_any_text_says_so_and_the_end_is_announced_once(
     # Screen readers hear the end in one status line, not the redrawn list.
     expect(page.locator("#announcer")).to_have_text("The reply was stopped.")
     expect(page.locator("#messages")).not_to_have_attribute("aria-live", "polite")
+
+
+def test_keyboard_focus_goes_to_the_text_box_when_its_button_goes(browsing, stub, alice, new_gate):
+    gate = new_gate()
+    stub.queue(gated_stream(["Hel", "lo"], [gate, None]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    page.locator("#content").fill("Hi")
+    page.locator("#send").click()  # then disabled while the reply runs
+    expect(reply_body(page)).to_have_text("Hel")
+    expect(page.locator("#content")).to_be_focused()
+    page.locator("#stop").focus()
+    gate.open()  # the reply ends by itself: Stop hides
+    wait_until_final(page)
+    expect(page.locator("#content")).to_be_focused()
+
+
+def test_a_message_sent_while_scrolled_up_is_shown(browsing, stub, alice):
+    conversation = add_chat(alice, "Long history")
+    for n in range(6):
+        asked = conversation.messages.create(role="user", status="complete", content=f"Q{n}")
+        conversation.messages.create(
+            role="assistant", parent=asked, status="complete", content="Line\n\n" * 40
+        )
+    page = browsing.logged_in(alice)
+    open_chat(page, f"/c/{conversation.pk}/")
+    page.evaluate("window.scrollTo(0, 0)")
+    send_message(page, "Newest question")
+    wait_until_final(page)
+    expect(page.locator(".message.user").last).to_be_in_viewport()

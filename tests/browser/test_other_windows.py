@@ -164,6 +164,7 @@ def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
     gate.open()
     wait_until_final(other)
     expect(reply_body(other)).to_have_text("Second")
+    expect(other.locator("#composer-error")).to_be_hidden()  # past, with the reply's end
     expect(other.locator("#content")).to_have_value("From the other window")  # kept
     browsing.watch_of(other).forgive_console_errors("409")
 
