@@ -2,6 +2,7 @@
 CSRF checks, sessions and flash messages must behave exactly as Django's own classes do."""
 
 import httpx
+from django.views.defaults import server_error
 
 from conversations.models import ApiKey
 from tests.client import csrf_secret, form_login, is_logged_in
@@ -37,6 +38,14 @@ def test_a_form_post_without_its_csrf_token_is_refused(server, alice):
         )
     assert response.status_code == 403
     assert "sessionid" not in response.cookies
+    # chatsite's page, in words a person reads, not Django's technical one.
+    assert "<h1>Please try again</h1>" in response.text and "Nothing was changed" in response.text
+
+
+def test_a_server_error_gets_chatsites_page(rf):
+    # Django's own view for an unhandled error, as the handler calls it: no request context.
+    page = server_error(rf.get("/")).content.decode()
+    assert "<h1>Something went wrong</h1>" in page and 'href="/"' in page
 
 
 def test_an_api_post_without_the_csrf_header_is_refused(server, alice):
