@@ -43,6 +43,18 @@
     errorBox.hidden = !text;
   }
 
+  // The text being written is kept per conversation for the tab's life (sessionStorage): a
+  // reload, another chat opened meanwhile, or logging in again does not lose it.
+  const draftKey = `chatsite-draft-${conversation.id}`;
+  function keepDraft() {
+    try {
+      if (input.value) sessionStorage.setItem(draftKey, input.value);
+      else sessionStorage.removeItem(draftKey);
+    } catch (error) {
+      // Storage refused (full, or disabled): the draft is only on the page, as before.
+    }
+  }
+
   // An API call failed: a conversation deleted elsewhere (404) ends this page's chat.
   function failed(error) {
     if (error.status === 404) {
@@ -234,6 +246,7 @@
         client_id: draftId,
       });
       if (input.value === content) input.value = ""; // what was typed meanwhile stays
+      keepDraft();
       draftId = null;
       // The model was sent the newest reply to each earlier message: those are shown now.
       for (const id of Object.keys(chosen)) delete chosen[id];
@@ -310,10 +323,14 @@
       stop();
     }
   });
-  input.addEventListener("input", () => { draftId = null; });
+  input.addEventListener("input", () => {
+    draftId = null;
+    keepDraft();
+  });
   stopButton.addEventListener("click", stop);
 
   fillModelPicker();
+  if (!input.value) input.value = sessionStorage.getItem(draftKey) || "";
   render();
   // Reattach to a reply still being generated: the stream replays its text so far at once.
   const running = messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));

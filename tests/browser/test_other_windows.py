@@ -1,5 +1,6 @@
 """The chat page beside other windows and quick hands: a double Enter, an input method's
-Enter, a conversation deleted or a reply started elsewhere, a new login in another tab."""
+Enter, a conversation deleted or a reply started elsewhere, a new login in another tab, a
+draft left for another page."""
 
 import re
 
@@ -185,3 +186,19 @@ def test_logging_in_again_in_another_tab_leaves_this_tab_able_to_send(browsing, 
     wait_until_final(page)
     expect(page.locator("#composer-error")).to_be_hidden()
     expect(reply_body(page)).to_have_text("Hello from the stub.")
+
+
+def test_a_draft_outlives_a_reload_and_goes_once_sent(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    chat_url = page.url
+    page.locator("#content").fill("Half a long thought")
+    page.goto("/")  # another page, then back: as after logging in again
+    open_chat(page, chat_url)
+    expect(page.locator("#content")).to_have_value("Half a long thought")
+
+    send_message(page, "The whole thought")
+    wait_until_final(page)
+    page.reload()
+    expect(page.locator("#chat[data-ready=true]")).to_be_attached()
+    expect(page.locator("#content")).to_have_value("")
