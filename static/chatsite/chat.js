@@ -36,23 +36,13 @@
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
 
   const api = window.chatsiteApi;
+  const { newUuid, fillModelPicker, draftStore } = window.chatsiteComposer;
+  const draft = draftStore(conversation.id, input);
   const header = window.chatsiteChatHeader(conversation, (error) => failed(error));
 
   function showError(text) {
     errorBox.textContent = text || "";
     errorBox.hidden = !text;
-  }
-
-  // The text being written is kept per conversation for the tab's life (sessionStorage): a
-  // reload, another chat opened meanwhile, or logging in again does not lose it.
-  const draftKey = `chatsite-draft-${conversation.id}`;
-  function keepDraft() {
-    try {
-      if (input.value) sessionStorage.setItem(draftKey, input.value);
-      else sessionStorage.removeItem(draftKey);
-    } catch (error) {
-      // Storage refused (full, or disabled): the draft is only on the page, as before.
-    }
   }
 
   // An API call failed: a conversation deleted elsewhere (404) ends this page's chat.
@@ -65,15 +55,6 @@
     } else {
       showError(error.message);
     }
-  }
-
-  // crypto.randomUUID needs a secure context; getRandomValues works everywhere.
-  function newUuid() {
-    const bytes = crypto.getRandomValues(new Uint8Array(16));
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }
 
   function modelLabel(id) {
@@ -246,7 +227,7 @@
         client_id: draftId,
       });
       if (input.value === content) input.value = ""; // what was typed meanwhile stays
-      keepDraft();
+      draft.keep();
       draftId = null;
       // The model was sent the newest reply to each earlier message: those are shown now.
       for (const id of Object.keys(chosen)) delete chosen[id];
@@ -295,19 +276,6 @@
     }
   }
 
-  function fillModelPicker() {
-    const lastReply = messages.filter((m) => m.role === "assistant").slice(-1)[0];
-    const wanted = [lastReply && lastReply.model, conversation.model];
-    const selected = wanted.find((id) => models.some((m) => m.id === id)) || (models.find((m) => m.is_default) || {}).id;
-    for (const model of models) {
-      const option = document.createElement("option");
-      option.value = model.id;
-      option.textContent = model.label;
-      option.selected = model.id === selected;
-      modelSelect.appendChild(option);
-    }
-  }
-
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     send();
@@ -325,12 +293,12 @@
   });
   input.addEventListener("input", () => {
     draftId = null;
-    keepDraft();
+    draft.keep();
   });
   stopButton.addEventListener("click", stop);
 
-  fillModelPicker();
-  if (!input.value) input.value = sessionStorage.getItem(draftKey) || "";
+  fillModelPicker(modelSelect, models, messages, conversation);
+  draft.restore();
   render();
   // Reattach to a reply still being generated: the stream replays its text so far at once.
   const running = messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));

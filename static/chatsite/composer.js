@@ -1,0 +1,53 @@
+"use strict";
+// The chat page's composer, apart from sending (chat.js): the model picker, the draft kept
+// for the tab's life, and the ids that make a retried send safe.
+(function () {
+  // crypto.randomUUID needs a secure context; getRandomValues works everywhere.
+  function newUuid() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  // The model offered first: the last reply's, else the conversation's, else the default.
+  function fillModelPicker(select, models, messages, conversation) {
+    const lastReply = messages.filter((m) => m.role === "assistant").slice(-1)[0];
+    const wanted = [lastReply && lastReply.model, conversation.model];
+    const selected = wanted.find((id) => models.some((m) => m.id === id)) || (models.find((m) => m.is_default) || {}).id;
+    for (const model of models) {
+      const option = document.createElement("option");
+      option.value = model.id;
+      option.textContent = model.label;
+      option.selected = model.id === selected;
+      select.appendChild(option);
+    }
+  }
+
+  // The text being written is kept per conversation for the tab's life (sessionStorage): a
+  // reload, another chat opened meanwhile, or logging in again does not lose it. Storage
+  // refused (full, or disabled) leaves the draft on the page only, as before.
+  function draftStore(conversationId, input) {
+    const key = `chatsite-draft-${conversationId}`;
+    return {
+      keep() {
+        try {
+          if (input.value) sessionStorage.setItem(key, input.value);
+          else sessionStorage.removeItem(key);
+        } catch (error) {
+          // not kept
+        }
+      },
+      restore() {
+        try {
+          if (!input.value) input.value = sessionStorage.getItem(key) || "";
+        } catch (error) {
+          // nothing kept
+        }
+      },
+    };
+  }
+
+  window.chatsiteComposer = { newUuid, fillModelPicker, draftStore };
+})();
