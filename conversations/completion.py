@@ -138,14 +138,15 @@ def checkpoint_replies(partials: list[PartialReply]) -> set[UUID]:
     return saved - set(running)
 
 
-def end_as_saved(reply: Message, status: str, reason: str, usage: Usage) -> bool:
+def end_as_saved(reply: Message, status: str, why: tuple[str, str], usage: Usage) -> bool:
     """Store a reply its producer will not finish (gone: interrupted; not answering a stop:
-    stopped) with the text it last saved and `usage`, an estimate; False if already final."""
+    stopped) with the text it last saved, `why` (error code and reason) and `usage`, an
+    estimate; False if already final."""
     final = {
         "status": status,
         "finish_reason": status,  # "stopped" or "interrupted": no provider's Finish came
-        "error_code": "interrupted" if status == Message.Status.INTERRUPTED else "",
-        "error": reason,
+        "error_code": why[0],
+        "error": why[1],
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,

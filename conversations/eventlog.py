@@ -47,10 +47,11 @@ class EventLog(Protocol):
     async def rest_of(self, reply_id: UUID, after: int) -> bytes | None:
         """The frames after event `after` through the last, if the log has them all now."""
 
-    async def request_stop(self, reply_id: UUID) -> bool:
-        """Ask whichever process produces the reply to stop it; False if none can be asked."""
+    async def request_stop(self, reply_id: UUID, code: str = "") -> bool:
+        """Ask whichever process produces the reply to stop it, with the `code` of why (a key
+        of producers.STOP_REASONS, or empty: its owner's Stop); False if none can be asked."""
 
-    def on_stop_request(self, callback: Callable[[UUID], None]) -> None: ...
+    def on_stop_request(self, callback: Callable[[UUID, str], None]) -> None: ...
 
 
 class ReplyEvents:
@@ -147,10 +148,10 @@ class InProcessEventLog:
     async def rest_of(self, reply_id: UUID, after: int) -> bytes | None:
         return None  # its followers always get the last event: they read this very log
 
-    async def request_stop(self, reply_id: UUID) -> bool:
+    async def request_stop(self, reply_id: UUID, code: str = "") -> bool:
         return False  # one process: its producers are stopped directly
 
-    def on_stop_request(self, callback: Callable[[UUID], None]) -> None:
+    def on_stop_request(self, callback: Callable[[UUID, str], None]) -> None:
         pass
 
 

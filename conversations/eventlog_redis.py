@@ -69,7 +69,7 @@ class RedisEventLog:
         self._next_id: dict[UUID, int] = {}  # only the producing process appends
         self._unshared: dict[UUID, int] = {}  # reply -> its first event Redis may lack
         self._here = InProcessEventLog()  # the replies this process produces
-        self._stop_callbacks: list[Callable[[UUID], None]] = []
+        self._stop_callbacks: list[Callable[[UUID, str], None]] = []
         self._listener: asyncio.Task | None = None
 
     def _on_loop(self) -> _OnLoop:
@@ -157,19 +157,33 @@ class RedisEventLog:
                 return b"".join(frames)
         return None
 
-    async def request_stop(self, reply_id: UUID) -> bool:
+    async def request_stop(self, reply_id: UUID, code: str = "") -> bool:
         try:
-            receivers = await self._redis().publish(f"{self._prefix}:stop", str(reply_id))
+            message = f"{reply_id} {code}".rstrip()  # a code is one word: no reason text
+            receivers = await self._redis().publish(f"{self._prefix}:stop", message)
         except (redis.RedisError, OSError) as error:
             logger.warning("Could not ask for reply %s to stop: %r", reply_id, error)
             return False  # no one could be asked: the caller stores it as stopped itself
         return receivers > 0
 
-    def on_stop_request(self, callback: Callable[[UUID], None]) -> None:
-        """Call `callback(reply_id)` for every stop request; listens from the running loop."""
+    def on_stop_request(self, callback: Callable[[UUID, str], None]) -> None:
+        """Call `callback(reply_id, code)` for every stop request; listens from the running
+        loop."""
         self._stop_callbacks.append(callback)
         if self._listener is None or self._listener.done():
             self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    def _stop_requested(self, data: bytes) -> None:
+        """A stop request, "<reply id>" or "<reply id> <code>"; one not of this form (from a
+        newer or older chatsite) is logged, and listening goes on."""
+        reply_id, _, code = data.decode(errors="replace").partition(" ")
+        try:
+            parsed = UUID(reply_id)
+        except ValueError:
+            logger.warning("Ignored a stop request not understood: %r", data[:100])
+            return
+        for callback in self._stop_callbacks:
+            callback(parsed, code)
 
     async def _listen(self) -> None:
         while True:
@@ -178,9 +192,7 @@ class RedisEventLog:
                     await pubsub.subscribe(f"{self._prefix}:stop")
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            reply_id = UUID(message["data"].decode())
-                            for callback in self._stop_callbacks:
-                                callback(reply_id)
+                            self._stop_requested(message["data"])
             except (redis.RedisError, OSError):
                 logger.exception("Lost the stop channel; listening again in a second")
                 await asyncio.sleep(1)

@@ -30,11 +30,12 @@ CREDENTIAL_ENDED = {
 }
 
 
-# Why a reply stopped when its conversation was deleted: what another window following it reads.
-CONVERSATION_DELETED = (
-    "conversation_deleted",
-    "The conversation was deleted while this reply was being written.",
-)
+# Why a reply was stopped by someone other than its owner's Stop, by the code stored with it:
+# what another window following it reads. A stop passed between processes carries the code.
+CONVERSATION_DELETED = "conversation_deleted"
+STOP_REASONS = {
+    CONVERSATION_DELETED: "The conversation was deleted while this reply was being written.",
+}
 
 
 class Producer(Protocol):
@@ -50,11 +51,11 @@ class Producer(Protocol):
 
 _producers: dict[UUID, Producer] = {}
 _tasks: set[asyncio.Task] = set()
-_stopped_before_start: set[UUID] = set()
+_stopped_before_start: dict[UUID, str] = {}  # reply -> the stop's code
 # Stops passed on by other processes for replies not produced here. Most are for other
 # processes' replies: only the latest are kept, far more than can be between a store and a start.
 STOPS_FROM_ELSEWHERE_KEPT = 1000
-_stops_from_elsewhere: dict[UUID, None] = {}
+_stops_from_elsewhere: dict[UUID, str] = {}
 
 
 def run_detached(producer: Producer) -> None:
@@ -62,9 +63,9 @@ def run_detached(producer: Producer) -> None:
     reply_id = producer.reply.pk
     # Checked and registered in one turn of the loop: a stop comes before or finds it.
     if reply_id in _stopped_before_start or reply_id in _stops_from_elsewhere:
-        _stopped_before_start.discard(reply_id)
+        code = _stopped_before_start.pop(reply_id, None) or _stops_from_elsewhere.pop(reply_id, "")
         _stops_from_elsewhere.pop(reply_id, None)
-        producer.cancel()
+        producer.cancel(code, STOP_REASONS.get(code, ""))
     _producers[reply_id] = producer
     # A fresh context: the request's would tie the producer's database calls to the request's
     # thread, which is given back when the request ends.
@@ -90,26 +91,27 @@ def running_reply_of(user: AbstractBaseUser, reply_id: UUID) -> Message | None:
     return producer.reply
 
 
-async def stop_reply(reply_id: UUID, code: str = "", reason: str = "") -> bool:
+async def stop_reply(reply_id: UUID, code: str = "") -> bool:
     """Stop a reply produced by this process and wait until it is stored; False if not ours.
-    A `code` and `reason` are stored with it when the stop is not its owner's own Stop."""
+    `code` (of STOP_REASONS) is stored with it, and its reason, when the stop is not its
+    owner's own Stop."""
     producer = _producers.get(reply_id)
     if producer is None:
         return False
-    producer.cancel(code, reason)
+    producer.cancel(code, STOP_REASONS.get(code, ""))
     await producer.finished.wait()
     return True
 
 
-def stop_before_start(reply_id: UUID) -> None:
-    """A stop for a reply this process stored but has not started: it starts stopped, its
-    provider not asked."""
-    _stopped_before_start.add(reply_id)
+def stop_before_start(reply_id: UUID, code: str = "") -> None:
+    """A stop for a reply this process stored but has not started: it starts stopped (with
+    `code`), its provider not asked."""
+    _stopped_before_start[reply_id] = code
 
 
 def forget_stop_before_start(reply_id: UUID) -> None:
     """Drop the mark stop_before_start() left, once the reply is stored or given up."""
-    _stopped_before_start.discard(reply_id)
+    _stopped_before_start.pop(reply_id, None)
 
 
 def stop_for_client_gone(reply_id: UUID) -> None:
@@ -127,13 +129,13 @@ def stop_for_credential_ended(reply_id: UUID, code: str) -> None:
         producer.cancel(code, CREDENTIAL_ENDED[code])
 
 
-def stop_if_produced_here(reply_id: UUID) -> None:
+def stop_if_produced_here(reply_id: UUID, code: str = "") -> None:
     """A stop request from another process (through the event log): act if the reply is ours,
     or remember it, in case the reply was stored here and is about to start."""
     if producer := _producers.get(reply_id):
-        producer.cancel()
+        producer.cancel(code, STOP_REASONS.get(code, ""))
         return
-    _stops_from_elsewhere[reply_id] = None
+    _stops_from_elsewhere[reply_id] = code
     if len(_stops_from_elsewhere) > STOPS_FROM_ELSEWHERE_KEPT:
         del _stops_from_elsewhere[next(iter(_stops_from_elsewhere))]  # the oldest
 

@@ -76,12 +76,16 @@ def recover_orphaned_replies() -> int:
     return count
 
 
-def end_without_producer(reply: Message, status: str) -> bool:
-    """Store `reply` as interrupted or stopped with its last checkpoint and an estimate of its
-    usage: the prompt it was asked and the text it saved (budgets count it)."""
+def end_without_producer(reply: Message, status: str, stop_code: str = "") -> bool:
+    """Store `reply` as interrupted or stopped (for `stop_code`, producers.STOP_REASONS) with
+    its last checkpoint and an estimate of its usage: the prompt it was asked and the text it
+    saved (budgets count it)."""
     usage = estimated_usage(asked_texts(reply), [reply.content, reply.reasoning])
-    reason = INTERRUPTED_REASON if status == Message.Status.INTERRUPTED else ""
-    return end_as_saved(reply, status, reason, usage)
+    if status == Message.Status.INTERRUPTED:
+        why = ("interrupted", INTERRUPTED_REASON)
+    else:
+        why = (stop_code, producers.STOP_REASONS.get(stop_code, ""))
+    return end_as_saved(reply, status, why, usage)
 
 
 def recover_at_startup() -> None:
@@ -93,16 +97,16 @@ def recover_at_startup() -> None:
         connections.close_all()  # this thread becomes the event loop's: it keeps none
 
 
-def stop_reply_now(reply: Message, code: str = "", reason: str = "") -> None:
-    """Stop a running reply wherever it is produced, and return once it is stored; `code` and
-    `reason` say why when it is not its owner's own Stop (kept by a producer in this process)."""
-    if async_to_sync(producers.stop_reply)(reply.id, code, reason):
+def stop_reply_now(reply: Message, code: str = "") -> None:
+    """Stop a running reply wherever it is produced, and return once it is stored; `code` (of
+    producers.STOP_REASONS) says why when it is not its owner's own Stop."""
+    if async_to_sync(producers.stop_reply)(reply.id, code):
         return
     if reply.producer == relay.PRODUCER_ID and not stale(reply):
         # Stored here moments ago and not started yet (its message POST is between the two):
         # it starts stopped, or, started meanwhile, is stopped now.
-        producers.stop_before_start(reply.id)
-        stopped = async_to_sync(producers.stop_reply)(reply.id, code, reason)
+        producers.stop_before_start(reply.id, code)
+        stopped = async_to_sync(producers.stop_reply)(reply.id, code)
         stopped = stopped or _wait_until_final(reply)
         producers.forget_stop_before_start(reply.id)  # used, or not needed (it ended)
         if stopped:
@@ -110,11 +114,11 @@ def stop_reply_now(reply: Message, code: str = "", reason: str = "") -> None:
     elif is_orphan(reply):
         end_without_producer(reply, Message.Status.INTERRUPTED)
         return
-    if async_to_sync(event_log().request_stop)(reply.id) and _wait_until_final(reply):
+    if async_to_sync(event_log().request_stop)(reply.id, code) and _wait_until_final(reply):
         return
     # Produced by a live process that did not answer: store what it last saved.
     if saved := Message.objects.select_related("parent").filter(pk=reply.pk).first():
-        end_without_producer(saved, Message.Status.STOPPED)
+        end_without_producer(saved, Message.Status.STOPPED, code)
 
 
 def _wait_until_final(reply: Message) -> bool:

@@ -24,9 +24,14 @@ from tests.stub import openai_stream
 
 
 @pytest.fixture
-def two_servers(start_server, redis_url) -> tuple[str, str]:
+def redis_prefix() -> str:
+    return f"chatsite-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def two_servers(start_server, redis_url, redis_prefix) -> tuple[str, str]:
     """Two server processes sharing one Redis (and the database): their URLs."""
-    env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": f"chatsite-test-{uuid.uuid4().hex}"}
+    env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": redis_prefix}
     return start_server(**env).url, start_server(**env).url
 
 
@@ -117,6 +122,28 @@ def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
     assert text_of(seen) == "Stop me"
     assert seen[-1].data["message"]["status"] == "stopped"
     assert Message.objects.get(pk=reply_id).content == "Stop me"
+
+
+def test_a_delete_on_another_process_tells_the_window_following_the_reply(
+    two_processes, stub, redis_url, redis_prefix
+):
+    producer_side, viewer_side = two_processes
+    body = send_held_reply(producer_side, stub, ["Half"])
+    conversation_id = body["user_message"]["conversation"]
+    # A stop request not understood (another chatsite version's) leaves the listeners listening.
+    redis.Redis.from_url(redis_url).publish(f"{redis_prefix}:stop", b"not-a-reply-id")
+
+    with viewer_side.http.stream("GET", body["stream_url"]) as response:
+        events = read_events(response.iter_bytes())
+        assert next(events).name == "delta"
+        deleted = viewer_side.http.delete(f"/api/conversations/{conversation_id}/")
+        last = list(events)[-1]
+
+    assert deleted.status_code == 204
+    assert stub.requests[0].wait_disconnected()
+    message = last.data["message"]
+    assert (message["status"], message["error_code"]) == ("stopped", "conversation_deleted")
+    assert message["error"] == "The conversation was deleted while this reply was being written."
 
 
 def test_an_openai_completion_streams_through_the_redis_event_log(two_servers, stub, alice):

@@ -130,7 +130,8 @@ def test_a_stop_between_storing_a_reply_and_starting_it_means_it_is_never_asked(
     _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
 
     async def stop_then_start() -> None:
-        stopping = asyncio.create_task(sync_to_async(stop_reply_now)(reply))
+        deleting = sync_to_async(stop_reply_now)(reply, producers.CONVERSATION_DELETED)
+        stopping = asyncio.create_task(deleting)
         # Set from the stop's thread: polled (a wait, not a timing check).
         while reply.pk not in producers._stopped_before_start:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
@@ -141,6 +142,7 @@ def test_a_stop_between_storing_a_reply_and_starting_it_means_it_is_never_asked(
     asyncio.run(stop_then_start())
     reply.refresh_from_db()
     assert (reply.status, reply.content) == ("stopped", "")
+    assert reply.error_code == "conversation_deleted"  # the reason the stop came with
     assert stub.requests == []  # the provider was never asked
 
 
@@ -153,8 +155,9 @@ def start_after_stops_from_elsewhere(alice, stub, later_stops: int) -> Message:
     _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
 
     async def stops_then_start() -> None:
-        for reply_id in [reply.pk] + [uuid.uuid4() for _ in range(later_stops)]:
-            producers.stop_if_produced_here(reply_id)
+        producers.stop_if_produced_here(reply.pk, producers.CONVERSATION_DELETED)
+        for _ in range(later_stops):
+            producers.stop_if_produced_here(uuid.uuid4())
         await start_reply(reply, stub_job(reply, stub))
         async with asyncio.timeout(30):  # a hang guard, not a timing check
             while producers.running_replies():  # noqa: ASYNC110
@@ -171,6 +174,7 @@ def test_a_stop_another_process_took_before_the_reply_started_means_it_is_never_
     # leave the model generating, and billing, a reply no one will see.
     reply = start_after_stops_from_elsewhere(alice, stub, later_stops=0)
     assert (reply.status, reply.content) == ("stopped", "")
+    assert reply.error_code == "conversation_deleted"  # the reason the stop came with
     assert stub.requests == []
 
 

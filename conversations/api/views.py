@@ -79,7 +79,7 @@ class ConversationDetail(APIView):
         # Stop the running reply first: deleting must not leave the model generating (and billing).
         # Another window following it is told why.
         for reply in conversation.messages.active_replies():
-            stop_reply_now(reply, *CONVERSATION_DELETED)
+            stop_reply_now(reply, CONVERSATION_DELETED)
         delete_conversation(conversation)  # its recent usage still counts (budgets.py)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
