@@ -42,6 +42,16 @@ def test_a_form_post_without_its_csrf_token_is_refused(server, alice):
     assert "<h1>Please try again</h1>" in response.text and "Nothing was changed" in response.text
 
 
+def test_a_signed_in_form_post_without_its_csrf_token_gets_the_page_too(server, alice):
+    # A page opened before the last login elsewhere: signed in, with a stale token. The page
+    # is drawn where the check runs, on the event loop: it must not load the user.
+    cookies = {"sessionid": session_for(alice), "csrftoken": csrf_secret()}
+    with httpx.Client(base_url=server.url, cookies=cookies) as http:
+        response = http.post("/c/new/", data={"csrfmiddlewaretoken": csrf_secret()})
+    assert response.status_code == 403
+    assert "<h1>Please try again</h1>" in response.text
+
+
 def test_a_server_error_gets_chatsites_page(rf):
     # Django's own view for an unhandled error, as the handler calls it: no request context.
     page = server_error(rf.get("/")).content.decode()
