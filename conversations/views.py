@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from conversations.access import get_for_user
@@ -31,13 +30,6 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def conversation_new(request: HttpRequest) -> HttpResponse:
-    # A chat never written in is opened again, first in the list: each click would otherwise
-    # leave one more empty "New chat" in the sidebar.
-    unused = Conversation.objects.for_user(request.user).unused().first()
-    if unused is not None:
-        unused.updated_at = timezone.now()
-        unused.save(update_fields=["updated_at"])
-        return redirect("conversation-chat", conversation_id=unused.id)
     conversation = Conversation.objects.create(owner=request.user, model=default_model().id)
     return redirect("conversation-chat", conversation_id=conversation.id)
 

@@ -41,29 +41,3 @@ def test_charlie_is_offered_nothing_of_alices(server, alice, charlie_client):
     chats(alice, SIDEBAR_SIZE + 1)
     html = charlie_client.http.get("/").text
     assert sidebar_titles(html) == [] and OLDER not in html
-
-
-def test_new_chat_opens_the_chat_never_written_in_instead_of_adding_another(
-    server, alice, alice_client, charlie_client
-):
-    def new_chat(client) -> str:
-        created = client.http.post("/c/new/")
-        assert created.status_code == 302
-        return created.headers["Location"]
-
-    empty = new_chat(alice_client)
-    charlies = new_chat(charlie_client)  # charlie's own, never alice's
-    dated_chats(alice, ["Written in"])  # newer, and titled
-    assert new_chat(alice_client) == empty != charlies
-    assert sidebar_titles(alice_client.http.get("/").text)[0] == "New chat"  # first again
-
-    conversation_id = empty.strip("/").split("/")[-1]
-    assert alice_client.send(conversation_id, "Now it is used").status_code == 201
-    untitled = alice_client.http.patch(f"/api/conversations/{conversation_id}/", json={"title": ""})
-    assert untitled.status_code == 200  # titled by its first message, then the title taken off
-    assert new_chat(alice_client) not in (empty, charlies)
-    prompted = Conversation.objects.get(pk=new_chat(alice_client).strip("/").split("/")[-1])
-    prompted.system_prompt = "Be brief."  # set before the first message: not unused
-    prompted.save()
-    assert new_chat(alice_client) != f"/c/{prompted.pk}/"
-    assert Conversation.objects.filter(owner=alice).count() == 4

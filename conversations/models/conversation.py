@@ -39,11 +39,6 @@ class ConversationQuerySet(models.QuerySet):
             conversations = conversations.filter(Q(title__icontains=q) | Exists(in_text))
         return conversations
 
-    def unused(self) -> "ConversationQuerySet":
-        """Chats nobody has written in: no message, and no title or system prompt given."""
-        unwritten = self.filter(source=Conversation.Source.CHAT, title="", system_prompt="")
-        return unwritten.exclude(Exists(Message.objects.filter(conversation=OuterRef("pk"))))
-
     def with_reply_status(self, status: str) -> "ConversationQuerySet":
         replies = Message.objects.filter(
             conversation=OuterRef("pk"), role=Message.Role.ASSISTANT, status=status
