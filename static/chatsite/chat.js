@@ -199,6 +199,14 @@
     updateShown(item, message);
   }
 
+  // A message already shown is not added twice: the answer to a draft sent again after a
+  // reload is the first send's, replayed (its client_id was kept with the draft).
+  function add(...added) {
+    for (const message of added) {
+      if (!messages.some((m) => m.id === message.id)) messages.push(message);
+    }
+  }
+
   // One POST at a time (a second Enter while the first is on its way does nothing).
   async function posting(request) {
     if (sending || live || gone) return;
@@ -220,6 +228,7 @@
     const content = input.value;
     if (!content.trim()) return;
     draftId = draftId || newUuid();
+    draft.keep(draftId);
     return posting(async () => {
       const data = await api("POST", `/api/conversations/${conversation.id}/messages/`, {
         content,
@@ -227,11 +236,11 @@
         client_id: draftId,
       });
       if (input.value === content) input.value = ""; // what was typed meanwhile stays
-      draft.keep();
       draftId = null;
+      draft.keep(null);
       // The model was sent the newest reply to each earlier message: those are shown now.
       for (const id of Object.keys(chosen)) delete chosen[id];
-      messages.push(data.user_message, data.assistant_message);
+      add(data.user_message, data.assistant_message);
       header.titledBy(content);
       if (sidebar) sidebar.touch(conversation.id, conversation.title);
       follow(data.assistant_message);
@@ -242,7 +251,7 @@
   async function regenerate(reply) {
     await posting(async () => {
       const data = await api("POST", `/api/messages/${reply.id}/regenerate/`, { model: modelSelect.value });
-      messages.push(data.assistant_message);
+      add(data.assistant_message);
       delete chosen[data.user_message.id];
       follow(data.assistant_message);
     });
@@ -261,6 +270,7 @@
     render();
     const running = messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
     if (running && !live) follow(running);
+    if (!running) showError(""); // it ended meanwhile: nothing is in the way any more
   }
 
   async function stop() {
@@ -293,12 +303,12 @@
   });
   input.addEventListener("input", () => {
     draftId = null;
-    draft.keep();
+    draft.keep(null);
   });
   stopButton.addEventListener("click", stop);
 
   fillModelPicker(modelSelect, models, messages, conversation);
-  draft.restore();
+  draftId = draft.restore();
   render();
   // Reattach to a reply still being generated: the stream replays its text so far at once.
   const running = messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));

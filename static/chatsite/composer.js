@@ -26,25 +26,33 @@
   }
 
   // The text being written is kept per conversation for the tab's life (sessionStorage): a
-  // reload, another chat opened meanwhile, or logging in again does not lose it. Storage
-  // refused (full, or disabled) leaves the draft on the page only, as before.
+  // reload, another chat opened meanwhile, or logging in again does not lose it. With it, the
+  // client_id it was sent with: sent again after a reload (its answer lost), it is a repeat
+  // the server recognises, not a second message. Storage refused (full, or disabled) leaves
+  // the draft on the page only, as before.
   function draftStore(conversationId, input) {
     const key = `chatsite-draft-${conversationId}`;
     return {
-      keep() {
+      keep(clientId) {
         try {
-          if (input.value) sessionStorage.setItem(key, input.value);
+          if (input.value) sessionStorage.setItem(key, JSON.stringify({ text: input.value, clientId }));
           else sessionStorage.removeItem(key);
         } catch (error) {
           // not kept
         }
       },
+      // A kept draft back in an empty box; its client_id, or null.
       restore() {
         try {
-          if (!input.value) input.value = sessionStorage.getItem(key) || "";
+          const kept = JSON.parse(sessionStorage.getItem(key) || "null");
+          if (kept && !input.value) {
+            input.value = kept.text;
+            return kept.clientId || null;
+          }
         } catch (error) {
-          // nothing kept
+          // nothing kept, or not as this page keeps it
         }
+        return null;
       },
     };
   }

@@ -202,3 +202,54 @@ def test_a_draft_outlives_a_reload_and_goes_once_sent(browsing, stub, alice):
     page.reload()
     expect(page.locator("#chat[data-ready=true]")).to_be_attached()
     expect(page.locator("#content")).to_have_value("")
+
+
+def test_a_message_whose_answer_was_lost_is_not_sent_twice_after_a_reload(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    chat_url = page.url
+
+    def lose_the_answer(route: object) -> None:
+        route.fetch()  # the server stores the message and starts its reply
+        route.abort()  # the page never hears back
+
+    page.route(re.compile(r"/messages/$"), lose_the_answer)
+    send_message(page, "Only once")
+    expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
+    page.unroute(re.compile(r"/messages/$"))
+    open_chat(page, chat_url)  # reloaded, as the person would
+    wait_until_final(page)  # the message was stored, and answered
+    expect(page.locator("#content")).to_have_value("Only once")  # the draft, kept
+
+    with page.expect_response(re.compile(r"/messages/$")) as answer:
+        page.locator("#content").press("Enter")  # sent again, as anyone would
+    assert answer.value.status == 201
+    assert answer.value.headers.get("idempotent-replayed") == "true"  # the first, repeated
+    expect(page.locator("#content")).to_have_value("")
+    expect(page.locator(".message.user")).to_have_count(1)
+    assert Message.objects.count() == 2 and len(stub.requests) == 1
+    browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
+
+
+def test_a_409_for_a_reply_that_ended_meanwhile_leaves_no_error(browsing, stub, alice, new_gate):
+    gate = new_gate()
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    other = browsing.new_tab(page)
+    open_chat(other, page.url)
+    stub.queue(gated_stream(["Sec", "ond"], [gate, None]))
+    send_message(page, "First")
+    expect(reply_body(page)).to_have_text("Sec")
+
+    held = []
+    other.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: held.append(route))
+    send_message(other, "From the other window")  # 409, then it asks what there is now
+    while not held:
+        other.wait_for_timeout(50)  # its catch-up is on its way (a wait, not a timing check)
+    expect(other.locator("#composer-error")).to_contain_text("still being generated")
+    gate.open()
+    wait_until_final(page)  # the reply in the way ends before the catch-up is answered
+    held[0].continue_()
+    expect(reply_body(other)).to_have_text("Second")
+    expect(other.locator("#composer-error")).to_be_hidden()
+    browsing.watch_of(other).forgive_console_errors("409")
