@@ -34,6 +34,8 @@ CREDENTIAL_ENDED = {
 # what another window following it reads. A stop passed between processes carries the code.
 CONVERSATION_DELETED = "conversation_deleted"
 STOP_REASONS = {
+    "client_disconnected": CLIENT_GONE,
+    **CREDENTIAL_ENDED,
     CONVERSATION_DELETED: "The conversation was deleted while this reply was being written.",
 }
 
@@ -62,16 +64,21 @@ def run_detached(producer: Producer) -> None:
     """Register `producer` and run it as a task no request owns."""
     reply_id = producer.reply.pk
     # Checked and registered in one turn of the loop: a stop comes before or finds it.
-    if reply_id in _stopped_before_start or reply_id in _stops_from_elsewhere:
-        code = _stopped_before_start.pop(reply_id, None) or _stops_from_elsewhere.pop(reply_id, "")
-        _stops_from_elsewhere.pop(reply_id, None)
-        producer.cancel(code, STOP_REASONS.get(code, ""))
+    here = _stopped_before_start.pop(reply_id, None)
+    elsewhere = _stops_from_elsewhere.pop(reply_id, None)
+    if here is not None or elsewhere is not None:
+        _cancel(producer, here or elsewhere or "")
     _producers[reply_id] = producer
     # A fresh context: the request's would tie the producer's database calls to the request's
     # thread, which is given back when the request ends.
     task = asyncio.get_running_loop().create_task(producer.run(), context=contextvars.Context())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+
+
+def _cancel(producer: Producer, code: str = "") -> None:
+    """Stop `producer`'s reply, storing `code` and its reason (none: its owner's own Stop)."""
+    producer.cancel(code, STOP_REASONS.get(code, ""))
 
 
 def unregister(reply_id: UUID) -> None:
@@ -98,7 +105,7 @@ async def stop_reply(reply_id: UUID, code: str = "") -> bool:
     producer = _producers.get(reply_id)
     if producer is None:
         return False
-    producer.cancel(code, STOP_REASONS.get(code, ""))
+    _cancel(producer, code)
     await producer.finished.wait()
     return True
 
@@ -118,7 +125,7 @@ def stop_for_client_gone(reply_id: UUID) -> None:
     """An OpenAI-compatible client disconnected: its reply stops, as OpenAI's does (it cannot
     be resumed, and generating on costs tokens), stored with its text so far and why."""
     if producer := _producers.get(reply_id):
-        producer.cancel("client_disconnected", CLIENT_GONE)
+        _cancel(producer, "client_disconnected")
 
 
 def stop_for_credential_ended(reply_id: UUID, code: str) -> None:
@@ -126,14 +133,14 @@ def stop_for_credential_ended(reply_id: UUID, code: str) -> None:
     a key of CREDENTIAL_ENDED): its stream ends, and no one can resume it, so the reply stops
     as when the client leaves."""
     if producer := _producers.get(reply_id):
-        producer.cancel(code, CREDENTIAL_ENDED[code])
+        _cancel(producer, code)
 
 
 def stop_if_produced_here(reply_id: UUID, code: str = "") -> None:
     """A stop request from another process (through the event log): act if the reply is ours,
     or remember it, in case the reply was stored here and is about to start."""
     if producer := _producers.get(reply_id):
-        producer.cancel(code, STOP_REASONS.get(code, ""))
+        _cancel(producer, code)
         return
     _stops_from_elsewhere[reply_id] = code
     if len(_stops_from_elsewhere) > STOPS_FROM_ELSEWHERE_KEPT:

@@ -17,8 +17,8 @@ from conversations.providers.base import (
     Usage,
 )
 from conversations.providers.characters import content_text
-from conversations.providers.failures import raise_for_status, translated_errors
-from conversations.providers.http import EventStream, client, open_stream, parse_json
+from conversations.providers.failures import translated_errors
+from conversations.providers.http import EventStream, fetch_json, open_stream, parse_json
 from conversations.providers.sse import ServerSentEvent
 from conversations.usage import reasoning_tokens
 
@@ -115,9 +115,8 @@ class OpenAICompatibleProvider:
 
     async def _fetch_whole(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """For models or gateways that cannot stream: one request, one delta."""
-        response = await client().post(self.url, json=self.body(request), headers=self.headers())
-        await raise_for_status(response, self.label)
-        for event in whole_reply(parse_json(response.text, self.label), self.label):
+        payload = await fetch_json(self.url, self.body(request), self.headers(), self.label)
+        for event in whole_reply(payload, self.label):
             yield event
 
 

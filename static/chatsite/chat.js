@@ -38,7 +38,7 @@
   const api = window.chatsiteApi;
   const { newUuid, fillModelPicker, draftStore } = window.chatsiteComposer;
   const draft = draftStore(conversation.id, input);
-  const header = window.chatsiteChatHeader(conversation, (error) => failed(error));
+  const header = window.chatsiteChatHeader(conversation, failed);
 
   function showError(text) {
     errorBox.textContent = text || "";
@@ -63,6 +63,7 @@
   }
 
   const userMessages = () => messages.filter((m) => m.role === "user");
+  const runningReply = () => messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
   const repliesTo = (userMessage) => messages.filter((m) => m.role === "assistant" && m.parent === userMessage.id);
 
   function replyView(userMessage, alternatives, index) {
@@ -151,6 +152,8 @@
   function follow(reply) {
     const state = { reply, content: "", reasoning: "", received: false, reconnecting: false };
     live = state;
+    // The reply as this page last saw it, when the stream cannot say how it ended.
+    const soFar = (ended) => ({ ...reply, content: state.content, reasoning: state.reasoning, ...ended });
     state.stream = window.chatsiteStream.followReply(reply.stream_url, {
       onText(field, text) {
         state[field] += text;
@@ -164,11 +167,11 @@
       onFinal: (message) => finish(message, state),
       onLoggedOut(text) {
         // The text so far stays in view; the reply itself goes on and is kept.
-        finish({ ...reply, content: state.content, reasoning: state.reasoning, status: "unfollowed" }, state);
+        finish(soFar({ status: "unfollowed" }), state);
         showError(text);
       },
       onGone() {
-        finish({ ...reply, content: state.content, reasoning: state.reasoning, status: "stopped", error: DELETED_MID_REPLY }, state);
+        finish(soFar({ status: "stopped", error: DELETED_MID_REPLY }), state);
         failed({ status: 404 });
       },
       onFailed: (data) => finish(data.message || { ...reply, status: "failed", error: data.error.message }, state),
@@ -268,7 +271,7 @@
       return;
     }
     render();
-    const running = messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
+    const running = runningReply();
     if (running && !live) follow(running);
     if (!running) showError(""); // it ended meanwhile: nothing is in the way any more
   }
@@ -311,7 +314,7 @@
   draftId = draft.restore();
   render();
   // Reattach to a reply still being generated: the stream replays its text so far at once.
-  const running = messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
+  const running = runningReply();
   if (running) follow(running);
   chat.dataset.ready = "true";
   input.focus();
