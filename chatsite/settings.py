@@ -112,7 +112,7 @@ STORAGES = {
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "conversation-list"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "logged-out"
 
 REDIS_URL = env_str("REDIS_URL")
 # Keys in Redis start with this, so several chatsite sites (or test runs) can share one server.

@@ -16,6 +16,7 @@ urlpatterns = [
         account.password_change_done,
         name="password_change_done",
     ),
+    path("accounts/logged-out/", account.logged_out, name="logged-out"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/usage/", account.usage, name="usage-page"),
     path("settings/keys/", account.api_keys, name="api-keys-page"),

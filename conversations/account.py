@@ -1,6 +1,7 @@
 """Account pages: changing the password, the API key settings page (create a key, its secret
 shown once; see and revoke keys), and the user's usage against their budget."""
 
+import uuid
 from uuid import UUID
 
 from django import forms
@@ -10,11 +11,11 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from conversations.access import get_for_user
 from conversations.api.usage import USAGE_DAYS, usage_of
-from conversations.apikeys import create_key, revoke_key
+from conversations.apikeys import create_key_once, revoke_key
 from conversations.models import ApiKey
 
 # One transaction: changing the password cycles the session, refused while its cache is
@@ -28,31 +29,62 @@ password_change_done = auth_views.PasswordChangeDoneView.as_view(
 )
 
 
+STALE_FORM = "The form was out of date, so no key was created: create the key again below."
+
+
+def logged_out(request: HttpRequest) -> HttpResponse:
+    """Where logging out leads: its script clears the drafts this tab kept."""
+    return render(request, "account/logged_out.html")
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, required=False, label="Name")
+    # New each time the form is drawn: the same form sent twice creates one key.
+    form_token = forms.UUIDField(
+        widget=forms.HiddenInput,
+        error_messages={"required": STALE_FORM, "invalid": STALE_FORM},
+    )
+
+
+def _new_key_form() -> ApiKeyForm:
+    return ApiKeyForm(initial={"form_token": uuid.uuid4()})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
-    form = ApiKeyForm(request.POST or None)
-    secret = None
-    if request.method == "POST" and form.is_valid():
-        # Rendered, not redirected: the secret must not travel in a URL or the session.
-        _key, secret = create_key(request.user, form.cleaned_data["name"])
-        form = ApiKeyForm()
-    context = {"form": form, "secret": secret, "keys": ApiKey.objects.for_user(request.user)}
+    form, key, secret = _new_key_form(), None, None
+    if request.method == "POST":
+        sent = ApiKeyForm(request.POST)
+        if sent.is_valid():
+            # Rendered, not redirected: the secret must not travel in a URL or the session.
+            data = sent.cleaned_data
+            key, secret = create_key_once(request.user, data["name"], data["form_token"])
+        elif "name" in sent.errors:
+            form = sent  # its token is kept: nothing was created with it
+        else:
+            messages.error(request, STALE_FORM)
+    context = {
+        "form": form,
+        "secret": secret,
+        "sent_again": key if key and not secret else None,
+        "keys": ApiKey.objects.for_user(request.user),
+    }
     response = render(request, "account/keys.html", context)
     response["Cache-Control"] = "no-store"  # the page may hold a secret
     return response
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_key_revoke(request: HttpRequest, key_id: UUID) -> HttpResponse:
+    """GET asks to confirm (programs using the key stop at once); POST revokes."""
     key = get_for_user(ApiKey, request.user, key_id)
-    revoke_key(key)
-    messages.success(request, f"Revoked {key}.")
+    if request.method == "GET" and key.revoked_at is None:
+        return render(request, "account/key_revoke.html", {"key": key})
+    if key.revoked_at is None:
+        revoke_key(key)
+        messages.success(request, f"Revoked {key}.")
     return redirect("api-keys-page")
 
 

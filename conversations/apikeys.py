@@ -14,7 +14,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions
@@ -37,13 +37,35 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(user: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+def create_key(
+    user: AbstractBaseUser, name: str = "", form_token: UUID | None = None
+) -> tuple[ApiKey, str]:
     """A new key for `user` and its secret, which is not stored anywhere."""
     secret = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
-        user=user, name=name, key_hash=hash_secret(secret), last_four=secret[-4:]
+        user=user,
+        name=name,
+        key_hash=hash_secret(secret),
+        last_four=secret[-4:],
+        form_token=form_token,
     )
     return key, secret
+
+
+def create_key_once(
+    user: AbstractBaseUser, name: str, form_token: UUID
+) -> tuple[ApiKey, str | None]:
+    """The key the settings page's form `form_token` creates, with its secret; the same form
+    sent again (a reload, a double click) gets that key back without its secret."""
+    try:
+        # Its own transaction: a twin request's insert makes only this one fail.
+        with transaction.atomic():
+            return create_key(user, name, form_token)
+    except IntegrityError:
+        key = ApiKey.objects.for_user(user).filter(form_token=form_token).first()
+        if key is None:
+            raise
+        return key, None
 
 
 def revoke_key(key: ApiKey) -> None:

@@ -30,12 +30,18 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The settings page's form that created it: the same form sent again (a reload) finds
+    # this key instead of making a second one.
+    form_token = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "form_token"], name="one_key_per_form"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name or 'API key'} …{self.last_four}"

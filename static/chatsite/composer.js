@@ -26,7 +26,8 @@
   }
 
   // The text being written is kept per conversation for the tab's life (sessionStorage): a
-  // reload, another chat opened meanwhile, or logging in again does not lose it. With it, the
+  // reload, another chat opened meanwhile, or logging in again after the session lapsed does
+  // not lose it; logging out clears it (logged_out.js). With it, the
   // client_id it was sent with: sent again after a reload (its answer lost), it is a repeat
   // the server recognises, not a second message. Storage refused (full, or disabled) leaves
   // the draft on the page only, as before.

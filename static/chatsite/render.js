@@ -14,6 +14,7 @@
     // Links may point to the web, mail or this page; javascript: and other schemes are dropped.
     ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i,
   };
+  const { addCopyButton } = window.chatsiteCopy;
   const IMAGE_DATA_URL = /^data:image\/(?:png|gif|jpe?g|webp);/i;
 
   // Only inline (data:) images survive: any other src, even on this site, would be a request.
@@ -74,38 +75,6 @@
       html = "<pre>" + escapeText(text) + "</pre>";
     }
     return sanitize(html);
-  }
-
-  // The Clipboard API needs a secure context; a LAN address over plain HTTP has none.
-  async function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.className = "offscreen";
-    document.body.appendChild(area);
-    area.select();
-    const copied = document.execCommand("copy");
-    area.remove();
-    if (!copied) throw new Error("copy refused");
-  }
-
-  function addCopyButton(target, getText, label, className) {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = className || "copy small";
-    button.textContent = label;
-    button.addEventListener("click", async function () {
-      try {
-        await copyText(getText());
-        button.textContent = "Copied";
-      } catch (error) {
-        button.textContent = "Copy failed";
-      }
-      setTimeout(function () { button.textContent = label; }, 1500);
-    });
-    target.appendChild(button);
-    return button;
   }
 
   // A blocked image becomes a visible note, so the reader knows something was left out.
