@@ -24,6 +24,7 @@ def test_usage_counts_todays_tokens_and_the_last_minute_against_the_users_limits
     server, alice_usage, alice_client
 ):
     usage = alice_client.http.get("/api/usage/").json()
+    assert usage["username"] == "alice"
     assert usage["today"]["tokens"] == 150 and usage["today"]["tokens_per_day"] == 1000
     resets_at = usage["today"]["resets_at"]
     assert timezone.now() < datetime.fromisoformat(resets_at) <= timezone.now() + timedelta(days=1)
@@ -43,6 +44,7 @@ def test_without_own_limits_the_sites_apply(server, alice, alice_client):
 
 def test_charlie_sees_none_of_alices_usage(server, alice_usage, charlie_client):
     usage = charlie_client.http.get("/api/usage/").json()
+    assert usage["username"] == "charlie"
     assert usage["today"]["tokens"] == 0 and usage["last_minute"]["replies"] == 0
     assert usage["by_model"] == []
     assert "No replies yet." in charlie_client.http.get("/settings/usage/").text
@@ -67,6 +69,7 @@ def test_a_deleted_conversation_still_counts_today_and_the_page_says_why(
     today = Conversation.objects.get(title="Today")
     assert alice_client.http.delete(f"/api/conversations/{today.pk}/").status_code == 204
     usage = alice_client.http.get("/api/usage/").json()
+    assert usage["username"] == "alice"
     assert usage["today"]["tokens"] == 150  # the budget still counts it
     assert usage["by_model"][0] == {"model": "openai:stub-model", "replies": 1, "tokens": 500}
     page = alice_client.http.get("/settings/usage/").text

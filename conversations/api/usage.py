@@ -33,6 +33,7 @@ class ModelUsageSerializer(serializers.Serializer):
 
 
 class UsageSerializer(serializers.Serializer):
+    username = serializers.CharField(help_text="Whose usage this is: the caller's.")
     today = TodaySerializer()
     last_minute = LastMinuteSerializer()
     by_model = ModelUsageSerializer(many=True, help_text=f"Replies of the last {USAGE_DAYS} days.")
@@ -43,6 +44,7 @@ def usage_of(user: AbstractBaseUser) -> dict:
     status = budget_status(user)
     since = timezone.now() - timedelta(days=USAGE_DAYS)
     return {
+        "username": user.get_username(),
         "today": {
             "tokens": status.tokens_today,
             "tokens_per_day": status.limits.tokens_per_day or None,  # 0 means no limit

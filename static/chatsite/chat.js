@@ -45,16 +45,26 @@
     errorBox.hidden = !text;
   }
 
-  // An API call failed: a conversation deleted elsewhere (404) ends this page's chat.
-  function failed(error) {
-    if (error.status === 404) {
-      gone = true;
-      input.disabled = true;
-      showControls();
-      showError(GONE);
-    } else {
-      showError(error.message);
+  // An API call failed: a conversation not found (404) ends this page's chat.
+  async function failed(error) {
+    if (error.status !== 404) return showError(error.message);
+    gone = true;
+    input.disabled = true;
+    showControls();
+    showError(await whyNotFound());
+  }
+
+  // Deleted elsewhere, unless another account has logged in (in another tab) since: the
+  // conversation is then not theirs to see.
+  async function whyNotFound() {
+    const owner = chat.dataset.username;
+    try {
+      const now = (await api("GET", "/api/usage/")).username;
+      if (now !== owner) return `${now} is logged in now, in another tab or window: this conversation is ${owner}'s. Log in as ${owner} again, then reload this page.`;
+    } catch (error) {
+      // unreachable, or logged out meanwhile: deletion stays the likeliest reason
     }
+    return GONE;
   }
 
   function modelLabel(id) {
@@ -265,7 +275,9 @@
   // client) may have added to it since this page was drawn.
   async function catchUp() {
     try {
-      messages = (await api("GET", `/api/conversations/${conversation.id}/`)).messages;
+      const stored = await api("GET", `/api/conversations/${conversation.id}/`);
+      messages = stored.messages;
+      header.retitle(stored.title);
     } catch (error) {
       if (error.status === 404) failed(error);
       return;

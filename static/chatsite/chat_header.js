@@ -13,7 +13,8 @@
   }
 
   // conversation: the page's {id, title}, kept up to date; failed(error) shows an API error.
-  // Returns {titledBy(text)}: a first message titles an untitled conversation.
+  // Returns {titledBy(text)}: a first message titles an untitled conversation; and
+  // {retitle(title)}: the title as stored, when the page catches up.
   window.chatsiteChatHeader = function (conversation, failed) {
     function setTitle(title) {
       conversation.title = title;
@@ -47,6 +48,12 @@
     return {
       titledBy(text) {
         if (!conversation.title) setTitle(titleFrom(text));
+      },
+      // The title as stored now (another window's first message, or rename).
+      retitle(title) {
+        if (title === conversation.title) return;
+        setTitle(title);
+        if (sidebar) sidebar.rename(conversation.id, title);
       },
     };
   };

@@ -1,5 +1,7 @@
 """The chat page as a person uses it: send, watch the reply grow, read, copy, stop, regenerate."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -219,6 +221,35 @@ def test_a_send_the_server_cannot_receive_says_what_to_do_and_keeps_the_draft(br
     expect(page.locator("#content")).to_have_value("Are you there?")
     page.context.set_offline(False)
     browsing.watch_of(page).forgive_console_errors("ERR_INTERNET_DISCONNECTED")
+
+
+def test_a_send_the_server_never_answers_is_given_up_and_goes_once_sent_again(
+    browsing, stub, alice
+):
+    page = browsing.logged_in(alice)
+    page.clock.install()  # the page's timers, moved on below instead of waited for
+    open_new_chat(page)
+    stalled: list = []
+
+    def never_answer(route: object) -> None:
+        stalled.append(route)
+
+    page.route(re.compile(r"/messages/$"), never_answer)
+    send_message(page, "Are you there?")
+    expect(page.locator("#send")).to_be_disabled()
+
+    page.clock.fast_forward("00:31")
+    expect(page.locator("#composer-error")).to_have_text(
+        "chatsite did not answer in time: check the connection, then try again."
+    )
+    expect(page.locator("#send")).to_be_enabled()
+    expect(page.locator("#content")).to_have_value("Are you there?")
+
+    page.unroute(re.compile(r"/messages/$"), never_answer)
+    page.locator("#content").press("Enter")
+    wait_until_final(page)
+    expect(page.locator(".message.user")).to_have_count(1)
+    assert len(stalled) == 1 and len(stub.requests) == 1
 
 
 def test_keyboard_focus_stays_in_reach_after_stop_regenerate_and_switching_replies(

@@ -160,6 +160,7 @@ def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
     send_message(other, "From the other window")  # it has not seen "First" or its reply
     expect(other.locator("#composer-error")).to_contain_text("still being generated")
     expect(other.locator(".message.user .body")).to_have_text(["First"])
+    expect(other.locator("#chat-title")).to_have_text("First")  # titled by it, as stored
     expect(reply_body(other)).to_have_text("Sec")
     expect(other.locator("#stop")).to_be_visible()  # the error says to stop it: it can
     gate.open()
@@ -170,22 +171,44 @@ def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
     browsing.watch_of(other).forgive_console_errors("409")
 
 
-def test_logging_in_again_in_another_tab_leaves_this_tab_able_to_send(browsing, stub, alice):
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    other = browsing.new_tab(page)
+def log_in_again_in_another_tab(page: Page, username: str) -> None:
+    other = page.context.new_page()
     other.goto("/")
     other.get_by_role("button", name="Log out").click()
     other.goto("/accounts/login/")
-    other.get_by_label("Username").fill("alice")
-    other.get_by_label("Password").fill("alice-password")
+    other.get_by_label("Username").fill(username)
+    other.get_by_label("Password").fill(f"{username}-password")
     other.get_by_role("button", name="Log in").click()
     expect(other).to_have_url(re.compile(r"/$"))  # a new session, and a new CSRF token
+    other.close()
+
+
+def test_logging_in_again_in_another_tab_leaves_this_tab_able_to_send(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    log_in_again_in_another_tab(page, "alice")
 
     send_message(page, "Still here")
     wait_until_final(page)
     expect(page.locator("#composer-error")).to_be_hidden()
     expect(reply_body(page)).to_have_text("Hello from the stub.")
+
+
+def test_another_account_logged_in_elsewhere_is_not_read_as_a_deletion(
+    browsing, stub, alice, charlie
+):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    log_in_again_in_another_tab(page, "charlie")
+
+    send_message(page, "Still me?")
+    expect(page.locator("#composer-error")).to_have_text(
+        "charlie is logged in now, in another tab or window: this conversation is alice's."
+        " Log in as alice again, then reload this page."
+    )
+    expect(page.locator("#send")).to_be_disabled()
+    assert not Message.objects.exists()
+    browsing.watch_of(page).forgive_console_errors("404")
 
 
 def test_a_draft_outlives_a_reload_and_goes_once_sent(browsing, stub, alice):
