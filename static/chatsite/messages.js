@@ -34,9 +34,12 @@
     return node;
   }
 
+  // Each message starts with a heading, seen only by screen readers: a way to move from one
+  // message to the next.
   function renderUserMessage(message) {
     const item = element("li", "message user");
     item.dataset.messageId = message.id;
+    item.appendChild(element("h2", "offscreen", "You said"));
     item.appendChild(element("div", "body plain", message.content));
     return item;
   }
@@ -147,6 +150,7 @@
     const item = element("li");
     item.dataset.messageId = view.reply.id;
     setItemStatus(item, status);
+    item.appendChild(element("h2", "offscreen", `${view.modelLabel(view.reply.model)} said`));
     if (view.reasoning) item.appendChild(renderReasoning(view, status));
     const body = element("div", "body markdown");
     (view.live ? updateMarkdown : renderMarkdown)(body, view.content);
@@ -174,7 +178,7 @@
       return;
     }
     if (!details) {
-      item.prepend(renderReasoning(view, status));
+      item.insertBefore(renderReasoning(view, status), item.querySelector(":scope > .body"));
       return;
     }
     details.open = reasoningOpen(view.reply.id, status);

@@ -56,6 +56,10 @@ def test_person_logs_in_sends_and_watches_the_reply_grow(browsing, stub, alice, 
     expect(page.locator("#chat-title")).to_have_text("Say hello")
     expect(page.locator("#conversation-list li.current")).to_have_text("Say hello")
     assert stub.requests[0].json["messages"][-1] == {"role": "user", "content": "Say hello"}
+    # A screen reader moves from message to message by their headings.
+    expect(page.locator("#messages").get_by_role("heading", level=2)).to_have_text(
+        ["You said", "stub-model (OpenAI-compatible) said"]
+    )
 
 
 def test_markdown_tables_and_code_are_highlighted_mid_stream_and_copyable(
