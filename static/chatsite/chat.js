@@ -2,7 +2,7 @@
 // The chat page: posts a message, then follows the reply's event stream with EventSource.
 // All model output goes through chatsiteRender (marked + DOMPurify); user text is plain text.
 (function () {
-  const { ACTIVE, renderUserMessage, renderReply, updateReply } = window.chatsiteMessages;
+  const { ACTIVE, FINAL_WORDS, renderUserMessage, renderReply, updateReply } = window.chatsiteMessages;
   const sidebar = window.chatsiteSidebar;
   const chat = document.getElementById("chat");
   const list = document.getElementById("messages");
@@ -15,12 +15,6 @@
   const announcer = document.getElementById("announcer");
   const conversation = JSON.parse(document.getElementById("conversation-data").textContent);
   const models = JSON.parse(document.getElementById("models-data").textContent);
-  const FINAL_WORDS = {
-    complete: "The reply is complete.",
-    stopped: "The reply was stopped.",
-    interrupted: "The reply was interrupted.",
-    failed: "The reply failed.",
-  };
 
   // What a reply followed here says when its conversation is deleted meanwhile (as the server's
   // stop says), and what the page says once it finds the conversation gone.
@@ -36,7 +30,7 @@
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
 
   const api = window.chatsiteApi;
-  const { newUuid, fillModelPicker, draftStore } = window.chatsiteComposer;
+  const { newUuid, fillModelPicker, draftStore, listenToKeys } = window.chatsiteComposer;
   const draft = draftStore(conversation.id, input);
   const header = window.chatsiteChatHeader(conversation, failed);
 
@@ -305,17 +299,7 @@
     event.preventDefault();
     send();
   });
-  input.addEventListener("keydown", (event) => {
-    // An input method's own Enter or Escape (isComposing; Safari's last one keyCode 229)
-    // confirms or cancels the characters being composed: it neither sends nor stops.
-    if (event.isComposing || event.keyCode === 229) return;
-    if (event.key === "Enter" && !event.shiftKey) {
-      event.preventDefault();
-      if (!event.repeat) send(); // an Enter held down sends once
-    } else if (event.key === "Escape" && live) {
-      stop();
-    }
-  });
+  listenToKeys(input, { send, stop: () => live && stop() });
   input.addEventListener("input", () => {
     draftId = null;
     draft.keep(null);

@@ -1,6 +1,6 @@
 "use strict";
 // The chat page's composer, apart from sending (chat.js): the model picker, the draft kept
-// for the tab's life, and the ids that make a retried send safe.
+// for the tab's life, the ids that make a retried send safe, and its keys.
 (function () {
   // crypto.randomUUID needs a secure context; getRandomValues works everywhere.
   function newUuid() {
@@ -58,5 +58,23 @@
     };
   }
 
-  window.chatsiteComposer = { newUuid, fillModelPicker, draftStore };
+  // Enter sends, Shift+Enter starts a new line, Escape stops the reply. A touch screen's
+  // keyboard has no Shift+Enter: there Enter starts a new line and the Send button sends.
+  function listenToKeys(input, { send, stop }) {
+    const touchScreen = window.matchMedia("(pointer: coarse)");
+    if (touchScreen.matches) input.placeholder = "Message";
+    input.addEventListener("keydown", (event) => {
+      // An input method's own Enter or Escape (isComposing; Safari's last one keyCode 229)
+      // confirms or cancels the characters being composed: it neither sends nor stops.
+      if (event.isComposing || event.keyCode === 229) return;
+      if (event.key === "Enter" && !event.shiftKey && !touchScreen.matches) {
+        event.preventDefault();
+        if (!event.repeat) send(); // an Enter held down sends once
+      } else if (event.key === "Escape") {
+        stop();
+      }
+    });
+  }
+
+  window.chatsiteComposer = { newUuid, fillModelPicker, draftStore, listenToKeys };
 })();

@@ -14,6 +14,13 @@
     failed: "Failed",
     unfollowed: "Logged out", // this page's own: it may no longer follow a reply still running
   };
+  // What a screen reader hears once when a reply ends.
+  const FINAL_WORDS = {
+    complete: "The reply is complete.",
+    stopped: "The reply was stopped.",
+    interrupted: "The reply was interrupted.",
+    failed: "The reply failed.",
+  };
   // Reply ids whose reasoning the reader opened, or closed: their choice outlasts re-renders
   // (a streaming reply's shows open until then).
   const openReasoning = new Set();
@@ -206,5 +213,5 @@
     updatePart(item, item.querySelector(":scope > .meta"), renderFooter(view, status), !view.live);
   }
 
-  window.chatsiteMessages = { ACTIVE, renderUserMessage, renderReply, updateReply };
+  window.chatsiteMessages = { ACTIVE, FINAL_WORDS, renderUserMessage, renderReply, updateReply };
 })();

@@ -5,6 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from conversations.models import Message
 from conversations.producers import CLIENT_GONE
 from tests.browser.pages import (
     clipboard_text,
@@ -107,6 +108,21 @@ def test_enter_sends_and_shift_enter_starts_a_new_line(browsing, stub, alice):
     wait_until_final(page)
     expect(composer).to_have_value("")
     assert stub.requests[0].json["messages"][-1]["content"] == "first line\nsecond line"
+
+
+def test_on_a_touch_screen_enter_starts_a_new_line_and_send_sends(browsing, stub, alice):
+    page = browsing.logged_in(alice, has_touch=True)
+    open_new_chat(page)
+    box = page.locator("#content")
+    box.fill("First line")
+    box.press("Enter")
+    box.press_sequentially("second line")
+    expect(box).to_have_value("First line\nsecond line")
+    assert not Message.objects.exists()
+
+    page.locator("#send").tap()
+    wait_until_final(page)
+    expect(page.locator(".message.user .body")).to_have_text("First line\nsecond line")
 
 
 def test_stop_keeps_the_text_and_regenerate_asks_the_picked_model(browsing, stub, alice, new_gate):
