@@ -117,6 +117,29 @@ def test_a_client_that_leaves_mid_stream_stops_its_reply_keeping_the_text(server
     gate.open()
 
 
+def test_a_stream_whose_reply_is_deleted_before_it_is_stored_ends_with_not_found(
+    start_server, stub, alice, alice_key
+):
+    # Its key outlives the test: only the reply's row goes, as with a user deleted by staff.
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="3600")
+    gate = Gate()
+    stub.queue(gated_stream(["Before"], gate, after=[" and after"]))
+    body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=headers) as r:
+        lines = r.iter_lines()
+        assert "Before" in next(line for line in lines if "Before" in line)
+        Conversation.objects.all().delete()  # the reply with it, still running
+        gate.open()
+        rest = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    *deltas, last = [json.loads(data) for data in rest]
+    assert deltas[-1]["choices"][0]["delta"] == {"content": " and after"}
+    assert last == {
+        "error": {"code": "not_found", "message": "The conversation was deleted meanwhile."}
+    }
+    assert not Message.objects.exists()
+
+
 def test_revoking_the_key_mid_stream_stops_its_reply_keeping_the_text(
     start_server, stub, alice, alice_key
 ):
