@@ -1,5 +1,6 @@
-"""Account pages: changing the password, the API key settings page (create a key, its secret
-shown once; see and revoke keys), and the user's usage against their budget."""
+"""Account pages: changing the password, the page logging out leads to, the API key settings
+page (create a key, its secret shown once; see keys, and revoke one after confirming), and
+the user's usage against their budget."""
 
 import uuid
 from uuid import UUID
@@ -50,6 +51,18 @@ def _new_key_form() -> ApiKeyForm:
     return ApiKeyForm(initial={"form_token": uuid.uuid4()})
 
 
+def _refused_name(sent: ApiKeyForm) -> ApiKeyForm:
+    """The form again with its name's error, and its token if valid (nothing was created
+    with it), else a new one: the next submit must not be refused as out of date."""
+    if "form_token" not in sent.errors:
+        return sent
+    data = sent.data.copy()
+    data["form_token"] = str(uuid.uuid4())
+    form = ApiKeyForm(data)
+    form.is_valid()  # its errors: the name's alone
+    return form
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
@@ -60,10 +73,11 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             # Rendered, not redirected: the secret must not travel in a URL or the session.
             data = sent.cleaned_data
             key, secret = create_key_once(request.user, data["name"], data["form_token"])
-        elif "name" in sent.errors:
-            form = sent  # its token is kept: nothing was created with it
         else:
-            messages.error(request, STALE_FORM)
+            if "form_token" in sent.errors:
+                messages.error(request, STALE_FORM)
+            if "name" in sent.errors:
+                form = _refused_name(sent)
     context = {
         "form": form,
         "secret": secret,

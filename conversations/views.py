@@ -55,12 +55,17 @@ def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpRespon
 def sidebar(user: AbstractBaseUser, source: str, current: Conversation | None = None) -> dict:
     """The sidebar's conversations: the most recent started the same way (chat, or /v1 by
     tools), and the open one; older ones load on demand (sidebar.js), as a page with
-    thousands was slow."""
+    thousands was slow. A new chat left empty is not listed once another is open."""
     mine = Conversation.objects.for_user(user)
-    recent = list(mine.matching(source=source)[: SIDEBAR_SIZE + 1])
+    recent = list(mine.matching(source=source, started=True)[: SIDEBAR_SIZE + 1])
     listed = recent[:SIDEBAR_SIZE]
     if current is not None and current not in listed:
-        listed.append(current)  # older than every one listed: last, in order
+        # Older than every one listed, last; or a new chat still empty, the newest, first.
+        newest = not listed or (current.updated_at, current.pk) > (
+            listed[0].updated_at,
+            listed[0].pk,
+        )
+        listed.insert(0 if newest else len(listed), current)
     return {
         "conversations": listed,
         "has_older_conversations": len(recent) > SIDEBAR_SIZE,

@@ -306,17 +306,31 @@ def test_a_key_form_with_a_bad_name_keeps_its_token_and_creates_nothing(server, 
     assert not ApiKey.objects.exists()
 
 
+def test_a_key_form_with_a_bad_name_and_token_gets_a_new_token_and_keeps_the_name(
+    server, alice_client
+):
+    form = {"name": "x" * 101, "form_token": "not-a-uuid"}
+    page = alice_client.http.post("/settings/keys/", data=form)
+    assert "at most 100 characters" in page.text and "The form was out of date" in page.text
+    assert f'value="{"x" * 101}"' in page.text
+    token = re.search(r'name="form_token" value="([0-9a-f-]+)"', page.text).group(1)
+    fixed = alice_client.http.post("/settings/keys/", data={"name": "cli", "form_token": token})
+    assert secret_on(fixed) and ApiKey.objects.get().name == "cli"
+
+
 def test_another_users_form_token_does_not_hand_over_their_key(
     server, alice_client, charlie_client
 ):
     token = key_form_token(alice_client)
     alice_client.http.post("/settings/keys/", data={"name": "mine", "form_token": token})
-    page = charlie_client.http.post("/settings/keys/", data={"name": "his", "form_token": token})
+    page = charlie_client.http.post(
+        "/settings/keys/", data={"name": "charlie-key", "form_token": token}
+    )
     assert "mine" not in page.text and secret_on(page)
     assert ApiKey.objects.filter(form_token=token).count() == 2
 
     again = alice_client.http.post("/settings/keys/", data={"name": "mine", "form_token": token})
-    assert "already created the key “mine …" in again.text and "his" not in again.text
+    assert "already created the key “mine …" in again.text and "charlie-key" not in again.text
 
 
 def test_settings_page_needs_login_and_keeps_keys_private(

@@ -1,6 +1,8 @@
 """Django's middleware runs on the event loop (chatsite/middleware.py): security headers,
 CSRF checks, sessions and flash messages must behave exactly as Django's own classes do."""
 
+import re
+
 import httpx
 from django.views.defaults import server_error
 
@@ -74,8 +76,12 @@ def test_a_flash_message_is_shown_once_after_revoking_an_api_key(server, alice):
     token = csrf_secret()
     cookies = {"sessionid": session_for(alice), "csrftoken": token}
     with httpx.Client(base_url=server.url, cookies=cookies) as http:
+        form = re.search(
+            r'name="form_token" value="([0-9a-f-]+)"', http.get("/settings/keys/").text
+        )
         created = http.post(
-            "/settings/keys/", data={"name": "laptop", "csrfmiddlewaretoken": token}
+            "/settings/keys/",
+            data={"name": "laptop", "form_token": form.group(1), "csrfmiddlewaretoken": token},
         )
         assert created.status_code == 200, created.text
         key = ApiKey.objects.get(user=alice)

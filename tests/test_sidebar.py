@@ -37,6 +37,33 @@ def test_an_old_conversation_opened_is_listed_last_as_the_current_one(server, al
     assert re.search(rf'<li data-conversation-id="{oldest.pk}"[^>]*class="current"', html)
 
 
+def test_a_new_chat_left_empty_is_listed_only_while_it_is_open(server, alice, alice_client):
+    chats(alice, 2)
+    named = Conversation.objects.create(owner=alice, title="Named, no message yet")
+    prompted = Conversation.objects.create(owner=alice, system_prompt="Be brief.")
+    empty = Conversation.objects.create(owner=alice)  # "New chat", the newest
+
+    opened = alice_client.http.get(f"/c/{empty.pk}/").text
+    assert sidebar_titles(opened) == [
+        "New chat",
+        "New chat",
+        "Named, no message yet",
+        "Chat 000",
+        "Chat 001",
+    ]
+    assert re.search(rf'<li data-conversation-id="{empty.pk}"[^>]*class="current"', opened)
+
+    elsewhere = alice_client.http.get("/").text
+    assert f'data-conversation-id="{empty.pk}"' not in elsewhere
+    assert f'data-conversation-id="{prompted.pk}"' in elsewhere
+    assert f'data-conversation-id="{named.pk}"' in elsewhere
+
+    listed = alice_client.http.get("/api/conversations/", params={"started": "true"}).json()
+    assert str(empty.pk) not in {c["id"] for c in listed["results"]} and listed["count"] == 4
+    everything = alice_client.http.get("/api/conversations/").json()  # API clients see all
+    assert everything["count"] == 5
+
+
 def test_charlie_is_offered_nothing_of_alices(server, alice, charlie_client):
     chats(alice, SIDEBAR_SIZE + 1)
     html = charlie_client.http.get("/").text

@@ -230,6 +230,11 @@ class ConversationListQuery(QueryParams):
         required=False,
         help_text="Where they started: chat (the pages and this API) or api (/v1).",
     )
+    started = serializers.BooleanField(
+        required=False,
+        help_text="true: only conversations with a message, a title or a system prompt (not "
+        "a new chat opened and left empty).",
+    )
 
 
 class RegenerateInput(serializers.Serializer):

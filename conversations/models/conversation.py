@@ -26,10 +26,17 @@ class ConversationQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def matching(
-        self, updated_after: datetime | None = None, model: str = "", q: str = "", source: str = ""
+        self,
+        updated_after: datetime | None = None,
+        model: str = "",
+        q: str = "",
+        source: str = "",
+        started: bool = False,
     ) -> "ConversationQuerySet":
         """The API list filters; `q` searches titles and message text."""
         conversations = self.filter(source=source) if source else self
+        if started:
+            conversations = conversations.started()
         if updated_after is not None:
             conversations = conversations.filter(updated_at__gt=updated_after)
         if model:
@@ -38,6 +45,12 @@ class ConversationQuerySet(models.QuerySet):
             in_text = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
             conversations = conversations.filter(Q(title__icontains=q) | Exists(in_text))
         return conversations
+
+    def started(self) -> "ConversationQuerySet":
+        """Conversations with a message, a title or a system prompt: not a "New chat" opened
+        and left empty, which the sidebar leaves out."""
+        messages = Message.objects.filter(conversation=OuterRef("pk"))
+        return self.filter(Exists(messages) | ~Q(title="") | ~Q(system_prompt=""))
 
     def with_reply_status(self, status: str) -> "ConversationQuerySet":
         replies = Message.objects.filter(

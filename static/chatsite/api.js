@@ -10,8 +10,10 @@ function chatsiteCsrfToken() {
 }
 
 // A call the server has not answered by then is given up: a stalled connection would
-// otherwise keep Send off until the browser itself gives up, minutes later. A message sent
-// again is safe: its client_id makes the server's answer the first one's.
+// otherwise keep Send off until the browser itself gives up, minutes later. The request may
+// have been carried out all the same: the chat page then catches up with the conversation as
+// stored (chat.js), and a message sent again is safe, its client_id making the server's
+// answer the first one's.
 const CHATSITE_ANSWER_WITHIN_MS = 30000;
 
 window.chatsiteApi = async function (method, url, body) {

@@ -26,7 +26,7 @@
   // The reply being streamed: {reply, stream, content, reasoning, received, reconnecting}
   let live = null;
   let sending = false; // a message or regeneration on its way: one at a time
-  let gone = false; // the conversation was deleted elsewhere
+  let gone = false; // the conversation is not found: deleted, or another account logged in
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
 
   const api = window.chatsiteApi;
@@ -224,7 +224,9 @@
       await request();
     } catch (error) {
       failed(error);
-      if (error.status === 409) await catchUp(); // a reply started in another window
+      // A reply started in another window (409), or by this request before its answer was
+      // lost (status 0): the conversation as stored shows it, and follows it.
+      if (error.status === 409 || error.status === 0) await catchUp(error.status === 0);
     } finally {
       sending = false;
       showControls();
@@ -266,8 +268,9 @@
   }
 
   // The conversation as stored now, following its running reply: another window (or an API
-  // client) may have added to it since this page was drawn.
-  async function catchUp() {
+  // client) may have added to it since this page was drawn. The error shown stays when
+  // keepError (a request whose answer was lost: it may not have reached the server).
+  async function catchUp(keepError = false) {
     try {
       const stored = await api("GET", `/api/conversations/${conversation.id}/`);
       messages = stored.messages;
@@ -279,7 +282,7 @@
     render();
     const running = runningReply();
     if (running && !live) follow(running);
-    if (!running) showError(""); // it ended meanwhile: nothing is in the way any more
+    if (!running && !keepError) showError(""); // it ended meanwhile: nothing is in the way any more
   }
 
   async function stop() {

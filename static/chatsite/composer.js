@@ -27,12 +27,12 @@
 
   // The text being written is kept per conversation for the tab's life (sessionStorage): a
   // reload, another chat opened meanwhile, or logging in again after the session lapsed does
-  // not lose it; logging out clears it (logged_out.js). With it, the
+  // not lose it; logging out clears it (drafts.js). With it, the
   // client_id it was sent with: sent again after a reload (its answer lost), it is a repeat
   // the server recognises, not a second message. Storage refused (full, or disabled) leaves
   // the draft on the page only, as before.
   function draftStore(conversationId, input) {
-    const key = `chatsite-draft-${conversationId}`;
+    const key = `${window.chatsiteDrafts.PREFIX}${conversationId}`;
     return {
       keep(clientId) {
         try {
@@ -59,15 +59,20 @@
   }
 
   // Enter sends, Shift+Enter starts a new line, Escape stops the reply. A touch screen's
-  // keyboard has no Shift+Enter: there Enter starts a new line and the Send button sends.
+  // keyboard has no Shift+Enter: there Enter starts a new line and the Send button sends (or
+  // Ctrl+Enter, or Cmd+Enter, on a tablet's keyboard, as anywhere).
   function listenToKeys(input, { send, stop }) {
     const touchScreen = window.matchMedia("(pointer: coarse)");
-    if (touchScreen.matches) input.placeholder = "Message";
+    const placeholder = input.placeholder;
+    const describe = () => { input.placeholder = touchScreen.matches ? "Message" : placeholder; };
+    describe();
+    touchScreen.addEventListener("change", describe);
     input.addEventListener("keydown", (event) => {
       // An input method's own Enter or Escape (isComposing; Safari's last one keyCode 229)
       // confirms or cancels the characters being composed: it neither sends nor stops.
       if (event.isComposing || event.keyCode === 229) return;
-      if (event.key === "Enter" && !event.shiftKey && !touchScreen.matches) {
+      const sends = event.ctrlKey || event.metaKey || !(event.shiftKey || touchScreen.matches);
+      if (event.key === "Enter" && sends) {
         event.preventDefault();
         if (!event.repeat) send(); // an Enter held down sends once
       } else if (event.key === "Escape") {

@@ -58,7 +58,7 @@
 
   function fetchConversations(query) {
     const params = new URLSearchParams(
-      Object.assign({ source: list.dataset.source, page_size: list.dataset.pageSize }, query)
+      Object.assign({ source: list.dataset.source, page_size: list.dataset.pageSize, started: "true" }, query)
     );
     return window.chatsiteApi("GET", "/api/conversations/?" + params);
   }

@@ -41,6 +41,22 @@ def test_the_key_form_reloaded_creates_no_second_key(browsing, alice):
     assert ApiKey.objects.count() == 1
 
 
+def test_create_pressed_again_while_the_key_is_on_its_way_sends_nothing(browsing, alice):
+    page = browsing.logged_in(alice)
+    page.goto("/settings/keys/")
+    # Two submits of the form, as two presses of Create before the answer: the page lets
+    # only the first through. (Events made here submit nothing themselves.)
+    refused = page.locator("#create-key").evaluate(
+        """form => [1, 2].map(() => {
+            const submit = new SubmitEvent("submit", {cancelable: true});
+            form.dispatchEvent(submit);
+            return submit.defaultPrevented;
+        })"""
+    )
+    assert refused == [False, True]
+    assert not ApiKey.objects.exists()
+
+
 def test_revoking_a_key_is_asked_first(browsing, alice):
     page = browsing.logged_in(alice)
     page.goto("/settings/keys/")
@@ -58,6 +74,21 @@ def test_revoking_a_key_is_asked_first(browsing, alice):
     assert ApiKey.objects.get().revoked_at is not None
 
 
+def test_logging_out_in_one_tab_clears_the_drafts_the_others_kept(browsing, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    page.locator("#content").fill("Not for the next person either")
+    other = browsing.new_tab(page)
+    other.goto("/")
+    assert kept_drafts(other) == []  # each tab keeps its own
+    assert len(kept_drafts(page)) == 1
+
+    other.get_by_role("button", name="Log out").click()
+    page.wait_for_function(
+        "() => !Object.keys(sessionStorage).some((key) => key.startsWith('chatsite-draft-'))"
+    )
+
+
 def test_logging_out_clears_the_drafts_the_tab_kept(browsing, alice):
     page = browsing.logged_in(alice)
     open_new_chat(page)
@@ -67,6 +98,7 @@ def test_logging_out_clears_the_drafts_the_tab_kept(browsing, alice):
 
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("heading", name="You are logged out")).to_be_visible()
+    page.wait_for_load_state("load")  # its scripts have run
     assert kept_drafts(page) == []
 
     page.goto("/accounts/login/")

@@ -147,7 +147,8 @@ def test_chat_works_on_a_phone_sized_screen(browsing, stub, alice):
     page.get_by_role("button", name="Chats").tap()
     expect(page.locator("#sidebar")).to_be_hidden()
 
-    send_message(page, "Show me something wide")
+    page.locator("#content").fill("Show me something wide")
+    page.locator("#send").tap()  # on a phone, Enter starts a new line
     wait_until_final(page)
     expect(reply_body(page).locator("table")).to_be_visible()
     assert_fits_the_screen(page)
@@ -186,6 +187,7 @@ def test_a_staff_users_header_and_chat_controls_fit_a_phone_screen(browsing, bob
 def test_older_conversations_load_on_demand_and_search_finds_them(browsing, alice, charlie):
     titles = [f"Chat {n:03}" for n in range(SIDEBAR_SIZE + 4)] + ['<img src=x onerror="alert(1)">']
     dated_chats(alice, titles)
+    conversation(alice, "", minutes_ago=60 * 24 * len(titles))  # a new chat left empty, oldest
     conversation(charlie, "Chat 103 of charlie", minutes_ago=1)
     page = browsing.logged_in(alice)
     expect(sidebar_titles(page)).to_have_count(SIDEBAR_SIZE)

@@ -124,6 +124,11 @@ def test_on_a_touch_screen_enter_starts_a_new_line_and_send_sends(browsing, stub
     wait_until_final(page)
     expect(page.locator(".message.user .body")).to_have_text("First line\nsecond line")
 
+    box.fill("From a tablet's keyboard")
+    box.press("Control+Enter")
+    wait_until_final(page)
+    expect(page.locator(".message.user .body")).to_have_count(2)
+
 
 def test_stop_keeps_the_text_and_regenerate_asks_the_picked_model(browsing, stub, alice, new_gate):
     never_opened = new_gate()
@@ -243,7 +248,7 @@ def test_a_send_the_server_cannot_receive_says_what_to_do_and_keeps_the_draft(br
     browsing.watch_of(page).forgive_console_errors("ERR_INTERNET_DISCONNECTED")
 
 
-def test_a_send_the_server_never_answers_is_given_up_and_goes_once_sent_again(
+def test_a_send_whose_answer_never_comes_is_given_up_and_the_stored_message_shown(
     browsing, stub, alice
 ):
     page = browsing.logged_in(alice)
@@ -252,7 +257,8 @@ def test_a_send_the_server_never_answers_is_given_up_and_goes_once_sent_again(
     stalled: list = []
 
     def never_answer(route: object) -> None:
-        stalled.append(route)
+        route.fetch()  # the server stores the message and starts its reply
+        stalled.append(route)  # and the page never hears back
 
     page.route(re.compile(r"/messages/$"), never_answer)
     send_message(page, "Are you there?")
@@ -262,12 +268,17 @@ def test_a_send_the_server_never_answers_is_given_up_and_goes_once_sent_again(
     expect(page.locator("#composer-error")).to_have_text(
         "chatsite did not answer in time: check the connection, then try again."
     )
+    wait_until_final(page)  # caught up: the message was stored, and answered
+    expect(page.locator(".message.user .body")).to_have_text("Are you there?")
+    expect(page.locator("#composer-error")).to_be_visible()  # it may not have been stored
     expect(page.locator("#send")).to_be_enabled()
     expect(page.locator("#content")).to_have_value("Are you there?")
 
     page.unroute(re.compile(r"/messages/$"), never_answer)
-    page.locator("#content").press("Enter")
-    wait_until_final(page)
+    with page.expect_response(re.compile(r"/messages/$")) as answer:
+        page.locator("#content").press("Enter")  # sent again: the first, repeated
+    assert answer.value.headers.get("idempotent-replayed") == "true"
+    expect(page.locator("#content")).to_have_value("")
     expect(page.locator(".message.user")).to_have_count(1)
     assert len(stalled) == 1 and len(stub.requests) == 1
 

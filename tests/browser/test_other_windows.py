@@ -171,8 +171,8 @@ def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
     browsing.watch_of(other).forgive_console_errors("409")
 
 
-def log_in_again_in_another_tab(page: Page, username: str) -> None:
-    other = page.context.new_page()
+def log_in_again_in_another_tab(browsing: object, page: Page, username: str) -> None:
+    other = browsing.new_tab(page)
     other.goto("/")
     other.get_by_role("button", name="Log out").click()
     other.goto("/accounts/login/")
@@ -180,13 +180,12 @@ def log_in_again_in_another_tab(page: Page, username: str) -> None:
     other.get_by_label("Password").fill(f"{username}-password")
     other.get_by_role("button", name="Log in").click()
     expect(other).to_have_url(re.compile(r"/$"))  # a new session, and a new CSRF token
-    other.close()
 
 
 def test_logging_in_again_in_another_tab_leaves_this_tab_able_to_send(browsing, stub, alice):
     page = browsing.logged_in(alice)
     open_new_chat(page)
-    log_in_again_in_another_tab(page, "alice")
+    log_in_again_in_another_tab(browsing, page, "alice")
 
     send_message(page, "Still here")
     wait_until_final(page)
@@ -199,7 +198,7 @@ def test_another_account_logged_in_elsewhere_is_not_read_as_a_deletion(
 ):
     page = browsing.logged_in(alice)
     open_new_chat(page)
-    log_in_again_in_another_tab(page, "charlie")
+    log_in_again_in_another_tab(browsing, page, "charlie")
 
     send_message(page, "Still me?")
     expect(page.locator("#composer-error")).to_have_text(

@@ -1,0 +1,28 @@
+"use strict";
+// The unsent drafts a tab keeps (composer.js) go when the user logs out: the tab that logs out
+// clears its own (logged_out.js) and tells the others, each of which clears its own, so
+// whoever uses this browser next cannot read them. A lapsed session keeps them: logging in
+// again restores them.
+(function () {
+  const PREFIX = "chatsite-draft-";
+  const channel = "BroadcastChannel" in window ? new BroadcastChannel("chatsite-logout") : null;
+
+  function clearAll() {
+    try {
+      for (const key of Object.keys(sessionStorage)) {
+        if (key.startsWith(PREFIX)) sessionStorage.removeItem(key);
+      }
+    } catch (error) {
+      // storage refused: nothing was kept
+    }
+  }
+
+  if (channel) channel.addEventListener("message", clearAll);
+  window.chatsiteDrafts = {
+    PREFIX,
+    loggedOut() {
+      clearAll();
+      if (channel) channel.postMessage("logged out");
+    },
+  };
+})();
