@@ -2,9 +2,11 @@
 request, streamed or whole, stored as a conversation of the key's owner."""
 
 import concurrent.futures
+import contextlib
 import json
 import socket
 import urllib.parse
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -95,6 +97,20 @@ def test_provider_failure_is_an_error_for_the_sdk_and_stored_as_failed(sdk, stub
     assert list(statuses) == ["failed", "failed"]
 
 
+@contextlib.contextmanager
+def stream_held_after_before(server: object, stub: object, key: str) -> Iterator[tuple]:
+    """A streamed /v1 completion whose reply is held after "Before" until the gate opens:
+    (the gate, the rest of its lines)."""
+    gate = Gate()
+    stub.queue(gated_stream(["Before"], gate, after=[" and after"]))
+    body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=headers) as r:
+        lines = r.iter_lines()
+        assert "Before" in next(line for line in lines if "Before" in line)
+        yield gate, lines
+
+
 def test_a_client_that_leaves_mid_stream_stops_its_reply_keeping_the_text(server, stub, alice_key):
     gate = Gate()
     stub.queue(gated_stream(["Before"], gate, after=[" and after"]))
@@ -122,13 +138,7 @@ def test_a_stream_whose_reply_is_deleted_before_it_is_stored_ends_with_not_found
 ):
     # Its key outlives the test: only the reply's row goes, as with a user deleted by staff.
     server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="3600")
-    gate = Gate()
-    stub.queue(gated_stream(["Before"], gate, after=[" and after"]))
-    body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
-    headers = {"Authorization": f"Bearer {alice_key}"}
-    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=headers) as r:
-        lines = r.iter_lines()
-        assert "Before" in next(line for line in lines if "Before" in line)
+    with stream_held_after_before(server, stub, alice_key) as (gate, lines):
         Conversation.objects.all().delete()  # the reply with it, still running
         gate.open()
         rest = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
@@ -144,13 +154,7 @@ def test_revoking_the_key_mid_stream_stops_its_reply_keeping_the_text(
     start_server, stub, alice, alice_key
 ):
     server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
-    gate = Gate()
-    stub.queue(gated_stream(["Before"], gate, after=[" and after"]))
-    body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
-    headers = {"Authorization": f"Bearer {alice_key}"}
-    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=headers) as r:
-        lines = r.iter_lines()
-        assert "Before" in next(line for line in lines if "Before" in line)
+    with stream_held_after_before(server, stub, alice_key) as (gate, lines):
         revoke_key(alice.api_keys.get())
         error = json.loads(next(line for line in lines if "error" in line).removeprefix("data: "))
         assert error["error"]["code"] == "key_revoked"
