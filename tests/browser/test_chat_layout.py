@@ -184,6 +184,16 @@ def test_a_staff_users_header_and_chat_controls_fit_a_phone_screen(browsing, bob
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], control
 
 
+def test_without_javascript_the_chat_says_it_needs_it(browsing, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    expect(page.locator("#needs-script")).to_be_hidden()  # with it, not a word
+    without = browsing.new_page(java_script_enabled=False)
+    without.context.add_cookies(page.context.cookies())
+    without.goto(page.url)
+    expect(without.locator("#needs-script")).to_be_visible()
+
+
 def test_older_conversations_load_on_demand_and_search_finds_them(browsing, alice, charlie):
     titles = [f"Chat {n:03}" for n in range(SIDEBAR_SIZE + 4)] + ['<img src=x onerror="alert(1)">']
     dated_chats(alice, titles)
