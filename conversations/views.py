@@ -60,12 +60,11 @@ def sidebar(user: AbstractBaseUser, source: str, current: Conversation | None = 
     recent = list(mine.matching(source=source, started=True)[: SIDEBAR_SIZE + 1])
     listed = recent[:SIDEBAR_SIZE]
     if current is not None and current not in listed:
-        # Older than every one listed, last; or a new chat still empty, the newest, first.
-        newest = not listed or (current.updated_at, current.pk) > (
-            listed[0].updated_at,
-            listed[0].pk,
-        )
-        listed.insert(0 if newest else len(listed), current)
+        # In its place: last when older than every one listed; a new chat still empty, not
+        # listed as started, anywhere (first, when just made).
+        order = (current.updated_at, current.pk)
+        after = sum((c.updated_at, c.pk) > order for c in listed)  # listed newest first
+        listed.insert(after, current)
     return {
         "conversations": listed,
         "has_older_conversations": len(recent) > SIDEBAR_SIZE,

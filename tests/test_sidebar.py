@@ -2,6 +2,7 @@
 ones are offered, to load from the API (sidebar.js; its browser test is in tests/browser)."""
 
 import re
+from datetime import timedelta
 
 from conversations.models import Conversation
 from conversations.views import SIDEBAR_SIZE
@@ -58,10 +59,18 @@ def test_a_new_chat_left_empty_is_listed_only_while_it_is_open(server, alice, al
     assert f'data-conversation-id="{prompted.pk}"' in elsewhere
     assert f'data-conversation-id="{named.pk}"' in elsewhere
 
+    # One left empty a while ago, opened again: in its place, not last.
+    between = Conversation.objects.create(
+        owner=alice,
+        updated_at=Conversation.objects.get(title="Chat 001").updated_at + timedelta(hours=1),
+    )
+    reopened = sidebar_titles(alice_client.http.get(f"/c/{between.pk}/").text)
+    assert reopened == ["New chat", "Named, no message yet", "Chat 000", "New chat", "Chat 001"]
+
     listed = alice_client.http.get("/api/conversations/", params={"started": "true"}).json()
     assert str(empty.pk) not in {c["id"] for c in listed["results"]} and listed["count"] == 4
     everything = alice_client.http.get("/api/conversations/").json()  # API clients see all
-    assert everything["count"] == 5
+    assert everything["count"] == 6
 
 
 def test_charlie_is_offered_nothing_of_alices(server, alice, charlie_client):

@@ -50,7 +50,8 @@ class ConversationQuerySet(models.QuerySet):
         """Conversations with a message, a title or a system prompt: not a "New chat" opened
         and left empty, which the sidebar leaves out."""
         messages = Message.objects.filter(conversation=OuterRef("pk"))
-        return self.filter(Exists(messages) | ~Q(title="") | ~Q(system_prompt=""))
+        # The columns first: a title (set by the first message) nearly always decides.
+        return self.filter(~Q(title="") | ~Q(system_prompt="") | Exists(messages))
 
     def with_reply_status(self, status: str) -> "ConversationQuerySet":
         replies = Message.objects.filter(

@@ -17,9 +17,8 @@
   const models = JSON.parse(document.getElementById("models-data").textContent);
 
   // What a reply followed here says when its conversation is deleted meanwhile (as the server's
-  // stop says), and what the page says once it finds the conversation gone.
+  // stop says).
   const DELETED_MID_REPLY = "The conversation was deleted while this reply was being written.";
-  const GONE = "This conversation was deleted, in another window or by an API client.";
 
   let messages = conversation.messages;
   const chosen = {}; // user message id -> index of the alternative shown
@@ -31,7 +30,7 @@
 
   const api = window.chatsiteApi;
   const { newUuid, fillModelPicker, draftStore, listenToKeys } = window.chatsiteComposer;
-  const draft = draftStore(conversation.id, input);
+  const draft = draftStore(conversation, input);
   const header = window.chatsiteChatHeader(conversation, failed);
 
   function showError(text) {
@@ -44,21 +43,9 @@
     if (error.status !== 404) return showError(error.message);
     gone = true;
     input.disabled = true;
+    draft.forget(); // its text stays in view, to copy
     showControls();
-    showError(await whyNotFound());
-  }
-
-  // Deleted elsewhere, unless another account has logged in (in another tab) since: the
-  // conversation is then not theirs to see.
-  async function whyNotFound() {
-    const owner = chat.dataset.username;
-    try {
-      const now = (await api("GET", "/api/usage/")).username;
-      if (now !== owner) return `${now} is logged in now, in another tab or window: this conversation is ${owner}'s. Log in as ${owner} again, then reload this page.`;
-    } catch (error) {
-      // unreachable, or logged out meanwhile: deletion stays the likeliest reason
-    }
-    return GONE;
+    showError(await header.whyNotFound(chat.dataset.username));
   }
 
   function modelLabel(id) {
@@ -220,17 +207,28 @@
     sending = true;
     showError("");
     showControls();
+    let refused = null;
     try {
       await request();
     } catch (error) {
       failed(error);
-      // A reply started in another window (409), or by this request before its answer was
-      // lost (status 0): the conversation as stored shows it, and follows it.
-      if (error.status === 409 || error.status === 0) await catchUp(error.status === 0);
+      refused = error.status;
     } finally {
       sending = false;
       showControls();
     }
+    // A reply started in another window (409), or by this request before its answer was lost
+    // (status 0): the conversation as stored shows it, and follows it.
+    if (refused === 409 || refused === 0) await catchUp(refused === 0);
+  }
+
+  // A message stored: its draft goes (what was typed meanwhile stays), and it titles the chat.
+  function sent(content) {
+    if (input.value === content) input.value = "";
+    draftId = null;
+    draft.keep(null);
+    header.titledBy(content);
+    if (sidebar) sidebar.touch(conversation.id, conversation.title);
   }
 
   function send() {
@@ -244,14 +242,10 @@
         model: modelSelect.value,
         client_id: draftId,
       });
-      if (input.value === content) input.value = ""; // what was typed meanwhile stays
-      draftId = null;
-      draft.keep(null);
       // The model was sent the newest reply to each earlier message: those are shown now.
       for (const id of Object.keys(chosen)) delete chosen[id];
       add(data.user_message, data.assistant_message);
-      header.titledBy(content);
-      if (sidebar) sidebar.touch(conversation.id, conversation.title);
+      sent(content);
       follow(data.assistant_message);
       window.scrollTo(0, document.body.scrollHeight); // the message sent, even if scrolled up
     });
@@ -269,12 +263,18 @@
 
   // The conversation as stored now, following its running reply: another window (or an API
   // client) may have added to it since this page was drawn. The error shown stays when
-  // keepError (a request whose answer was lost: it may not have reached the server).
+  // keepError (a request whose answer was lost), unless the draft is found stored: sent.
   async function catchUp(keepError = false) {
     try {
       const stored = await api("GET", `/api/conversations/${conversation.id}/`);
       messages = stored.messages;
       header.retitle(stored.title);
+      const draftStored = draftId && messages.find((m) => m.role === "user" && m.client_id === draftId);
+      if (draftStored) {
+        sent(draftStored.content);
+        showError("");
+        keepError = true; // and nothing to say when the reply ends
+      }
     } catch (error) {
       if (error.status === 404) failed(error);
       return;

@@ -1,8 +1,9 @@
 "use strict";
-// The chat page's header: the conversation's title (from its first message, or renamed) and
-// its Delete button. Errors go to the page's own handler (chat.js).
+// The chat page's header: the conversation's title (from its first message, or renamed), its
+// Delete button, and why it is not found. Errors go to the page's own handler (chat.js).
 (function () {
   const TITLE_LENGTH = 80;
+  const GONE = "This conversation was deleted, in another window or by an API client.";
   const api = window.chatsiteApi;
   const sidebar = window.chatsiteSidebar;
 
@@ -13,8 +14,8 @@
   }
 
   // conversation: the page's {id, title}, kept up to date; failed(error) shows an API error.
-  // Returns {titledBy(text)}: a first message titles an untitled conversation; and
-  // {retitle(title)}: the title as stored, when the page catches up.
+  // Returns {titledBy(text)}: a first message titles an untitled conversation;
+  // {retitle(title)}: the title as stored, when the page catches up; {whyNotFound(owner)}.
   window.chatsiteChatHeader = function (conversation, failed) {
     function setTitle(title) {
       conversation.title = title;
@@ -43,12 +44,25 @@
       }
     }
 
+    // Why the conversation is not found (404): deleted elsewhere, unless another account has
+    // logged in (in another tab) since, whose it is not.
+    async function whyNotFound(owner) {
+      try {
+        const now = (await api("GET", "/api/usage/")).username;
+        if (now !== owner) return `${now} is logged in now, in another tab or window: this conversation is ${owner}'s. Log in as ${owner} again, then reload this page.`;
+      } catch (error) {
+        // unreachable, or logged out meanwhile: deletion stays the likeliest reason
+      }
+      return GONE;
+    }
+
     document.getElementById("rename").addEventListener("click", rename);
     document.getElementById("delete").addEventListener("click", remove);
     return {
       titledBy(text) {
         if (!conversation.title) setTitle(titleFrom(text));
       },
+      whyNotFound,
       // The title as stored now (another window's first message, or rename).
       retitle(title) {
         if (title === conversation.title) return;

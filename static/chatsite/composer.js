@@ -30,16 +30,27 @@
   // not lose it; logging out clears it (drafts.js). With it, the
   // client_id it was sent with: sent again after a reload (its answer lost), it is a repeat
   // the server recognises, not a second message. Storage refused (full, or disabled) leaves
-  // the draft on the page only, as before.
-  function draftStore(conversationId, input) {
-    const key = `${window.chatsiteDrafts.PREFIX}${conversationId}`;
+  // the draft on the page only, as before. The chat's title and source go with it: the
+  // sidebar lists a chat with a draft (sidebar.js), even a new chat it would leave out.
+  function draftStore(conversation, input) {
+    const key = `${window.chatsiteDrafts.PREFIX}${conversation.id}`;
     return {
       keep(clientId) {
+        if (window.chatsiteDrafts.cleared) return; // logged out in another tab
+        const { title, source } = conversation;
+        const at = new Date().toISOString();
         try {
-          if (input.value) sessionStorage.setItem(key, JSON.stringify({ text: input.value, clientId }));
+          if (input.value) sessionStorage.setItem(key, JSON.stringify({ text: input.value, clientId, title, source, at }));
           else sessionStorage.removeItem(key);
         } catch (error) {
           // not kept
+        }
+      },
+      forget() {
+        try {
+          sessionStorage.removeItem(key);
+        } catch (error) {
+          // nothing was kept
         }
       },
       // A kept draft back in an empty box; its client_id, or null.

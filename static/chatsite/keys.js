@@ -8,6 +8,8 @@
   create.addEventListener("submit", (event) => {
     if (create.dataset.sent) event.preventDefault();
     create.dataset.sent = "true";
+    // A submit stopped before its answer (Esc, the Stop button) must not end the form.
+    setTimeout(() => delete create.dataset.sent, 10000);
   });
   // Back to this page from the browser's cache: its form may be sent again.
   window.addEventListener("pageshow", (event) => {

@@ -101,6 +101,24 @@
     }, 300);
   }
 
+  // A chat with an unsent draft in this tab stays within reach, even a new chat left empty,
+  // which the page does not list: composer.js keeps the chat's title and source with it.
+  function listDrafted() {
+    const prefix = window.chatsiteDrafts.PREFIX;
+    let drafts = [];
+    try {
+      drafts = Object.keys(sessionStorage).filter((key) => key.startsWith(prefix)).map((key) =>
+        Object.assign({ id: key.slice(prefix.length) }, JSON.parse(sessionStorage.getItem(key))));
+    } catch (error) {
+      return; // none kept, or not as this page keeps them
+    }
+    for (const draft of drafts) {
+      if (draft.source === list.dataset.source && draft.at) {
+        add({ id: draft.id, title: draft.title, updated_at: draft.at });
+      }
+    }
+  }
+
   // A conversation that just got a message is now the newest.
   function touch(conversationId, title) {
     const item = find(conversationId);
@@ -110,6 +128,7 @@
     rename(conversationId, title);
   }
 
+  listDrafted();
   search.addEventListener("input", filter);
   search.addEventListener("input", searchServer);
   if (older) older.addEventListener("click", showOlder);

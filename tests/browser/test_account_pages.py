@@ -87,6 +87,8 @@ def test_logging_out_in_one_tab_clears_the_drafts_the_others_kept(browsing, alic
     page.wait_for_function(
         "() => !Object.keys(sessionStorage).some((key) => key.startsWith('chatsite-draft-'))"
     )
+    page.locator("#content").press_sequentially(", typed on")
+    assert kept_drafts(page) == []  # and none kept from then on
 
 
 def test_logging_out_clears_the_drafts_the_tab_kept(browsing, alice):

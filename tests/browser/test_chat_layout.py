@@ -184,6 +184,24 @@ def test_a_staff_users_header_and_chat_controls_fit_a_phone_screen(browsing, bob
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], control
 
 
+def test_a_new_chat_with_an_unsent_draft_stays_in_the_sidebar(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "A chat begun")
+    wait_until_final(page)
+    begun = page.url
+    open_new_chat(page)
+    page.locator("#content").fill("Half a thought")
+    open_new_chat(page)  # another, left without a word
+
+    open_chat(page, begun)
+    drafted = page.locator("#conversation-list li", has_text="New chat")
+    expect(drafted).to_have_count(1)  # the one with the draft, not the one left empty
+    drafted.get_by_role("link").click()
+    expect(page.locator("#chat[data-ready=true]")).to_be_attached()
+    expect(page.locator("#content")).to_have_value("Half a thought")
+
+
 def test_without_javascript_the_chat_says_it_needs_it(browsing, alice):
     page = browsing.logged_in(alice)
     open_new_chat(page)

@@ -236,9 +236,12 @@ def test_a_message_whose_answer_was_lost_is_not_sent_twice_after_a_reload(browsi
         route.abort()  # the page never hears back
 
     page.route(re.compile(r"/messages/$"), lose_the_answer)
+    # The connection stays down for the page's catch-up after it, too.
+    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
     send_message(page, "Only once")
     expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
     page.unroute(re.compile(r"/messages/$"))
+    page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
     open_chat(page, chat_url)  # reloaded, as the person would
     wait_until_final(page)  # the message was stored, and answered
     expect(page.locator("#content")).to_have_value("Only once")  # the draft, kept
@@ -250,6 +253,24 @@ def test_a_message_whose_answer_was_lost_is_not_sent_twice_after_a_reload(browsi
     expect(page.locator("#content")).to_have_value("")
     expect(page.locator(".message.user")).to_have_count(1)
     assert Message.objects.count() == 2 and len(stub.requests) == 1
+    browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
+
+
+def test_a_message_whose_answer_was_lost_is_shown_as_stored_without_a_reload(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+
+    def lose_the_answer(route: object) -> None:
+        route.fetch()  # the server stores the message and starts its reply
+        route.abort()  # the page never hears back
+
+    page.route(re.compile(r"/messages/$"), lose_the_answer)
+    send_message(page, "Only once")
+    wait_until_final(page)  # caught up: its client_id found stored, its reply followed
+    expect(page.locator(".message.user .body")).to_have_text("Only once")
+    expect(page.locator("#content")).to_have_value("")  # sent: no draft to send again
+    expect(page.locator("#composer-error")).to_be_hidden()
+    assert len(stub.requests) == 1
     browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
 
 
