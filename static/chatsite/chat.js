@@ -27,10 +27,12 @@
   let sending = false; // a message or regeneration on its way: one at a time
   let gone = false; // the conversation is not found: deleted, or another account logged in
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
+  let sentId = null; // the client_id of the last message sent
+  let additions = 0; // messages added here: a catch-up's older snapshot must not replace them
 
   const api = window.chatsiteApi;
   const { newUuid, fillModelPicker, draftStore, listenToKeys } = window.chatsiteComposer;
-  const draft = draftStore(conversation, input);
+  const draft = draftStore(conversation, input, chat.dataset.username);
   const header = window.chatsiteChatHeader(conversation, failed);
 
   function showError(text) {
@@ -141,6 +143,7 @@
   }
 
   function follow(reply) {
+    if (live && live.reply.id === reply.id) return; // followed already (a catch-up's, a replay)
     const state = { reply, content: "", reasoning: "", received: false, reconnecting: false };
     live = state;
     // The reply as this page last saw it, when the stream cannot say how it ended.
@@ -199,6 +202,7 @@
     for (const message of added) {
       if (!messages.some((m) => m.id === message.id)) messages.push(message);
     }
+    additions += 1;
   }
 
   // One POST at a time (a second Enter while the first is on its way does nothing).
@@ -224,10 +228,10 @@
 
   // A message stored: its draft goes (what was typed meanwhile stays), and it titles the chat.
   function sent(content) {
+    header.titledBy(content);
     if (input.value === content) input.value = "";
     draftId = null;
     draft.keep(null);
-    header.titledBy(content);
     if (sidebar) sidebar.touch(conversation.id, conversation.title);
   }
 
@@ -235,13 +239,15 @@
     const content = input.value;
     if (!content.trim()) return;
     draftId = draftId || newUuid();
+    sentId = draftId;
     draft.keep(draftId);
     return posting(async () => {
       const data = await api("POST", `/api/conversations/${conversation.id}/messages/`, {
         content,
         model: modelSelect.value,
-        client_id: draftId,
+        client_id: sentId,
       });
+      sentId = null; // answered
       // The model was sent the newest reply to each earlier message: those are shown now.
       for (const id of Object.keys(chosen)) delete chosen[id];
       add(data.user_message, data.assistant_message);
@@ -263,15 +269,17 @@
 
   // The conversation as stored now, following its running reply: another window (or an API
   // client) may have added to it since this page was drawn. The error shown stays when
-  // keepError (a request whose answer was lost), unless the draft is found stored: sent.
+  // keepError (a request whose answer was lost), unless the message sent is found stored.
   async function catchUp(keepError = false) {
+    const since = additions;
     try {
       const stored = await api("GET", `/api/conversations/${conversation.id}/`);
+      if (additions !== since) return; // sent again meanwhile: its answer is newer
       messages = stored.messages;
       header.retitle(stored.title);
-      const draftStored = draftId && messages.find((m) => m.role === "user" && m.client_id === draftId);
-      if (draftStored) {
-        sent(draftStored.content);
+      const lost = keepError && messages.find((m) => m.role === "user" && m.client_id === sentId);
+      if (lost) {
+        sent(lost.content);
         showError("");
         keepError = true; // and nothing to say when the reply ends
       }

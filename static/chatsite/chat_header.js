@@ -38,6 +38,7 @@
       if (!window.confirm("Delete this conversation and all its messages?")) return;
       try {
         await api("DELETE", `/api/conversations/${conversation.id}/`);
+        window.chatsiteDrafts.forget(conversation.id); // else the sidebar would list it
         window.location.href = "/";
       } catch (error) {
         failed(error);

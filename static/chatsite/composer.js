@@ -30,29 +30,22 @@
   // not lose it; logging out clears it (drafts.js). With it, the
   // client_id it was sent with: sent again after a reload (its answer lost), it is a repeat
   // the server recognises, not a second message. Storage refused (full, or disabled) leaves
-  // the draft on the page only, as before. The chat's title and source go with it: the
+  // the draft on the page only, as before. The chat's source and its user go with it: the
   // sidebar lists a chat with a draft (sidebar.js), even a new chat it would leave out.
-  function draftStore(conversation, input) {
+  function draftStore(conversation, input, user) {
     const key = `${window.chatsiteDrafts.PREFIX}${conversation.id}`;
     return {
       keep(clientId) {
         if (window.chatsiteDrafts.cleared) return; // logged out in another tab
-        const { title, source } = conversation;
-        const at = new Date().toISOString();
+        const kept = { text: input.value, clientId, source: conversation.source, user };
         try {
-          if (input.value) sessionStorage.setItem(key, JSON.stringify({ text: input.value, clientId, title, source, at }));
+          if (input.value) sessionStorage.setItem(key, JSON.stringify(kept));
           else sessionStorage.removeItem(key);
         } catch (error) {
           // not kept
         }
       },
-      forget() {
-        try {
-          sessionStorage.removeItem(key);
-        } catch (error) {
-          // nothing was kept
-        }
-      },
+      forget: () => window.chatsiteDrafts.forget(conversation.id),
       // A kept draft back in an empty box; its client_id, or null.
       restore() {
         try {

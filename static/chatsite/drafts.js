@@ -13,6 +13,13 @@
       clearAll();
       if (channel) channel.postMessage("logged out");
     },
+    forget(conversationId) {
+      try {
+        sessionStorage.removeItem(PREFIX + conversationId);
+      } catch (error) {
+        // nothing was kept
+      }
+    },
   };
 
   function clearAll() {

@@ -9,7 +9,7 @@
     if (create.dataset.sent) event.preventDefault();
     create.dataset.sent = "true";
     // A submit stopped before its answer (Esc, the Stop button) must not end the form.
-    setTimeout(() => delete create.dataset.sent, 10000);
+    setTimeout(() => delete create.dataset.sent, 30000);
   });
   // Back to this page from the browser's cache: its form may be sent again.
   window.addEventListener("pageshow", (event) => {

@@ -51,6 +51,8 @@
     link.href = "/c/" + conversation.id + "/";
     link.textContent = conversation.title || "New chat";  // text: titles are untrusted
     item.append(link);
+    const placeholder = list.querySelector("li.empty:not(#no-match)"); // "No conversations yet."
+    if (placeholder) placeholder.remove();
     const when = Date.parse(conversation.updated_at);
     const next = Array.from(items()).find((other) => Date.parse(other.dataset.updated) < when);
     list.insertBefore(item, next || noMatch);
@@ -102,21 +104,40 @@
   }
 
   // A chat with an unsent draft in this tab stays within reach, even a new chat left empty,
-  // which the page does not list: composer.js keeps the chat's title and source with it.
-  function listDrafted() {
+  // which the page does not list. The API says it is still there, and its title; a draft
+  // whose chat is gone is forgotten. Another account's drafts (a session that lapsed, then
+  // someone else logged in) are left alone: only their owner's pages show them.
+  async function listDrafted() {
     const prefix = window.chatsiteDrafts.PREFIX;
-    let drafts = [];
-    try {
-      drafts = Object.keys(sessionStorage).filter((key) => key.startsWith(prefix)).map((key) =>
-        Object.assign({ id: key.slice(prefix.length) }, JSON.parse(sessionStorage.getItem(key))));
-    } catch (error) {
-      return; // none kept, or not as this page keeps them
-    }
-    for (const draft of drafts) {
-      if (draft.source === list.dataset.source && draft.at) {
-        add({ id: draft.id, title: draft.title, updated_at: draft.at });
+    for (const id of keptDraftIds(prefix)) {
+      if (find(id)) continue;
+      let conversation;
+      try {
+        conversation = await window.chatsiteApi("GET", `/api/conversations/${id}/`);
+      } catch (error) {
+        if (error.status === 404) window.chatsiteDrafts.forget(id);
+        continue;
       }
+      if (conversation.source === list.dataset.source) add(conversation);
     }
+    filter();
+  }
+
+  function keptDraftIds(prefix) {
+    const ids = [];
+    try {
+      for (const key of Object.keys(sessionStorage).filter((k) => k.startsWith(prefix))) {
+        try {
+          const draft = JSON.parse(sessionStorage.getItem(key));
+          if (draft.user === list.dataset.username) ids.push(key.slice(prefix.length));
+        } catch (error) {
+          // not as this page keeps drafts
+        }
+      }
+    } catch (error) {
+      // storage refused: none kept
+    }
+    return ids;
   }
 
   // A conversation that just got a message is now the newest.

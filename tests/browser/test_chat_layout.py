@@ -202,6 +202,32 @@ def test_a_new_chat_with_an_unsent_draft_stays_in_the_sidebar(browsing, stub, al
     expect(page.locator("#content")).to_have_value("Half a thought")
 
 
+def test_a_drafted_chat_deleted_elsewhere_or_of_another_account_is_not_listed(
+    browsing, alice, charlie, client_for
+):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    drafted = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.locator("#content").fill("Half a thought")
+    open_new_chat(page)
+    page.locator("#content").fill("Another")
+    page.goto("/")
+    expect(page.locator("#conversation-list li", has_text="New chat")).to_have_count(2)
+
+    client_for(alice).http.delete(f"/api/conversations/{drafted}/")  # by an API client
+    page.reload()
+    expect(page.locator("#conversation-list li", has_text="New chat")).to_have_count(1)
+    browsing.watch_of(page).forgive_console_errors("404")
+
+    page.goto("/accounts/login/")  # charlie, in the same tab, without logging alice out
+    page.get_by_label("Username").fill("charlie")
+    page.get_by_label("Password").fill("charlie-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(".who")).to_have_text("charlie")
+    expect(page.locator("#conversation-list li[data-conversation-id]")).to_have_count(0)
+    assert len(page.evaluate("Object.keys(sessionStorage)")) == 1  # alice's, kept for her
+
+
 def test_without_javascript_the_chat_says_it_needs_it(browsing, alice):
     page = browsing.logged_in(alice)
     open_new_chat(page)

@@ -265,6 +265,8 @@ def test_a_send_whose_answer_never_comes_is_given_up_and_caught_up_with(
     page.route(re.compile(r"/messages/$"), never_answer)
     send_message(page, "Are you there?")
     expect(page.locator("#send")).to_be_disabled()
+    if reached:
+        page.locator("#content").press_sequentially(" Hello?")  # typed on while waiting
     page.clock.fast_forward("00:31")
     expect(page.locator("#send")).to_be_enabled()
 
@@ -272,7 +274,7 @@ def test_a_send_whose_answer_never_comes_is_given_up_and_caught_up_with(
         wait_until_final(page)
         expect(page.locator(".message.user .body")).to_have_text("Are you there?")
         expect(page.locator("#composer-error")).to_be_hidden()
-        expect(page.locator("#content")).to_have_value("")
+        expect(page.locator("#content")).to_have_value("Are you there? Hello?")  # kept
         return
     expect(page.locator("#composer-error")).to_have_text(
         "chatsite did not answer in time: check the connection, then try again."
