@@ -182,3 +182,11 @@ def asgi_receive():
         raise AssertionError("unreachable")
 
     return receive
+
+
+def new_key(client: ChatClient, name: str = "laptop") -> dict:
+    """A new API key through the API, as `client`: its JSON, with the secret."""
+    response = client.http.post("/api/keys/", json={"name": name})
+    assert response.status_code == 201, response.text
+    assert response.headers["Cache-Control"] == "no-store"  # the secret is in it, this once
+    return response.json()

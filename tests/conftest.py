@@ -167,3 +167,17 @@ def sdk(server, alice_key):
 
 def pytest_configure(config) -> None:
     ARTIFACTS.mkdir(exist_ok=True)  # the SQLite test database and server logs live here
+
+
+@pytest.fixture
+def key_client(server):
+    """key_client(secret, base_url=None) -> a ChatClient that sends only `Bearer <secret>`."""
+    clients: list[ChatClient] = []
+
+    def make(secret: str, base_url: str | None = None) -> ChatClient:
+        clients.append(ChatClient(base_url or server.url, None, api_key=secret))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()

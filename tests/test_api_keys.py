@@ -2,41 +2,18 @@
 
 import contextlib
 import hashlib
-import re
 import uuid
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conversations.apikeys import active_key_ids, create_key, revoke_key
 from conversations.models import ApiKey, Conversation, Message
-from tests.client import ChatClient, read_events, text_of
+from tests.client import new_key, read_events, text_of
 from tests.replies import send_held_reply
 from tests.stub import Gate, Script, openai_chunk, openai_stream, sse
 
 END = [openai_chunk(finish_reason="stop"), sse("[DONE]")]
-
-
-@pytest.fixture
-def key_client(server):
-    """key_client(secret, base_url=None) -> a ChatClient that sends only `Bearer <secret>`."""
-    clients: list[ChatClient] = []
-
-    def make(secret: str, base_url: str | None = None) -> ChatClient:
-        clients.append(ChatClient(base_url or server.url, None, api_key=secret))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-def new_key(client: ChatClient, name: str = "laptop") -> dict:
-    response = client.http.post("/api/keys/", json={"name": name})
-    assert response.status_code == 201, response.text
-    assert response.headers["Cache-Control"] == "no-store"  # the secret is in it, this once
-    return response.json()
 
 
 def test_a_new_key_is_shown_once_and_only_its_hash_is_stored(server, alice_client, alice):
@@ -233,116 +210,6 @@ def test_a_session_stream_is_not_affected_by_key_checks(start_server, stub, alic
     body = owner.send(conversation["id"], "Greet me").json()
     events = owner.events(body["stream_url"])
     assert (text_of(events), events[-1].name) == ("Hello", "done")
-
-
-def key_form_token(client: ChatClient) -> str:
-    """The settings page's create form, as drawn: its hidden token."""
-    page = client.http.get("/settings/keys/")
-    assert page.status_code == 200
-    return re.search(r'name="form_token" value="([0-9a-f-]+)"', page.text).group(1)
-
-
-def secret_on(page) -> str | None:
-    found = re.search(r'id="new-key">(cs_[A-Za-z0-9_-]+)<', page.text)
-    return found and found.group(1)
-
-
-def test_settings_page_creates_a_key_once_and_revokes_it(server, alice_client, key_client):
-    assert "No keys yet" in alice_client.http.get("/settings/keys/").text
-
-    form = {"name": "<b>cli</b>", "form_token": key_form_token(alice_client)}
-    created = alice_client.http.post("/settings/keys/", data=form)
-    assert created.status_code == 200
-    assert created.headers["Cache-Control"] == "no-store"
-    secret = secret_on(created)
-    assert "&lt;b&gt;cli&lt;/b&gt;" in created.text and "<b>cli</b>" not in created.text
-    assert key_client(secret).http.get("/api/conversations/").status_code == 200
-
-    again = alice_client.http.get("/settings/keys/")
-    assert secret not in again.text and f"cs_…{secret[-4:]}" in again.text
-    key = ApiKey.objects.get()
-    asked = alice_client.http.get(f"/settings/keys/{key.id}/revoke/")
-    assert asked.status_code == 200 and "Revoke the key" in asked.text
-    assert key_client(secret).http.get("/api/conversations/").status_code == 200  # only asked
-
-    revoked = alice_client.http.post(f"/settings/keys/{key.id}/revoke/")
-    assert revoked.status_code == 302
-    assert key_client(secret).http.get("/api/conversations/").status_code == 401
-    assert "revoked" in alice_client.http.get("/settings/keys/").text
-
-
-def test_the_key_form_sent_again_creates_no_second_key(server, alice_client):
-    form = {"name": "laptop", "form_token": key_form_token(alice_client)}
-    first = alice_client.http.post("/settings/keys/", data=form)
-    secret = secret_on(first)
-
-    reloaded = alice_client.http.post("/settings/keys/", data=form)
-    assert reloaded.status_code == 200
-    assert ApiKey.objects.count() == 1
-    assert secret_on(reloaded) is None and secret not in reloaded.text
-    assert f"already created the key “laptop …{secret[-4:]}”" in reloaded.text
-
-    # Each drawing of the form is a new one: the next key is created.
-    new_token = re.search(r'name="form_token" value="([0-9a-f-]+)"', reloaded.text).group(1)
-    assert new_token != form["form_token"]
-    alice_client.http.post("/settings/keys/", data={"name": "laptop", "form_token": new_token})
-    assert ApiKey.objects.count() == 2
-
-
-def test_a_key_form_without_its_token_creates_nothing(server, alice_client):
-    for token in ({}, {"form_token": "not-a-uuid"}):
-        page = alice_client.http.post("/settings/keys/", data={"name": "cli", **token})
-        assert page.status_code == 200
-        assert "The form was out of date, so no key was created" in page.text
-        assert secret_on(page) is None
-    assert not ApiKey.objects.exists()
-
-
-def test_a_key_form_with_a_bad_name_keeps_its_token_and_creates_nothing(server, alice_client):
-    token = key_form_token(alice_client)
-    page = alice_client.http.post("/settings/keys/", data={"name": "x" * 101, "form_token": token})
-    assert page.status_code == 200 and "at most 100 characters" in page.text
-    assert f'value="{token}"' in page.text
-    assert not ApiKey.objects.exists()
-
-
-def test_a_key_form_with_a_bad_name_and_token_gets_a_new_token_and_keeps_the_name(
-    server, alice_client
-):
-    form = {"name": "x" * 101, "form_token": "not-a-uuid"}
-    page = alice_client.http.post("/settings/keys/", data=form)
-    assert "at most 100 characters" in page.text and "The form was out of date" in page.text
-    assert f'value="{"x" * 101}"' in page.text
-    token = re.search(r'name="form_token" value="([0-9a-f-]+)"', page.text).group(1)
-    fixed = alice_client.http.post("/settings/keys/", data={"name": "cli", "form_token": token})
-    assert secret_on(fixed) and ApiKey.objects.get().name == "cli"
-
-
-def test_another_users_form_token_does_not_hand_over_their_key(
-    server, alice_client, charlie_client
-):
-    token = key_form_token(alice_client)
-    alice_client.http.post("/settings/keys/", data={"name": "mine", "form_token": token})
-    page = charlie_client.http.post(
-        "/settings/keys/", data={"name": "charlie-key", "form_token": token}
-    )
-    assert "mine" not in page.text and secret_on(page)
-    assert ApiKey.objects.filter(form_token=token).count() == 2
-
-    again = alice_client.http.post("/settings/keys/", data={"name": "mine", "form_token": token})
-    assert "already created the key “mine …" in again.text and "charlie-key" not in again.text
-
-
-def test_settings_page_needs_login_and_keeps_keys_private(
-    server, client_for, alice_client, charlie_client
-):
-    assert client_for(None).http.get("/settings/keys/").status_code == 302
-    new_key(alice_client)
-    key = ApiKey.objects.get()
-    assert f"…{key.last_four}" not in charlie_client.http.get("/settings/keys/").text
-    assert charlie_client.http.get(f"/settings/keys/{key.id}/revoke/").status_code == 404
-    assert charlie_client.http.post(f"/settings/keys/{key.id}/revoke/").status_code == 404
-    assert ApiKey.objects.get().revoked_at is None
 
 
 def test_a_deactivated_users_key_stops_working(server, alice, key_client):
