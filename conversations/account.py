@@ -34,7 +34,8 @@ STALE_FORM = "The form was out of date, so no key was created: create the key ag
 
 
 def logged_out(request: HttpRequest) -> HttpResponse:
-    """Where logging out leads: its script clears the drafts this tab kept."""
+    """Where logging out leads: its script clears the drafts this tab kept, and tells the
+    site's other open tabs to clear theirs (static/chatsite/drafts.js)."""
     return render(request, "account/logged_out.html")
 
 

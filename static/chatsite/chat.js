@@ -281,7 +281,6 @@
       if (lost) {
         sent(lost.content);
         showError("");
-        keepError = true; // and nothing to say when the reply ends
       }
     } catch (error) {
       if (error.status === 404) failed(error);
