@@ -15,7 +15,13 @@ def test_a_send_the_server_cannot_receive_says_what_to_do_and_keeps_the_draft(br
     page = browsing.logged_in(alice)
     open_new_chat(page)
     page.context.set_offline(True)
-    send_message(page, "Are you there?")
+
+    def catch_up_failed(message: object) -> bool:  # the page's GET after the lost POST
+        url = message.location.get("url") or ""
+        return "ERR_INTERNET_DISCONNECTED" in message.text and "/messages/" not in url
+
+    with page.expect_console_message(catch_up_failed):
+        send_message(page, "Are you there?")
     expect(page.locator("#composer-error")).to_have_text(
         "Could not reach chatsite: check the connection, then try again."
     )
