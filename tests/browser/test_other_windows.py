@@ -238,7 +238,8 @@ def test_a_message_whose_answer_was_lost_is_not_sent_twice_after_a_reload(browsi
     page.route(re.compile(r"/messages/$"), lose_the_answer)
     # The connection stays down for the page's catch-up after it, too.
     page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
-    send_message(page, "Only once")
+    with page.expect_event("requestfailed", lambda r: r.method == "GET"):  # the catch-up's
+        send_message(page, "Only once")
     expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
     page.unroute(re.compile(r"/messages/$"))
     page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
