@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import secrets
 import string
 import threading
@@ -190,3 +191,8 @@ def new_key(client: ChatClient, name: str = "laptop") -> dict:
     assert response.status_code == 201, response.text
     assert response.headers["Cache-Control"] == "no-store"  # the secret is in it, this once
     return response.json()
+
+
+def key_form_token_on(html: str) -> str:
+    """The API key page's create form, as drawn in `html`: its hidden token."""
+    return re.search(r'name="form_token" value="([0-9a-f-]+)"', html).group(1)

@@ -4,14 +4,14 @@ asked first, and nothing of one user's keys for another."""
 import re
 
 from conversations.models import ApiKey
-from tests.client import ChatClient, new_key
+from tests.client import ChatClient, key_form_token_on, new_key
 
 
 def key_form_token(client: ChatClient) -> str:
     """The settings page's create form, as drawn: its hidden token."""
     page = client.http.get("/settings/keys/")
     assert page.status_code == 200
-    return re.search(r'name="form_token" value="([0-9a-f-]+)"', page.text).group(1)
+    return key_form_token_on(page.text)
 
 
 def secret_on(page) -> str | None:
@@ -55,7 +55,7 @@ def test_the_key_form_sent_again_creates_no_second_key(server, alice_client):
     assert f"already created the key “laptop …{secret[-4:]}”" in reloaded.text
 
     # Each drawing of the form is a new one: the next key is created.
-    new_token = re.search(r'name="form_token" value="([0-9a-f-]+)"', reloaded.text).group(1)
+    new_token = key_form_token_on(reloaded.text)
     assert new_token != form["form_token"]
     alice_client.http.post("/settings/keys/", data={"name": "laptop", "form_token": new_token})
     assert ApiKey.objects.count() == 2
@@ -85,7 +85,7 @@ def test_a_key_form_with_a_bad_name_and_token_gets_a_new_token_and_keeps_the_nam
     page = alice_client.http.post("/settings/keys/", data=form)
     assert "at most 100 characters" in page.text and "The form was out of date" in page.text
     assert f'value="{"x" * 101}"' in page.text
-    token = re.search(r'name="form_token" value="([0-9a-f-]+)"', page.text).group(1)
+    token = key_form_token_on(page.text)
     fixed = alice_client.http.post("/settings/keys/", data={"name": "cli", "form_token": token})
     assert secret_on(fixed) and ApiKey.objects.get().name == "cli"
 

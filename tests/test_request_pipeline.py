@@ -1,13 +1,11 @@
 """Django's middleware runs on the event loop (chatsite/middleware.py): security headers,
 CSRF checks, sessions and flash messages must behave exactly as Django's own classes do."""
 
-import re
-
 import httpx
 from django.views.defaults import server_error
 
 from conversations.models import ApiKey
-from tests.client import csrf_secret, form_login, is_logged_in
+from tests.client import csrf_secret, form_login, is_logged_in, key_form_token_on
 from tests.conftest import session_for
 from tests.stub import openai_stream
 
@@ -76,12 +74,10 @@ def test_a_flash_message_is_shown_once_after_revoking_an_api_key(server, alice):
     token = csrf_secret()
     cookies = {"sessionid": session_for(alice), "csrftoken": token}
     with httpx.Client(base_url=server.url, cookies=cookies) as http:
-        form = re.search(
-            r'name="form_token" value="([0-9a-f-]+)"', http.get("/settings/keys/").text
-        )
+        form_token = key_form_token_on(http.get("/settings/keys/").text)
         created = http.post(
             "/settings/keys/",
-            data={"name": "laptop", "form_token": form.group(1), "csrfmiddlewaretoken": token},
+            data={"name": "laptop", "form_token": form_token, "csrfmiddlewaretoken": token},
         )
         assert created.status_code == 200, created.text
         key = ApiKey.objects.get(user=alice)
