@@ -50,6 +50,16 @@ def rest_once_closed[T](items: Iterator[T]) -> list[T]:
     return rest
 
 
+def first_text(lines: Iterator[str]) -> str:
+    """The text of a /v1 stream's first chunk that carries some (its role chunk has none)."""
+    for line in lines:
+        if line.startswith("data: {"):
+            choices = json.loads(line.removeprefix("data: "))["choices"]
+            if choices and choices[0]["delta"].get("content"):
+                return choices[0]["delta"]["content"]
+    raise AssertionError("the stream ended without text")
+
+
 def form_login(base_url: str, username: str) -> dict[str, str]:
     """Log in through the login form as a browser does; its cookies (session, CSRF token)."""
     token = csrf_secret()

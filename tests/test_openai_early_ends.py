@@ -12,7 +12,7 @@ import httpx
 
 from conversations.apikeys import revoke_key
 from conversations.models import Conversation, Message
-from tests.client import wait_for
+from tests.client import first_text, wait_for
 from tests.replies import HISTORY, MODEL, stored_reply
 from tests.stub import Gate, gated_stream
 
@@ -27,7 +27,7 @@ def stream_held_after_before(server: object, stub: object, key: str) -> Iterator
     headers = {"Authorization": f"Bearer {key}"}
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=headers) as r:
         lines = r.iter_lines()
-        assert "Before" in next(line for line in lines if "Before" in line)
+        assert first_text(lines) == "Before"
         yield gate, lines
 
 

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.client import form_login, form_logout, rest_once_closed
+from tests.client import first_text, form_login, form_logout, rest_once_closed
 from tests.replies import HISTORY, MODEL, stored_reply
 from tests.stub import Gate, gated_stream
 from tests.test_sessions import NEW_PASSWORD
@@ -48,7 +48,7 @@ def test_a_session_ending_mid_stream_stops_its_completion_keeping_the_text(
     with client, client.stream("POST", "/v1/chat/completions", json=body) as response:
         assert response.status_code == 200, response.read()
         lines = response.iter_lines()
-        assert "Before" in next(line for line in lines if "Before" in line)
+        assert first_text(lines) == "Before"
         end_session(watched_server.url, cookies)  # in another tab
         # The stream closes (open, its heartbeats would keep it going), its last line the error.
         last = [line for line in rest_once_closed(lines) if line.startswith("data: ")][-1]
@@ -91,7 +91,7 @@ def test_a_completion_whose_session_lives_on_runs_to_its_end(watched_server, stu
     body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
     with client, client.stream("POST", "/v1/chat/completions", json=body) as response:
         lines = response.iter_lines()
-        assert "Before" in next(line for line in lines if "Before" in line)
+        assert first_text(lines) == "Before"
         # A heartbeat comes with each re-check (every 0.1 s here): five, and the session has
         # been found live several times over.
         heartbeats = (line for line in lines if line.startswith(":"))

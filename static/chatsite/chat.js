@@ -1,8 +1,9 @@
 "use strict";
 // The chat page: posts a message, then follows the reply's event stream with EventSource.
+// What it holds (state) is drawn by chatsiteThread (thread.js).
 // All model output goes through chatsiteRender (marked + DOMPurify); user text is plain text.
 (function () {
-  const { ACTIVE, FINAL_WORDS, renderUserMessage, renderReply, updateReply } = window.chatsiteMessages;
+  const { ACTIVE, FINAL_WORDS } = window.chatsiteMessages;
   const sidebar = window.chatsiteSidebar;
   const chat = document.getElementById("chat");
   const list = document.getElementById("messages");
@@ -20,10 +21,12 @@
   // stop says).
   const DELETED_MID_REPLY = "The conversation was deleted while this reply was being written.";
 
-  let messages = conversation.messages;
-  const chosen = {}; // user message id -> index of the alternative shown
-  // The reply being streamed: {reply, stream, content, reasoning, received, reconnecting}
-  let live = null;
+  const state = {
+    messages: conversation.messages,
+    chosen: {}, // user message id -> index of the alternative shown
+    // The reply being streamed: {reply, stream, content, reasoning, received, reconnecting}
+    live: null,
+  };
   let sending = false; // a message or regeneration on its way: one at a time
   let gone = false; // the conversation is not found: deleted, or another account logged in
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
@@ -34,6 +37,13 @@
   const { newUuid, fillModelPicker, draftStore, listenToKeys } = window.chatsiteComposer;
   const draft = draftStore(conversation, input, chat.dataset.username);
   const header = window.chatsiteChatHeader(conversation, failed);
+  const { render, renderLiveSoon, updateShown, shownItem } = window.chatsiteThread(state, {
+    list,
+    input,
+    models,
+    showControls,
+    regenerate,
+  });
 
   function showError(text) {
     errorBox.textContent = text || "";
@@ -50,47 +60,12 @@
     showError(await header.whyNotFound(chat.dataset.username));
   }
 
-  function modelLabel(id) {
-    const model = models.find((m) => m.id === id);
-    return model ? model.label : id;
-  }
-
-  const userMessages = () => messages.filter((m) => m.role === "user");
-  const runningReply = () => messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
-  const repliesTo = (userMessage) => messages.filter((m) => m.role === "assistant" && m.parent === userMessage.id);
-
-  function replyView(userMessage, alternatives, index) {
-    const reply = alternatives[index];
-    const isLive = Boolean(live && live.reply.id === reply.id);
-    const isLastTurn = userMessages().slice(-1)[0] === userMessage;
-    return {
-      reply,
-      index,
-      count: alternatives.length,
-      live: isLive,
-      // Until the stream replays it, a reopened reply shows its last saved text.
-      content: isLive && live.received ? live.content : reply.content,
-      reasoning: isLive && live.received ? live.reasoning : reply.reasoning,
-      reconnecting: isLive && live.reconnecting,
-      modelLabel,
-      onChoose: (i) => {
-        chosen[userMessage.id] = i;
-        render();
-        // Focus stays on the arrow pressed (on the other one at either end).
-        const buttons = list.querySelectorAll(`[data-message-id="${alternatives[i].id}"] .alternatives button`);
-        const pressed = buttons[i > index ? 1 : 0];
-        (pressed && !pressed.disabled ? pressed : [...buttons].find((b) => !b.disabled) || input).focus();
-      },
-      onRegenerate: isLastTurn && !live ? () => regenerate(reply) : null,
-    };
-  }
-
-  const shownItem = (reply) => list.querySelector(`[data-message-id="${reply.id}"]`);
+  const runningReply = () => state.messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
 
   function showControls() {
     const focused = document.activeElement;
-    stopButton.hidden = !live;
-    sendButton.disabled = Boolean(live) || sending || gone;
+    stopButton.hidden = !state.live;
+    sendButton.disabled = Boolean(state.live) || sending || gone;
     // A button that hides or turns off under the keyboard's focus hands it to the text box,
     // not to the page's start.
     if ((focused === stopButton && stopButton.hidden) || (focused === sendButton && sendButton.disabled)) {
@@ -98,77 +73,37 @@
     }
   }
 
-  function nearBottom() {
-    return window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
-  }
-
-  // Update a shown reply in place (the live one, or the one that just ended).
-  function updateShown(item, reply) {
-    const userMessage = messages.find((m) => m.id === reply.parent);
-    const alternatives = repliesTo(userMessage);
-    const follow = nearBottom();
-    updateReply(item, replyView(userMessage, alternatives, alternatives.indexOf(reply)));
-    if (follow) window.scrollTo(0, document.body.scrollHeight);
-  }
-
-  function render() {
-    const follow = nearBottom();
-    list.replaceChildren();
-    for (const message of userMessages()) {
-      list.appendChild(renderUserMessage(message));
-      const alternatives = repliesTo(message);
-      if (!alternatives.length) continue;
-      const index = Math.min(chosen[message.id] ?? alternatives.length - 1, alternatives.length - 1);
-      list.appendChild(renderReply(replyView(message, alternatives, index)));
-    }
-    showControls();
-    if (follow) window.scrollTo(0, document.body.scrollHeight);
-  }
-
-  // Update only the live reply, in place, at most once per animation frame. When another
-  // alternative is shown instead, there is nothing on screen to update.
-  let frameQueued = false;
-  function renderLiveSoon() {
-    if (frameQueued) return;
-    frameQueued = true;
-    requestAnimationFrame(() => {
-      frameQueued = false;
-      const item = live && shownItem(live.reply);
-      if (item) updateShown(item, live.reply);
-    });
-  }
-
   function replaceMessage(updated) {
-    messages = messages.map((m) => (m.id === updated.id ? updated : m));
+    state.messages = state.messages.map((m) => (m.id === updated.id ? updated : m));
   }
 
   function follow(reply) {
-    if (live && live.reply.id === reply.id) return; // followed already (a catch-up's, a replay)
-    const state = { reply, content: "", reasoning: "", received: false, reconnecting: false };
-    live = state;
+    if (state.live && state.live.reply.id === reply.id) return; // followed already (a catch-up's, a replay)
+    const following = { reply, content: "", reasoning: "", received: false, reconnecting: false };
+    state.live = following;
     // The reply as this page last saw it, when the stream cannot say how it ended.
-    const soFar = (ended) => ({ ...reply, content: state.content, reasoning: state.reasoning, ...ended });
-    state.stream = window.chatsiteStream.followReply(reply.stream_url, {
+    const soFar = (ended) => ({ ...reply, content: following.content, reasoning: following.reasoning, ...ended });
+    following.stream = window.chatsiteStream.followReply(reply.stream_url, {
       onText(field, text) {
-        state[field] += text;
-        state.received = true;
+        following[field] += text;
+        following.received = true;
         renderLiveSoon();
       },
       onConnection(ok) {
-        state.reconnecting = !ok;
+        following.reconnecting = !ok;
         renderLiveSoon();
       },
-      onFinal: (message) => finish(message, state),
+      onFinal: (message) => finish(message, following),
       onLoggedOut(text) {
         // The text so far stays in view; the reply itself goes on and is kept.
-        finish(soFar({ status: "unfollowed" }), state);
+        finish(soFar({ status: "unfollowed" }), following);
         showError(text);
       },
       onGone() {
-        finish(soFar({ status: "stopped", error: DELETED_MID_REPLY }), state);
+        finish(soFar({ status: "stopped", error: DELETED_MID_REPLY }), following);
         failed({ status: 404 });
       },
-      onFailed: (data) => finish(data.message || { ...reply, status: "failed", error: data.error.message }, state),
+      onFailed: (data) => finish(data.message || { ...reply, status: "failed", error: data.error.message }, following),
       refresh: async () => {
         const data = await api("GET", `/api/conversations/${conversation.id}/`);
         return data.messages.find((m) => m.id === reply.id) || null;
@@ -179,12 +114,13 @@
 
   // A final reply (from the stream or from stop) replaces the live one; a stale answer about
   // an older reply never ends the current stream.
-  function finish(message, state) {
+  function finish(message, following) {
     if (message) replaceMessage(message);
-    const current = live && (state === live || (message && message.id === live.reply.id));
+    const live = state.live;
+    const current = live && (following === live || (message && message.id === live.reply.id));
     if (current) {
       live.stream.close();
-      live = null;
+      state.live = null;
       showError(""); // what went wrong meanwhile (a Stop that failed, a 409) is past
       // Said once, for screen readers: the list itself is redrawn too often to be announced.
       if (message && FINAL_WORDS[message.status]) announcer.textContent = FINAL_WORDS[message.status];
@@ -200,14 +136,14 @@
   // reload is the first send's, replayed (its client_id was kept with the draft).
   function add(...added) {
     for (const message of added) {
-      if (!messages.some((m) => m.id === message.id)) messages.push(message);
+      if (!state.messages.some((m) => m.id === message.id)) state.messages.push(message);
     }
     additions += 1;
   }
 
   // One POST at a time (a second Enter while the first is on its way does nothing).
   async function posting(request) {
-    if (sending || live || gone) return;
+    if (sending || state.live || gone) return;
     sending = true;
     showError("");
     showControls();
@@ -249,7 +185,7 @@
       });
       sentId = null; // answered
       // The model was sent the newest reply to each earlier message: those are shown now.
-      for (const id of Object.keys(chosen)) delete chosen[id];
+      state.chosen = {};
       add(data.user_message, data.assistant_message);
       sent(content);
       follow(data.assistant_message);
@@ -261,7 +197,7 @@
     await posting(async () => {
       const data = await api("POST", `/api/messages/${reply.id}/regenerate/`, { model: modelSelect.value });
       add(data.assistant_message);
-      delete chosen[data.user_message.id];
+      delete state.chosen[data.user_message.id];
       follow(data.assistant_message);
     });
     input.focus(); // its button is gone with the redrawn reply
@@ -275,9 +211,9 @@
     try {
       const stored = await api("GET", `/api/conversations/${conversation.id}/`);
       if (additions !== since) return; // sent again meanwhile: its answer is newer
-      messages = stored.messages;
+      state.messages = stored.messages;
       header.retitle(stored.title);
-      const lost = keepError && messages.find((m) => m.role === "user" && m.client_id === sentId);
+      const lost = keepError && state.messages.find((m) => m.role === "user" && m.client_id === sentId);
       if (lost) {
         sent(lost.content);
         showError("");
@@ -288,15 +224,15 @@
     }
     render();
     const running = runningReply();
-    if (running && !live) follow(running);
+    if (running && !state.live) follow(running);
     if (!running && !keepError) showError(""); // it ended meanwhile: nothing is in the way any more
   }
 
   async function stop() {
-    if (!live) return;
+    if (!state.live) return;
     stopButton.disabled = true;
     try {
-      finish(await api("POST", `/api/messages/${live.reply.id}/stop/`));
+      finish(await api("POST", `/api/messages/${state.live.reply.id}/stop/`));
     } catch (error) {
       failed(error); // a 404: deleted meanwhile, and its stream says so as it ends
     } finally {
@@ -309,14 +245,14 @@
     event.preventDefault();
     send();
   });
-  listenToKeys(input, { send, stop: () => live && stop() });
+  listenToKeys(input, { send, stop: () => state.live && stop() });
   input.addEventListener("input", () => {
     draftId = null;
     draft.keep(null);
   });
   stopButton.addEventListener("click", stop);
 
-  fillModelPicker(modelSelect, models, messages, conversation);
+  fillModelPicker(modelSelect, models, state.messages, conversation);
   draftId = draft.restore();
   render();
   // Reattach to a reply still being generated: the stream replays its text so far at once.

@@ -52,7 +52,8 @@ def test_sidebar_lists_newest_first_and_finds_titles(browsing, stub, alice, char
     search = page.get_by_label("Search conversations")
     search.fill("BETA")
     expect(sidebar_titles(page)).to_have_text(["Beta plan"])
-    search.fill("alpha")
+    with page.expect_response(lambda r: "q=alpha" in r.url):  # charlie's stays out
+        search.fill("alpha")
     expect(sidebar_titles(page)).to_have_text(["Alpha notes"])
     search.fill("nothing like this")
     expect(sidebar_titles(page)).to_have_count(0)
@@ -88,7 +89,8 @@ def test_search_finds_conversations_by_what_was_said_in_them(browsing, alice, ch
     expect(sidebar_titles(page)).to_have_text(["Zebra facts", "Trip plans"])
     search.fill("costume")
     expect(sidebar_titles(page)).to_have_text(["Trip plans"])
-    search.fill("crossing")
+    with page.expect_response(lambda r: "q=crossing" in r.url):
+        search.fill("crossing")
     expect(page.get_by_text("No conversation matches.")).to_be_visible()
     expect(sidebar_titles(page)).to_have_count(0)
     search.press("Escape")
@@ -210,22 +212,28 @@ def test_a_drafted_chat_deleted_elsewhere_or_of_another_account_is_not_listed(
     drafted = page.url.rstrip("/").rsplit("/", 1)[1]
     page.locator("#content").fill("Half a thought")
     open_new_chat(page)
+    kept = page.url.rstrip("/").rsplit("/", 1)[1]
     page.locator("#content").fill("Another")
     page.goto("/")
     expect(page.locator("#conversation-list li", has_text="New chat")).to_have_count(2)
 
     client_for(alice).http.delete(f"/api/conversations/{drafted}/")  # by an API client
-    page.reload()
+    with page.expect_response(lambda r: drafted in r.url and r.status == 404):
+        page.reload()
     expect(page.locator("#conversation-list li", has_text="New chat")).to_have_count(1)
-    browsing.watch_of(page).forgive_console_errors("404")
+    browsing.watch_of(page).forgive_console_errors(f"/api/conversations/{drafted}/")
 
     page.goto("/accounts/login/")  # charlie, in the same tab, without logging alice out
     page.get_by_label("Username").fill("charlie")
     page.get_by_label("Password").fill("charlie-password")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     page.get_by_role("button", name="Log in").click()
     expect(page.locator(".who")).to_have_text("charlie")
+    page.wait_for_load_state("networkidle")  # the sidebar's lookups, if any, are done
     expect(page.locator("#conversation-list li[data-conversation-id]")).to_have_count(0)
-    assert len(page.evaluate("Object.keys(sessionStorage)")) == 1  # alice's, kept for her
+    assert not [url for url in asked if kept in url]  # alice's drafted chat: not looked up
+    assert len(page.evaluate("Object.keys(sessionStorage)")) == 1  # and kept for her
 
 
 def test_without_javascript_the_chat_says_it_needs_it(browsing, alice):
