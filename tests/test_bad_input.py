@@ -139,12 +139,45 @@ def test_idempotency_key_that_differs_from_client_id_is_a_400(conversation, stub
         ("/api/conversations/?updated_after=", ("updated_after", "leave the parameter out")),
         ("/api/conversations/?page_size=many", ("page_size", "whole number")),
         ("/api/conversations/?page_size=0", ("page_size",)),
+        ("/api/conversations/?page=abc", ("page", "whole number")),
+        ("/api/conversations/?page=0", ("page", "whole number")),
+        ("/api/conversations/?page=-1", ("page", "whole number")),
+        ("/api/conversations/?page=", ("page", "whole number")),
         ("/api/export/?format=", ("format", "leave the parameter out")),
     ],
-    ids=["empty_date", "page_size_not_a_number", "page_size_zero", "empty_format"],
+    ids=[
+        "empty_date",
+        "page_size_not_a_number",
+        "page_size_zero",
+        "page_not_a_number",
+        "page_zero",
+        "page_negative",
+        "page_empty",
+        "empty_format",
+    ],
 )
 def test_bad_query_parameter_is_a_400_not_quietly_ignored(server, alice_client, query, mentions):
     assert_clear_error(alice_client.http.get(query), 400, mentions)
+
+
+def test_a_page_past_the_last_is_not_found_and_last_is_the_last(server, alice_client):
+    alice_client.new_conversation()
+    past = alice_client.http.get("/api/conversations/?page=2")
+    assert_clear_error(past, 404, ("page",))
+    assert len(alice_client.http.get("/api/conversations/?page=last").json()["results"]) == 1
+
+
+def test_a_time_beyond_the_calendar_in_the_sites_time_zone_is_a_400(
+    start_server, alice, client_for
+):
+    # Year 1 at midnight in Shanghai is still year 0 in UTC, which Python cannot hold.
+    shanghai = start_server(TIME_ZONE="Asia/Shanghai")
+    client = client_for(alice, shanghai.url)
+    for far in ("0001-01-01T00:00:00", "0001-01-01T00:00:00+08:00"):
+        response = client.http.get("/api/conversations/", params={"updated_after": far})
+        assert_clear_error(response, 400, ("updated_after", "Too far"))
+    a_day_later = client.http.get("/api/conversations/?updated_after=0001-01-02T00:00:00")
+    assert a_day_later.status_code == 200, a_day_later.text
 
 
 def test_numbers_of_thousands_of_digits_are_read_as_numbers_not_a_500(
@@ -165,6 +198,18 @@ def test_numbers_of_thousands_of_digits_are_read_as_numbers_not_a_500(
     assert "Bonjour" in stream.text
     with_query = alice_client.http.get(reply["stream_url"] + "?last_event_id=" + "9" * 5000)
     assert "Bonjour" in with_query.text
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
+def test_a_reply_stream_is_read_with_get_only(
+    conversation, stub, alice_client, alice_key, key_client, method
+):
+    reply = alice_client.send(conversation["id"]).json()["assistant_message"]
+    alice_client.wait_final(conversation["id"], reply["id"])
+    for client in (alice_client, key_client(alice_key)):  # a session (with CSRF), an API key
+        response = client.http.request(method, reply["stream_url"])
+        assert_clear_error(response, 405, (method, "GET"))
+        assert response.headers["Allow"] == "GET"
 
 
 def test_an_api_key_name_must_be_text(server, alice_client):

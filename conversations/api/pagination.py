@@ -1,14 +1,27 @@
 """Pages of lists: `?page=N` (from 1) and `?page_size=` up to MAX_PAGE_SIZE."""
 
+from django.core.paginator import Paginator
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
+
+WHOLE_NUMBER = "Must be a whole number from 1"
 
 
 class Pages(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    invalid_page_message = "No page {page_number}: {message}"
+
+    def get_page_number(self, request: Request, paginator: Paginator) -> int | str:
+        # A page that is no number at all is a bad request; only one past the end is a 404.
+        value = request.query_params.get(self.page_query_param, "1")
+        if value in self.last_page_strings:
+            return paginator.num_pages
+        if not (value.isascii() and value.isdigit() and value.strip("0")):
+            raise ValidationError({"page": [f'{WHOLE_NUMBER} (or "last").']})
+        return value
 
     def get_page_size(self, request: Request) -> int:
         # DRF quietly falls back to the default on a bad value; a caller should hear of it.
@@ -17,7 +30,7 @@ class Pages(PageNumberPagination):
             return self.page_size
         if not (value.isascii() and value.isdigit() and value.strip("0")):
             raise ValidationError(
-                {"page_size": [f"Must be a whole number from 1 (at most {self.max_page_size})."]}
+                {"page_size": [f"{WHOLE_NUMBER} (at most {self.max_page_size})."]}
             )
         # Larger sizes get the largest (without reading a number of thousands of digits).
         return min(int(value) if len(value) <= 4 else self.max_page_size, self.max_page_size)

@@ -1,6 +1,7 @@
 """API input and output shapes. Inputs name only what a client may set; the rest is ignored."""
 
 import functools
+from datetime import datetime
 
 from django.conf import settings
 from rest_framework import serializers
@@ -217,8 +218,21 @@ class QueryParams(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class CalendarDateTimeField(serializers.DateTimeField):
+    """A DateTimeField whose times that UTC cannot hold (year 1 east of Greenwich, 9999 west
+    of it) are a 400: DRF checks a naive one's conversion without catching its OverflowError."""
+
+    default_error_messages = {"overflow": "Too far in the past or the future."}
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        try:
+            return super().enforce_timezone(value)
+        except OverflowError:
+            self.fail("overflow")
+
+
 class ConversationListQuery(QueryParams):
-    updated_after = serializers.DateTimeField(
+    updated_after = CalendarDateTimeField(
         required=False, help_text="Only conversations updated after this time (ISO 8601)."
     )
     model = serializers.CharField(max_length=200, required=False, help_text="A model id.")

@@ -27,6 +27,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.views.decorators.csrf import csrf_exempt
 
 from conversations.access import get_for_user
 from conversations.api.serializers import message_data
@@ -54,7 +55,13 @@ from conversations.stream_watch import (
 )
 
 
+@csrf_exempt  # a JSON 405 for other methods, not CSRF's HTML page: GET changes nothing
 async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
+    if request.method != "GET":
+        message = f"{request.method} is not allowed: a stream is read with GET."
+        response = json_error(405, "method_not_allowed", message)
+        response["Allow"] = "GET"
+        return response
     # The caller and the reply: on the event loop for a reply running here (the stream a
     # browser opens right after its message POST), else in one trip to the request's thread.
     # This precedes every first token, and each trip is a thread hop each way.
