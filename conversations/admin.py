@@ -69,9 +69,21 @@ class ReplyStatusFilter(admin.SimpleListFilter):
 class SearchesRecorded:
     """A change list searched (its ?q=) records the other users' conversations its page shows:
     the search read their messages' text. No facet counts: a search narrowed to one's own
-    conversations would still count the others' matches by owner, unrecorded."""
+    conversations would still count the others' matches by owner, unrecorded. And no URL
+    filters but the list's own: ?content__icontains= would read text as a search does."""
 
     show_facets = admin.ShowFacets.NEVER
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        offered = {self.date_hierarchy}
+        for item in self.get_list_filter(request):
+            if isinstance(item, str):
+                offered.add(item)
+            elif isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+                offered.add(item.parameter_name)
+        # Django's own check keeps a related filter to the field itself (no owner__password).
+        own = any(lookup == field or lookup.startswith(f"{field}__") for field in offered)
+        return own and super().lookup_allowed(lookup, value, request)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> object:
         response = super().changelist_view(request, extra_context)

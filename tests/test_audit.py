@@ -209,3 +209,33 @@ def test_admin_lists_count_no_matches_by_owner(alices_chat, bob, client_for):
         assert page.status_code == 200
         assert "alice" in page.text and "alice (1)" not in page.text
     assert AccessRecord.objects.count() == 0
+
+
+def test_admin_lists_take_only_their_own_filters_from_the_url(alices_chat, bob, client_for):
+    # A URL filter on text (?content__icontains=) would find alice's words as a search does,
+    # with nothing recorded: only the filters the list offers are taken.
+    staff = client_for(bob)
+    reads = {
+        MESSAGES: [
+            "content__icontains",
+            "content__startswith",
+            "reasoning__contains",
+            "conversation__owner__password__startswith",
+        ],
+        CONVERSATIONS: ["system_prompt__icontains", "messages__content__icontains"],
+    }
+    for path, lookups in reads.items():
+        for lookup in lookups:
+            page = staff.http.get(path, params={lookup: "secret"})
+            assert page.status_code == 400, (path, lookup)
+            assert "Alice&#x27;s diary" not in page.text
+    assert AccessRecord.objects.count() == 0
+
+    offered = {
+        MESSAGES: {"status__exact": "complete", "conversation__owner__id__exact": "1"},
+        CONVERSATIONS: {"reply_status": "complete", "model__exact": "x", "source__exact": "chat"},
+    }
+    for path, params in offered.items():
+        assert staff.http.get(path, params=params).status_code == 200, params
+    year = {"created_at__year": str(timezone.now().year), "created_at__gte": "2000-01-01"}
+    assert staff.http.get(CONVERSATIONS, params=year).status_code == 200
