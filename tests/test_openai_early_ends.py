@@ -9,12 +9,16 @@ import urllib.parse
 from collections.abc import Iterator
 
 import httpx
+import pytest
+from django.db import connection
 
 from conversations.apikeys import revoke_key
-from conversations.models import Conversation, Message
+from conversations.budgets import rate_held
+from conversations.models import Conversation, Message, UserBudget
 from tests.client import first_text, wait_for
 from tests.replies import HISTORY, MODEL, stored_reply
 from tests.stub import Gate, gated_stream
+from tests.test_budgets import lock_waiters
 
 
 @contextlib.contextmanager
@@ -108,18 +112,25 @@ def test_revoking_the_key_while_a_whole_completion_is_awaited_stops_it_with_a_40
     gate.open()
 
 
-def test_a_client_that_leaves_before_a_whole_completion_stops_its_reply(server, stub, alice_key):
-    gate = Gate()
-    stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
-    body = json.dumps({"model": MODEL, "messages": HISTORY[1:2]}).encode()
+def completion_sent_raw(server: object, key: str, stream: bool = False) -> socket.socket:
+    """A connection that has sent a /v1 completion request and reads nothing (close it to
+    leave)."""
+    body = json.dumps({"model": MODEL, "messages": HISTORY[1:2], "stream": stream}).encode()
     url = urllib.parse.urlsplit(server.url)
     request = (
         f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
-        f"Authorization: Bearer {alice_key}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
-    with socket.create_connection((url.hostname, url.port)) as client:
-        client.sendall(request + body)
+    client = socket.create_connection((url.hostname, url.port))
+    client.sendall(request + body)
+    return client
+
+
+def test_a_client_that_leaves_before_a_whole_completion_stops_its_reply(server, stub, alice_key):
+    gate = Gate()
+    stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
+    with completion_sent_raw(server, alice_key):
         gate.wait_reached()
         # The reply has its first token (saved as streaming); the client gives up waiting.
         wait_for(Message.objects.filter(status="streaming").first, "the reply streaming")
@@ -128,4 +139,26 @@ def test_a_client_that_leaves_before_a_whole_completion_stops_its_reply(server, 
     assert (reply.status, reply.content, reply.error_code) == (
         "stopped", "Half", "client_disconnected"
     )  # fmt: skip
+    gate.open()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="watches PostgreSQL's lock table (see test_budgets.py)",
+)
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_a_client_that_leaves_while_its_completion_starts_stops_its_reply(
+    server, stub, alice, alice_key, stream
+):
+    gate = Gate()
+    stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
+    UserBudget.objects.create(user=alice, requests_per_minute=10)  # starts take turns
+    with rate_held(alice):  # another start of alice's holds the turn
+        client = completion_sent_raw(server, alice_key, stream)
+        wait_for(lock_waiters, "the completion to wait for its turn")
+        client.close()  # gone; its start goes on (its message stored) once the turn is free
+    reply = wait_for(
+        Message.objects.filter(role="assistant", status="stopped").first, "the reply stopped"
+    )
+    assert reply.error_code == "client_disconnected"
     gate.open()

@@ -7,8 +7,10 @@ A client that leaves stops its reply, as OpenAI's API does: it could not resume 
 generating on would cost tokens; the reply is stored with its text so far and why.
 """
 
+import asyncio
 import contextlib
 import functools
+import inspect
 import math
 from collections.abc import AsyncGenerator, Callable
 from uuid import UUID
@@ -94,9 +96,7 @@ def completion_stream(
     reply: Message, include_usage: bool, api_key: ApiKey | None, session: OpenSession | None
 ) -> EventStreamResponse:
     chunks = completion_chunks(ChunkWriter(reply, include_usage), followed(reply, api_key, session))
-    response = EventStreamResponse(
-        stops_when_abandoned(reply.pk, chunks), content_type="text/event-stream"
-    )
+    response = CompletionStream(reply.pk, stops_when_abandoned(reply.pk, chunks))
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each chunk on at once
     return response
@@ -131,6 +131,20 @@ async def stops_when_abandoned(
     finally:
         if not ended:
             stop_for_client_gone(reply_id)
+
+
+class CompletionStream(EventStreamResponse):
+    """A streamed completion. Closed before it began (the client left as its headers went),
+    it stops its reply: stops_when_abandoned's own stop runs only once it was iterated."""
+
+    def __init__(self, reply_id: UUID, parts: AsyncGenerator[bytes]) -> None:
+        super().__init__(parts, content_type="text/event-stream")
+        self.reply_id, self.parts = reply_id, parts
+
+    def close(self) -> None:
+        super().close()
+        if inspect.getasyncgenstate(self.parts) == inspect.AGEN_CREATED:
+            stop_for_client_gone(self.reply_id)
 
 
 class AwaitedCompletion(HttpResponse):
@@ -178,12 +192,26 @@ def answers_when_stored(view: Callable) -> Callable:
     """The completions view, waiting for the whole reply where the client did not stream."""
 
     async def answer(request: HttpRequest) -> HttpResponseBase:
-        response = await view(request)
+        starting = asyncio.ensure_future(view(request))  # shielded: see reply_start.py
+        try:
+            response = await asyncio.shield(starting)
+        except asyncio.CancelledError:  # the client left before its answer began
+            starting.add_done_callback(stop_once_started)
+            raise
         if isinstance(response, AwaitedCompletion):
             return await response.final()
         return response
 
     return functools.update_wrapper(answer, view)
+
+
+def stop_once_started(starting: asyncio.Future) -> None:
+    """A completion whose client left while its reply was stored and started: stopped, as
+    when it leaves mid-stream, rather than generated (and billed) for no one."""
+    if not starting.cancelled() and starting.exception() is None:
+        reply = getattr(starting.result(), "reply_to_start", None)
+        if reply is not None:
+            stop_for_client_gone(reply.pk)
 
 
 chat_completions = answers_when_stored(starts_replies(ChatCompletions.as_view()))
