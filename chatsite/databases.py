@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from chatsite.env import env_bool, env_int, env_str
 
@@ -14,7 +15,11 @@ def database_settings(base_dir: Path) -> dict:
     """DATABASE_URL when set (PostgreSQL in production), else SQLite in the project folder."""
     url = env_str("DATABASE_URL")
     if url:
-        database = dj_database_url.parse(url, conn_max_age=0)
+        try:
+            database = dj_database_url.parse(url, conn_max_age=0)
+        except ValueError as error:  # an unknown scheme, a port that is no number
+            message = f"DATABASE_URL is not a database URL chatsite can use ({error})"
+            raise ImproperlyConfigured(message) from None
         if database["ENGINE"] == "django.db.backends.postgresql":
             if env_bool("DATABASE_POOL"):
                 database.setdefault("OPTIONS", {})["pool"] = True

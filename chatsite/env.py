@@ -3,9 +3,11 @@
 Each raises ImproperlyConfigured on a bad value, so a typo fails at start-up, not mid-request.
 """
 
+import math
 import os
 from collections.abc import Callable
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -43,13 +45,50 @@ def env_number[N: (int, float)](
         number = parse(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be {kind}, not {value!r}") from None
+    if not math.isfinite(number):  # nan passes any comparison with the minimum
+        raise ImproperlyConfigured(f"{name} must be a finite number, not {value!r}")
     if number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}")
     return number
 
 
 def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+    """Comma-separated; set but empty, the default (as the other helpers do)."""
+    value = os.environ.get(name) or default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, in any case (given as written in `choices`)."""
+    value = os.environ.get(name) or default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; not {value!r}")
+
+
+def env_time_zone(name: str, default: str = "UTC") -> str:
+    """An IANA time zone name, such as Europe/Berlin."""
+    value = os.environ.get(name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"{name} must be a time zone name such as Europe/Berlin, not {value!r}"
+        raise ImproperlyConfigured(message) from None
+    return value
+
+
+def env_redis_url(name: str) -> str:
+    """A redis://, rediss:// (TLS) or unix:// URL, or empty."""
+    value = env_str(name)
+    parts = urlsplit(value)
+    if value and not (
+        (parts.scheme in ("redis", "rediss") and parts.hostname) or parts.scheme == "unix"
+    ):
+        raise ImproperlyConfigured(  # not repeating the value: it may hold a password
+            f"{name} must be a redis://, rediss:// or unix:// URL with a host"
+        )
+    return value
 
 
 def env_url(name: str, default: str = "") -> str:

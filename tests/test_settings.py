@@ -32,9 +32,10 @@ def test_typed_env_helpers_reject_bad_values(monkeypatch):
     assert env_url("SOME_URL") == "http://127.0.0.1:11434/v1"
 
 
-def start_django(**env: str) -> subprocess.CompletedProcess:
+def start_django(show: str = "settings.DEBUG", **env: str) -> subprocess.CompletedProcess:
+    """Django set up in a new process with `env` alone; it prints `show`."""
     clean = {"PATH": "/usr/bin:/bin", "SECRET_KEY_FILE": "/nonexistent/secret", **env}
-    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    code = f"import django; django.setup(); from django.conf import settings; print({show})"
     return subprocess.run(
         [sys.executable, "-c", code],
         env={**clean, "DJANGO_SETTINGS_MODULE": "chatsite.settings"},
@@ -110,3 +111,38 @@ def test_server_process_freezes_start_up_objects_and_collects_garbage_less_often
     assert int(young) > 700  # Python's default
     assert int(frozen) > 10_000  # Django and chatsite's modules, loaded before the first request
     assert views_frozen == "True"  # the views too: the URLconf is loaded before the freeze
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PROVIDER_READ_TIMEOUT": "nan"}, "PROVIDER_READ_TIMEOUT must be a finite number"),
+        ({"CHATSITE_HEARTBEAT_SECONDS": "inf"}, "CHATSITE_HEARTBEAT_SECONDS must be a finite"),
+        ({"TIME_ZONE": "Mars/Olympus"}, "TIME_ZONE must be a time zone name"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of DEBUG, INFO"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must be a redis://, rediss:// or unix://"),
+        ({"DATABASE_URL": "mysqlish://db/x"}, "DATABASE_URL is not a database URL"),
+    ],
+    ids=["nan", "inf", "time_zone", "log_level", "redis_url", "database_url"],
+)
+def test_a_bad_value_stops_start_up_naming_its_variable(env, message):
+    result = start_django(SECRET_KEY="x" * 50, **env)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-500:]
+
+
+def test_an_empty_model_list_is_the_default_one_and_a_level_may_be_lowercase():
+    show = "settings.OPENAI_MODELS, settings.LOGGING['root']['level']"
+    env = {"SECRET_KEY": "x" * 50, "OPENAI_MODELS": "", "LOG_LEVEL": "warning"}
+    result = start_django(show, **env)
+    assert result.stdout.split() == ["['gpt-4o-mini']", "WARNING"], result.stderr[-500:]
+
+
+def test_error_reports_hide_urls_that_may_hold_a_password(settings):
+    from django.views.debug import get_default_exception_reporter_filter
+
+    settings.REDIS_URL = "redis://:hunter2@redis.example/0"
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": settings.REDIS_URL}}
+    shown = str(get_default_exception_reporter_filter().get_safe_settings())
+    assert "hunter2" not in shown
+    assert "REDIS_URL" in shown  # named, its value hidden

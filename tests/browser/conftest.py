@@ -8,6 +8,7 @@ its pages in .test-artifacts/.
 
 import os
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from tests.conftest import service_missing
 from tests.servers import ARTIFACTS
 from tests.stub import Gate
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's package (Playwright's own browser download is not used).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -49,7 +52,7 @@ def browser() -> Iterator[Browser]:
     thread while it lives, which must not outlast the browser tests (asyncio.run and
     async_to_sync refuse to run beside it)."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+        service_missing("Chromium is missing: install Debian's chromium package (.ci/run does)")
     # Django sees that loop and refuses ORM calls (SynchronousOnlyOperation), although they
     # are plain blocking calls between browser steps, never inside a coroutine. Allow them
     # only while the browser runs; tests/servers.py keeps it from the server processes.
