@@ -49,7 +49,7 @@ window.chatsiteApi = async function (method, url, body) {
     throw Object.assign(new Error(message), { status: 401 });
   }
   if (!response.ok) {
-    const message = (data && data.error && data.error.message) || `The server answered HTTP ${response.status}.`;
+    const message = (data && data.error && data.error.message) || `The server answered HTTP ${response.status}: try again in a moment.`;
     throw Object.assign(new Error(message), { status: response.status });
   }
   return data;

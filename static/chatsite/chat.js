@@ -30,8 +30,8 @@
   let sending = false; // a message or regeneration on its way: one at a time
   let gone = false; // the conversation is not found: deleted, or another account logged in
   let draftId = null; // one client_id per draft, so a retried send is not stored twice
-  let sentId = null; // the client_id of the last message sent
-  let additions = 0; // messages added here: a catch-up's older snapshot must not replace them
+  // Messages added here, and catch-ups begun: a catch-up's older snapshot must not replace them.
+  let changes = 0;
 
   const api = window.chatsiteApi;
   const { newUuid, fillModelPicker, draftStore, listenToKeys } = window.chatsiteComposer;
@@ -53,11 +53,21 @@
   // An API call failed: a conversation not found (404) ends this page's chat.
   async function failed(error) {
     if (error.status !== 404) return showError(error.message);
+    endChat();
+    showNotFound(await header.whyNotFound(chat.dataset.username));
+  }
+
+  function endChat() {
     gone = true;
     input.disabled = true;
-    draft.forget(); // its text stays in view, to copy
     showControls();
-    showError(await header.whyNotFound(chat.dataset.username));
+  }
+
+  // Deleted: the draft has nowhere to go (its text stays in view, to copy). Another account
+  // logged in meanwhile: it is kept for its owner's return.
+  function showNotFound(why) {
+    if (why.deleted) draft.forget();
+    showError(why.text);
   }
 
   const runningReply = () => state.messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
@@ -82,7 +92,8 @@
     const following = { reply, content: "", reasoning: "", received: false, reconnecting: false };
     state.live = following;
     // The reply as this page last saw it, when the stream cannot say how it ended.
-    const soFar = (ended) => ({ ...reply, content: following.content, reasoning: following.reasoning, ...ended });
+    const soFar = (ended) =>
+      following.received ? { ...reply, content: following.content, reasoning: following.reasoning, ...ended } : { ...reply, ...ended };
     following.stream = window.chatsiteStream.followReply(reply.stream_url, {
       onText(field, text) {
         following[field] += text;
@@ -99,9 +110,12 @@
         finish(soFar({ status: "unfollowed" }), following);
         showError(text);
       },
-      onGone() {
-        finish(soFar({ status: "stopped", error: DELETED_MID_REPLY }), following);
-        failed({ status: 404 });
+      async onGone() {
+        endChat();
+        const why = await header.whyNotFound(chat.dataset.username);
+        // Not deleted: another account's session cannot follow it; it goes on, and is kept.
+        finish(soFar(why.deleted ? { status: "stopped", error: DELETED_MID_REPLY } : { status: "unfollowed" }), following);
+        showNotFound(why);
       },
       onFailed: (data) => finish(data.message || { ...reply, status: "failed", error: data.error.message }, following),
       refresh: async () => {
@@ -123,7 +137,7 @@
       state.live = null;
       showError(""); // what went wrong meanwhile (a Stop that failed, a 409) is past
       // Said once, for screen readers: the list itself is redrawn too often to be announced.
-      if (message && FINAL_WORDS[message.status]) announcer.textContent = FINAL_WORDS[message.status];
+      if (message && FINAL_WORDS[message.status]) announce(FINAL_WORDS[message.status]);
     }
     // Only the reply that ended changes: updated in place, a selection in it stays.
     const item = current && message && shownItem(message);
@@ -132,17 +146,24 @@
     updateShown(item, message);
   }
 
+  // The same words again are changed text too (a trailing no-break space), or some screen
+  // readers would not say them.
+  function announce(words) {
+    announcer.textContent = announcer.textContent === words ? `${words}\u00a0` : words;
+  }
+
   // A message already shown is not added twice: the answer to a draft sent again after a
   // reload is the first send's, replayed (its client_id was kept with the draft).
   function add(...added) {
     for (const message of added) {
       if (!state.messages.some((m) => m.id === message.id)) state.messages.push(message);
     }
-    additions += 1;
+    changes += 1;
   }
 
-  // One POST at a time (a second Enter while the first is on its way does nothing).
-  async function posting(request) {
+  // One POST at a time (a second Enter while the first is on its way does nothing). lostId:
+  // the client_id of the message it sends, to look for if its answer is lost.
+  async function posting(request, lostId = null) {
     if (sending || state.live || gone) return;
     sending = true;
     showError("");
@@ -159,38 +180,42 @@
     }
     // A reply started in another window (409), or by this request before its answer was lost
     // (status 0): the conversation as stored shows it, and follows it.
-    if (refused === 409 || refused === 0) await catchUp(refused === 0);
+    if (refused === 409) await catchUp();
+    if (refused === 0) await catchUp({ keepError: true, lostId });
   }
 
   // A message stored: its draft goes (what was typed meanwhile stays), and it titles the chat.
   function sent(content) {
     header.titledBy(content);
+    draftSent(content);
+    if (sidebar) sidebar.touch(conversation.id, conversation.title);
+  }
+
+  function draftSent(content) {
     if (input.value === content) input.value = "";
     draftId = null;
     draft.keep(null);
-    if (sidebar) sidebar.touch(conversation.id, conversation.title);
   }
 
   function send() {
     const content = input.value;
     if (!content.trim()) return;
     draftId = draftId || newUuid();
-    sentId = draftId;
-    draft.keep(draftId);
+    const clientId = draftId;
+    draft.keep(clientId);
     return posting(async () => {
       const data = await api("POST", `/api/conversations/${conversation.id}/messages/`, {
         content,
         model: modelSelect.value,
-        client_id: sentId,
+        client_id: clientId,
       });
-      sentId = null; // answered
       // The model was sent the newest reply to each earlier message: those are shown now.
       state.chosen = {};
       add(data.user_message, data.assistant_message);
       sent(content);
       follow(data.assistant_message);
       window.scrollTo(0, document.body.scrollHeight); // the message sent, even if scrolled up
-    });
+    }, clientId);
   }
 
   async function regenerate(reply) {
@@ -205,15 +230,15 @@
 
   // The conversation as stored now, following its running reply: another window (or an API
   // client) may have added to it since this page was drawn. The error shown stays when
-  // keepError (a request whose answer was lost), unless the message sent is found stored.
-  async function catchUp(keepError = false) {
-    const since = additions;
+  // keepError (a request whose answer was lost), unless the message sent (lostId) is found.
+  async function catchUp({ keepError = false, lostId = null } = {}) {
+    const since = ++changes;
     try {
       const stored = await api("GET", `/api/conversations/${conversation.id}/`);
-      if (additions !== since) return; // sent again meanwhile: its answer is newer
+      if (changes !== since) return; // sent again, or caught up again, meanwhile: that is newer
       state.messages = stored.messages;
       header.retitle(stored.title);
-      const lost = keepError && state.messages.find((m) => m.role === "user" && m.client_id === sentId);
+      const lost = lostId && state.messages.find((m) => m.role === "user" && m.client_id === lostId);
       if (lost) {
         sent(lost.content);
         showError("");
@@ -254,6 +279,9 @@
 
   fillModelPicker(modelSelect, models, state.messages, conversation);
   draftId = draft.restore();
+  // Its message stored after all (the answer lost, then the page reloaded): sent, not a draft.
+  const stored = draftId && state.messages.find((m) => m.role === "user" && m.client_id === draftId);
+  if (stored) draftSent(stored.content);
   render();
   // Reattach to a reply still being generated: the stream replays its text so far at once.
   const running = runningReply();

@@ -15,7 +15,8 @@
 
   // conversation: the page's {id, title}, kept up to date; failed(error) shows an API error.
   // Returns {titledBy(text)}: a first message titles an untitled conversation;
-  // {retitle(title)}: the title as stored, when the page catches up; {whyNotFound(owner)}.
+  // {retitle(title)}: the title as stored, when the page catches up; {whyNotFound(owner)}:
+  // why it is not found.
   window.chatsiteChatHeader = function (conversation, failed) {
     function setTitle(title) {
       conversation.title = title;
@@ -45,16 +46,19 @@
       }
     }
 
-    // Why the conversation is not found (404): deleted elsewhere, unless another account has
-    // logged in (in another tab) since, whose it is not.
+    // Why the conversation is not found (404): {deleted, text}. Deleted elsewhere, unless
+    // another account has logged in (in another tab) since, whose it is not.
     async function whyNotFound(owner) {
       try {
         const now = (await api("GET", "/api/usage/")).username;
-        if (now !== owner) return `${now} is logged in now, in another tab or window: this conversation is ${owner}'s. Log in as ${owner} again, then reload this page.`;
+        if (now !== owner) {
+          const text = `${now} is logged in now, in another tab or window: this conversation is ${owner}'s. Log in as ${owner} again, then reload this page.`;
+          return { deleted: false, text };
+        }
       } catch (error) {
         // unreachable, or logged out meanwhile: deletion stays the likeliest reason
       }
-      return GONE;
+      return { deleted: true, text: GONE };
     }
 
     document.getElementById("rename").addEventListener("click", rename);

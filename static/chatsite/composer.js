@@ -46,11 +46,12 @@
         }
       },
       forget: () => window.chatsiteDrafts.forget(conversation.id),
-      // A kept draft back in an empty box; its client_id, or null.
+      // A kept draft back in an empty box (or one the browser refilled with it); its
+      // client_id, or null.
       restore() {
         try {
           const kept = JSON.parse(sessionStorage.getItem(key) || "null");
-          if (kept && !input.value) {
+          if (kept && (!input.value || input.value === kept.text)) {
             input.value = kept.text;
             return kept.clientId || null;
           }

@@ -15,12 +15,16 @@
     return list.querySelectorAll("li[data-conversation-id]");
   }
 
-  // The server's answer to the words typed: it also matches what was said in a conversation.
-  let found = { needle: "", ids: new Set() };
+  // The server's answer to the words typed: it also matches what was said in a conversation
+  // (failed: it could not be asked, so only the titles were searched).
+  let found = { needle: "", ids: new Set(), failed: false };
+  const NO_MATCH = noMatch ? noMatch.textContent : "";
+  const TITLES_ONLY = "No title matches, and the messages could not be searched: check the connection.";
 
   function filter() {
     const needle = search.value.trim().toLowerCase();
-    const saidThere = found.needle === needle ? found.ids : new Set();
+    const answered = found.needle === needle;
+    const saidThere = answered ? found.ids : new Set();
     let shown = 0;
     items().forEach(function (item) {
       const matches = item.textContent.toLowerCase().includes(needle) ||
@@ -29,6 +33,7 @@
       if (!item.hidden) shown += 1;
     });
     noMatch.hidden = needle === "" || shown > 0;
+    noMatch.textContent = answered && found.failed ? TITLES_ONLY : NO_MATCH;
   }
 
   function find(conversationId) {
@@ -94,11 +99,12 @@
       try {
         page = await fetchConversations({ q: needle });
       } catch (error) {
-        return; // the listed titles are still filtered
+        page = null; // the listed titles are still filtered
       }
       if (search.value.trim() !== needle) return; // typed on meanwhile: a newer search comes
-      page.results.forEach(add);
-      found = { needle: needle.toLowerCase(), ids: new Set(page.results.map((c) => c.id)) };
+      const results = page ? page.results : [];
+      results.forEach(add);
+      found = { needle: needle.toLowerCase(), ids: new Set(results.map((c) => c.id)), failed: !page };
       filter();
     }, 300);
   }

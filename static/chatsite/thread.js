@@ -55,7 +55,8 @@
       const userMessage = state.messages.find((m) => m.id === reply.parent);
       const alternatives = repliesTo(userMessage);
       const follow = nearBottom();
-      updateReply(item, replyView(userMessage, alternatives, alternatives.indexOf(reply)));
+      // By id: a catch-up replaces the objects of the messages the page holds.
+      updateReply(item, replyView(userMessage, alternatives, alternatives.findIndex((m) => m.id === reply.id)));
       if (follow) window.scrollTo(0, document.body.scrollHeight);
     }
 

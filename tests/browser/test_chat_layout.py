@@ -1,5 +1,6 @@
 """The page around the chat: the conversation sidebar, light and dark themes, a phone screen."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -284,3 +285,15 @@ def test_an_old_conversation_that_gets_a_message_stays_first_as_older_ones_load(
     page.get_by_role("button", name="Show older conversations").click()
     # Those loaded go below it: it is the newest now, though the page had it as the oldest.
     expect(sidebar_titles(page)).to_have_text([titles[-1], *titles[:-1]])
+
+
+def test_a_search_the_server_cannot_answer_says_only_titles_were_searched(browsing, alice):
+    conversation(alice, "Groceries", minutes_ago=1)
+    page = browsing.logged_in(alice)
+    page.route(re.compile(r"/api/conversations/\?.*q="), lambda route: route.abort())
+    with page.expect_event("requestfailed"):
+        page.get_by_label("Search conversations").fill("zebra")
+    expect(page.locator("#no-match")).to_have_text(
+        "No title matches, and the messages could not be searched: check the connection."
+    )
+    browsing.watch_of(page).forgive_console_errors("q=zebra")

@@ -233,68 +233,6 @@ def test_reasoning_closed_while_the_reply_streams_stays_closed(browsing, stub, a
     expect(last_reply(page).locator("details.reasoning")).not_to_have_attribute("open", "")
 
 
-def test_keyboard_focus_stays_in_reach_after_stop_regenerate_and_switching_replies(
-    browsing, stub, alice, new_gate
-):
-    gate = new_gate()
-    stub.queue(gated_stream(["First"], [gate]), openai_stream(["Second"]), openai_stream(["Third"]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Hi")
-    expect(reply_body(page)).to_have_text("First")
-    page.locator("#stop").focus()
-    page.keyboard.press("Enter")
-    wait_until_final(page, "stopped")
-    expect(page.locator("#content")).to_be_focused()
-    last_reply(page).get_by_role("button", name="Regenerate").focus()
-    page.keyboard.press("Enter")
-    wait_until_final(page)
-    expect(page.locator("#content")).to_be_focused()
-    last_reply(page).get_by_role("button", name="Previous reply").focus()
-    page.keyboard.press("Enter")
-    expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
-    # At the first reply, focus moves to the arrow that still leads somewhere.
-    expect(last_reply(page).get_by_role("button", name="Next reply")).to_be_focused()
-
-    # The model is sent the newest reply to each earlier message: the page shows it again.
-    send_message(page, "And then?")
-    wait_until_final(page)
-    expect(page.locator(".alternatives")).to_contain_text("2 of 2")
-    assert stub.requests[-1].json["messages"][1] == {"role": "assistant", "content": "Second"}
-
-
-def test_a_reply_stopped_before_any_text_says_so_and_the_end_is_announced_once(
-    browsing, stub, alice, new_gate
-):
-    gate = new_gate()
-    stub.queue(gated_stream([""], [gate]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Never mind")
-    expect(last_reply(page)).to_have_attribute("data-status", "pending")
-    page.locator("#stop").click()
-    reply = wait_until_final(page, "stopped")
-    expect(reply.locator(".reply-notice")).to_have_text("Stopped before the model wrote anything.")
-    # Screen readers hear the end in one status line, not the redrawn list.
-    expect(page.locator("#announcer")).to_have_text("The reply was stopped.")
-    expect(page.locator("#messages")).not_to_have_attribute("aria-live", "polite")
-
-
-def test_keyboard_focus_goes_to_the_text_box_when_its_button_goes(browsing, stub, alice, new_gate):
-    gate = new_gate()
-    stub.queue(gated_stream(["Hel", "lo"], [gate, None]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    page.locator("#content").fill("Hi")
-    page.locator("#send").click()  # then disabled while the reply runs
-    expect(reply_body(page)).to_have_text("Hel")
-    expect(page.locator("#content")).to_be_focused()
-    page.locator("#stop").focus()
-    gate.open()  # the reply ends by itself: Stop hides
-    wait_until_final(page)
-    expect(page.locator("#content")).to_be_focused()
-
-
 def test_a_message_sent_while_scrolled_up_is_shown(browsing, stub, alice):
     conversation = add_chat(alice, "Long history")
     for n in range(6):

@@ -1,12 +1,21 @@
 """The chat page when the connection fails it: a send that cannot leave, and one whose answer
-never comes (given up after 30 s, then caught up with the conversation as stored)."""
+never comes (given up after 30 s, then caught up with the conversation as stored) or is lost
+(caught up at once, or known as sent after a reload)."""
 
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.pages import open_new_chat, send_message, wait_until_final
+from conversations.models import Message
+from tests.browser.pages import (
+    last_reply,
+    open_chat,
+    open_new_chat,
+    send_message,
+    wait_until_final,
+)
+from tests.chats import add_chat
 
 pytestmark = pytest.mark.browser
 
@@ -67,3 +76,75 @@ def test_a_send_whose_answer_never_comes_is_given_up_and_caught_up_with(
     wait_until_final(page)
     expect(page.locator(".message.user")).to_have_count(1)
     assert len(stalled) == 1 and len(stub.requests) == 1
+
+
+# As Firefox refills a text box on reload, before the page's scripts run.
+REFILL_THE_BOX = """new MutationObserver((_, observer) => {
+  const box = document.getElementById("content");
+  if (box) { box.value = "Only once"; observer.disconnect(); }
+}).observe(document, {childList: true, subtree: true});"""
+
+
+@pytest.mark.parametrize("refilled", [False, True], ids=["box-empty", "box-refilled"])
+def test_a_message_whose_answer_was_lost_is_known_as_sent_after_a_reload(
+    browsing, stub, alice, refilled
+):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    chat_url = page.url
+
+    def lose_the_answer(route: object) -> None:
+        route.fetch()  # the server stores the message and starts its reply
+        route.abort()  # the page never hears back
+
+    page.route(re.compile(r"/messages/$"), lose_the_answer)
+    # The connection stays down for the page's catch-up after it, too.
+    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
+    with page.expect_event("requestfailed", lambda r: r.method == "GET"):  # the catch-up's
+        send_message(page, "Only once")
+    expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
+    page.unroute(re.compile(r"/messages/$"))
+    page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
+    if refilled:
+        page.add_init_script(REFILL_THE_BOX)
+    open_chat(page, chat_url)  # reloaded, as the person would
+    wait_until_final(page)  # the message was stored, and answered
+    expect(page.locator(".message.user .body")).to_have_text(["Only once"])
+    # Its kept client_id is the stored message's: sent, not a draft to send again.
+    expect(page.locator("#content")).to_have_value("")
+    assert Message.objects.count() == 2 and len(stub.requests) == 1
+    browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
+
+
+def test_a_message_whose_answer_was_lost_is_shown_as_stored_without_a_reload(browsing, stub, alice):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+
+    def lose_the_answer(route: object) -> None:
+        route.fetch()  # the server stores the message and starts its reply
+        route.abort()  # the page never hears back
+
+    page.route(re.compile(r"/messages/$"), lose_the_answer)
+    send_message(page, "Only once")
+    wait_until_final(page)  # caught up: its client_id found stored, its reply followed
+    expect(page.locator(".message.user .body")).to_have_text("Only once")
+    expect(page.locator("#content")).to_have_value("")  # sent: no draft to send again
+    expect(page.locator("#composer-error")).to_be_hidden()
+    assert len(stub.requests) == 1
+    browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
+
+
+def test_a_regenerate_whose_answer_is_lost_is_not_taken_for_a_message_sent(browsing, stub, alice):
+    # Its messages came from the API, without a client_id: none of them is a lost send.
+    chat = add_chat(alice, "From a script")
+    page = browsing.logged_in(alice)
+    open_chat(page, f"/c/{chat.pk}/")
+    page.route(re.compile(r"/regenerate/$"), lambda route: route.abort())  # never arrives
+    with page.expect_response(re.compile(r"/api/conversations/[^/]+/$")):  # the catch-up
+        last_reply(page).get_by_role("button", name="Regenerate").click()
+    expect(page.locator("#composer-error")).to_have_text(
+        "Could not reach chatsite: check the connection, then try again."
+    )
+    expect(page.locator(".message.assistant")).to_have_count(1)
+    assert stub.requests == []
+    browsing.watch_of(page).forgive_console_errors("/regenerate/")

@@ -16,6 +16,7 @@ from tests.browser.pages import (
     send_message,
     wait_until_final,
 )
+from tests.browser.test_resume_in_browser import wait_for_saved_text
 
 pytestmark = pytest.mark.browser
 
@@ -226,55 +227,6 @@ def test_a_draft_outlives_a_reload_and_goes_once_sent(browsing, stub, alice):
     expect(page.locator("#content")).to_have_value("")
 
 
-def test_a_message_whose_answer_was_lost_is_not_sent_twice_after_a_reload(browsing, stub, alice):
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    chat_url = page.url
-
-    def lose_the_answer(route: object) -> None:
-        route.fetch()  # the server stores the message and starts its reply
-        route.abort()  # the page never hears back
-
-    page.route(re.compile(r"/messages/$"), lose_the_answer)
-    # The connection stays down for the page's catch-up after it, too.
-    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
-    with page.expect_event("requestfailed", lambda r: r.method == "GET"):  # the catch-up's
-        send_message(page, "Only once")
-    expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
-    page.unroute(re.compile(r"/messages/$"))
-    page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
-    open_chat(page, chat_url)  # reloaded, as the person would
-    wait_until_final(page)  # the message was stored, and answered
-    expect(page.locator("#content")).to_have_value("Only once")  # the draft, kept
-
-    with page.expect_response(re.compile(r"/messages/$")) as answer:
-        page.locator("#content").press("Enter")  # sent again, as anyone would
-    assert answer.value.status == 201
-    assert answer.value.headers.get("idempotent-replayed") == "true"  # the first, repeated
-    expect(page.locator("#content")).to_have_value("")
-    expect(page.locator(".message.user")).to_have_count(1)
-    assert Message.objects.count() == 2 and len(stub.requests) == 1
-    browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
-
-
-def test_a_message_whose_answer_was_lost_is_shown_as_stored_without_a_reload(browsing, stub, alice):
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-
-    def lose_the_answer(route: object) -> None:
-        route.fetch()  # the server stores the message and starts its reply
-        route.abort()  # the page never hears back
-
-    page.route(re.compile(r"/messages/$"), lose_the_answer)
-    send_message(page, "Only once")
-    wait_until_final(page)  # caught up: its client_id found stored, its reply followed
-    expect(page.locator(".message.user .body")).to_have_text("Only once")
-    expect(page.locator("#content")).to_have_value("")  # sent: no draft to send again
-    expect(page.locator("#composer-error")).to_be_hidden()
-    assert len(stub.requests) == 1
-    browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
-
-
 def test_a_409_for_a_reply_that_ended_meanwhile_leaves_no_error(browsing, stub, alice, new_gate):
     gate = new_gate()
     page = browsing.logged_in(alice)
@@ -296,4 +248,51 @@ def test_a_409_for_a_reply_that_ended_meanwhile_leaves_no_error(browsing, stub, 
     held[0].continue_()
     expect(reply_body(other)).to_have_text("Second")
     expect(other.locator("#composer-error")).to_be_hidden()
+    browsing.watch_of(other).forgive_console_errors("409")
+
+
+def test_a_reopened_reply_keeps_its_saved_text_when_deleted_before_it_streams_again(
+    browsing, stub, alice, new_gate, client_for
+):
+    page = browsing.logged_in(alice)
+    reply_held_after_hel(page, stub, new_gate())
+    wait_for_saved_text("Hel")
+    conversation_id = page.url.rstrip("/").split("/")[-1]
+    page.route(re.compile(r"/stream/"), lambda route: route.abort())  # streams cannot get through
+    open_chat(page, page.url)  # reopened: the text saved so far, nothing streamed yet
+    expect(reply_body(page)).to_have_text("Hel")
+    client_for(alice).http.delete(f"/api/conversations/{conversation_id}/")
+    page.unroute(re.compile(r"/stream/"))  # back: the reply is gone (404)
+
+    reply = wait_until_final(page, "stopped")
+    expect(reply.locator(".reply-notice")).to_have_text(DELETED_MID_REPLY)
+    expect(reply_body(page)).to_have_text("Hel")  # what the page had, kept
+    browsing.watch_of(page).forgive_console_errors("/stream/")
+    browsing.watch_of(page).forgive_console_errors(f"/api/conversations/{conversation_id}/")
+
+
+def test_two_catch_ups_at_once_leave_the_reply_followed_live(browsing, stub, alice, new_gate):
+    gate, later = new_gate(), new_gate()
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    other = browsing.new_tab(page)
+    open_chat(other, page.url)
+    stub.queue(gated_stream(["Sec", "ond", "!"], [gate, later, None]))
+    send_message(page, "First")
+    expect(reply_body(page)).to_have_text("Sec")
+
+    held = []
+    other.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: held.append(route))
+    for count in (1, 2):  # two Enters: two 409s, each caught up with (held here)
+        send_message(other, "From the other window")
+        while len(held) < count:
+            other.wait_for_timeout(50)  # its catch-up is on its way (a wait, not a timing check)
+    for route in held:
+        route.continue_()
+    expect(reply_body(other)).to_have_text("Sec")
+    gate.open()
+    expect(reply_body(other)).to_have_text("Second")  # live, not frozen by the older snapshot
+    expect(other.locator(".message.assistant").last).to_have_attribute("data-status", "streaming")
+    later.open()
+    wait_until_final(other)
     browsing.watch_of(other).forgive_console_errors("409")
