@@ -225,7 +225,7 @@
       delete state.chosen[data.user_message.id];
       follow(data.assistant_message);
     });
-    input.focus(); // its button is gone with the redrawn reply
+    refocus(); // its button is gone with the redrawn reply
   }
 
   // The conversation as stored now, following its running reply: another window (or an API
@@ -253,6 +253,13 @@
     if (!running && !keepError) showError(""); // it ended meanwhile: nothing is in the way any more
   }
 
+  // Back to the text box when the button pressed is gone (focus fell to the page), not when
+  // the person has moved on meanwhile (to the search box, say).
+  function refocus() {
+    const focused = document.activeElement;
+    if (!input.disabled && (!focused || focused === document.body)) input.focus();
+  }
+
   async function stop() {
     if (!state.live) return;
     stopButton.disabled = true;
@@ -262,7 +269,7 @@
       failed(error); // a 404: deleted meanwhile, and its stream says so as it ends
     } finally {
       stopButton.disabled = false;
-      input.focus(); // the Stop button hides with the reply done
+      refocus(); // the Stop button hides with the reply done
     }
   }
 

@@ -1,6 +1,8 @@
 """What keyboards and screen readers meet on the chat page: focus that stays in reach, and the
 end of each reply said once in a status line."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -90,3 +92,22 @@ def test_each_reply_that_ends_is_announced_even_in_the_same_words(browsing, stub
         wait_until_final(page)
         # Changed text (a no-break space), or a screen reader stays silent the second time.
         page.wait_for_function(announced % said)
+
+
+def test_focus_moved_elsewhere_while_a_regenerate_is_on_its_way_stays_there(browsing, stub, alice):
+    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    wait_until_final(page)
+    held = []
+    page.route(re.compile(r"/regenerate/$"), lambda route: held.append(route))
+    last_reply(page).get_by_role("button", name="Regenerate").click()
+    while not held:
+        page.wait_for_timeout(50)  # the request is on its way (a wait, not a timing check)
+    search = page.get_by_label("Search conversations")
+    search.focus()  # the person moves on meanwhile
+    held[0].continue_()
+    expect(reply_body(page)).to_have_text("Second")
+    wait_until_final(page)
+    expect(search).to_be_focused()
