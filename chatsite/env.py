@@ -6,7 +6,7 @@ Each raises ImproperlyConfigured on a bad value, so a typo fails at start-up, no
 import math
 import os
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
@@ -83,7 +83,8 @@ def env_redis_url(name: str) -> str:
     value = env_str(name)
     parts = urlsplit(value)
     if value and not (
-        (parts.scheme in ("redis", "rediss") and parts.hostname) or parts.scheme == "unix"
+        (parts.scheme in ("redis", "rediss") and parts.hostname and port_ok(parts))
+        or parts.scheme == "unix"
     ):
         raise ImproperlyConfigured(  # not repeating the value: it may hold a password
             f"{name} must be a redis://, rediss:// or unix:// URL with a host"
@@ -91,15 +92,19 @@ def env_redis_url(name: str) -> str:
     return value
 
 
+def port_ok(parts: SplitResult) -> bool:
+    try:
+        return parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or past 65535
+        return False
+
+
 def env_url(name: str, default: str = "") -> str:
     """An http(s) URL with a host, or empty: a provider's base URL."""
     value = env_str(name, default)
     parts = urlsplit(value)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or past 65535
-        port_ok = False
-    if value and (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok):
+    usable = parts.scheme in ("http", "https") and parts.hostname and port_ok(parts)
+    if value and not usable:
         raise ImproperlyConfigured(
             f"{name} must be an http:// or https:// URL with a host, not {value!r}"
         )

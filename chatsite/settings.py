@@ -5,6 +5,7 @@ chatsite/env.py raise ImproperlyConfigured on a bad value, so a typo fails at st
 mid-request.
 """
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -231,7 +232,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVELS = tuple(logging.getLevelNamesMapping())  # DEBUG, INFO, WARNING (WARN), ...
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

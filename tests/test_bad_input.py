@@ -165,6 +165,8 @@ def test_a_page_past_the_last_is_not_found_and_last_is_the_last(server, alice_cl
     past = alice_client.http.get("/api/conversations/?page=2")
     assert_clear_error(past, 404, ("page",))
     assert len(alice_client.http.get("/api/conversations/?page=last").json()["results"]) == 1
+    far = alice_client.http.get("/api/conversations/?page=" + "9" * 5000)  # past int()'s reach
+    assert_clear_error(far, 404, ("No page 999999999…: past the last (1).",))
 
 
 def test_a_time_beyond_the_calendar_in_the_sites_time_zone_is_a_400(

@@ -119,11 +119,12 @@ def test_server_process_freezes_start_up_objects_and_collects_garbage_less_often
         ({"PROVIDER_READ_TIMEOUT": "nan"}, "PROVIDER_READ_TIMEOUT must be a finite number"),
         ({"CHATSITE_HEARTBEAT_SECONDS": "inf"}, "CHATSITE_HEARTBEAT_SECONDS must be a finite"),
         ({"TIME_ZONE": "Mars/Olympus"}, "TIME_ZONE must be a time zone name"),
-        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of DEBUG, INFO"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of CRITICAL, FATAL, ERROR, WARN"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must be a redis://, rediss:// or unix://"),
+        ({"REDIS_URL": "redis://cache:6379x/0"}, "REDIS_URL must be a redis://, rediss://"),
         ({"DATABASE_URL": "mysqlish://db/x"}, "DATABASE_URL is not a database URL"),
     ],
-    ids=["nan", "inf", "time_zone", "log_level", "redis_url", "database_url"],
+    ids=["nan", "inf", "time_zone", "log_level", "redis_url", "redis_port", "database_url"],
 )
 def test_a_bad_value_stops_start_up_naming_its_variable(env, message):
     result = start_django(SECRET_KEY="x" * 50, **env)
@@ -133,9 +134,10 @@ def test_a_bad_value_stops_start_up_naming_its_variable(env, message):
 
 def test_an_empty_model_list_is_the_default_one_and_a_level_may_be_lowercase():
     show = "settings.OPENAI_MODELS, settings.LOGGING['root']['level']"
-    env = {"SECRET_KEY": "x" * 50, "OPENAI_MODELS": "", "LOG_LEVEL": "warning"}
-    result = start_django(show, **env)
-    assert result.stdout.split() == ["['gpt-4o-mini']", "WARNING"], result.stderr[-500:]
+    for level, taken in (("warning", "WARNING"), ("warn", "WARN")):  # logging's own names
+        env = {"SECRET_KEY": "x" * 50, "OPENAI_MODELS": "", "LOG_LEVEL": level}
+        result = start_django(show, **env)
+        assert result.stdout.split() == ["['gpt-4o-mini']", taken], result.stderr[-500:]
 
 
 def test_error_reports_hide_urls_that_may_hold_a_password(settings):

@@ -1,7 +1,7 @@
 """Pages of lists: `?page=N` (from 1) and `?page_size=` up to MAX_PAGE_SIZE."""
 
 from django.core.paginator import Paginator
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
@@ -21,6 +21,8 @@ class Pages(PageNumberPagination):
             return paginator.num_pages
         if not (value.isascii() and value.isdigit() and value.strip("0")):
             raise ValidationError({"page": [f'{WHOLE_NUMBER} (or "last").']})
+        if len(value) > 9:  # past any last page (and past what int() reads, at 4,300 digits)
+            raise NotFound(f"No page {value[:9]}…: past the last ({paginator.num_pages}).")
         return value
 
     def get_page_size(self, request: Request) -> int:

@@ -142,6 +142,8 @@ class CompletionStream(EventStreamResponse):
         self.reply_id, self.parts = reply_id, parts
 
     def close(self) -> None:
+        # On the event loop, as the stop must be: chatsite's handler closes responses there
+        # (chatsite/asgi_handler.py; Django's own would close it in a thread).
         super().close()
         if inspect.getasyncgenstate(self.parts) == inspect.AGEN_CREATED:
             stop_for_client_gone(self.reply_id)
