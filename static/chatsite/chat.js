@@ -70,6 +70,9 @@
     showError(why.text);
   }
 
+  // The user message stored with this client_id (none looked for without one).
+  const storedWith = (clientId) =>
+    clientId ? state.messages.find((m) => m.role === "user" && m.client_id === clientId) : undefined;
   const runningReply = () => state.messages.find((m) => m.role === "assistant" && ACTIVE.includes(m.status));
 
   function showControls() {
@@ -238,7 +241,7 @@
       if (changes !== since) return; // sent again, or caught up again, meanwhile: that is newer
       state.messages = stored.messages;
       header.retitle(stored.title);
-      const lost = lostId && state.messages.find((m) => m.role === "user" && m.client_id === lostId);
+      const lost = storedWith(lostId);
       if (lost) {
         sent(lost.content);
         showError("");
@@ -287,7 +290,7 @@
   fillModelPicker(modelSelect, models, state.messages, conversation);
   draftId = draft.restore();
   // Its message stored after all (the answer lost, then the page reloaded): sent, not a draft.
-  const stored = draftId && state.messages.find((m) => m.role === "user" && m.client_id === draftId);
+  const stored = storedWith(draftId);
   if (stored) draftSent(stored.content);
   render();
   // Reattach to a reply still being generated: the stream replays its text so far at once.

@@ -20,17 +20,32 @@
         // nothing was kept
       }
     },
+    // The conversations holding a draft of `user`'s in this tab (composer.js keeps each
+    // with its user): another account's are not theirs to show.
+    keptBy(user) {
+      return draftKeys()
+        .filter((key) => {
+          try {
+            return JSON.parse(sessionStorage.getItem(key)).user === user;
+          } catch (error) {
+            return false; // not as the chat page keeps drafts
+          }
+        })
+        .map((key) => key.slice(PREFIX.length));
+    },
   };
+
+  function draftKeys() {
+    try {
+      return Object.keys(sessionStorage).filter((key) => key.startsWith(PREFIX));
+    } catch (error) {
+      return []; // storage refused: nothing was kept
+    }
+  }
 
   function clearAll() {
     drafts.cleared = true;
-    try {
-      for (const key of Object.keys(sessionStorage)) {
-        if (key.startsWith(PREFIX)) sessionStorage.removeItem(key);
-      }
-    } catch (error) {
-      // storage refused: nothing was kept
-    }
+    for (const key of draftKeys()) sessionStorage.removeItem(key);
   }
 
   if (channel) channel.addEventListener("message", clearAll);

@@ -114,8 +114,7 @@
   // whose chat is gone is forgotten. Another account's drafts (a session that lapsed, then
   // someone else logged in) are left alone: only their owner's pages show them.
   async function listDrafted() {
-    const prefix = window.chatsiteDrafts.PREFIX;
-    for (const id of keptDraftIds(prefix)) {
+    for (const id of window.chatsiteDrafts.keptBy(list.dataset.username)) {
       if (find(id)) continue;
       let conversation;
       try {
@@ -127,23 +126,6 @@
       if (conversation.source === list.dataset.source) add(conversation);
     }
     filter();
-  }
-
-  function keptDraftIds(prefix) {
-    const ids = [];
-    try {
-      for (const key of Object.keys(sessionStorage).filter((k) => k.startsWith(prefix))) {
-        try {
-          const draft = JSON.parse(sessionStorage.getItem(key));
-          if (draft.user === list.dataset.username) ids.push(key.slice(prefix.length));
-        } catch (error) {
-          // not as this page keeps drafts
-        }
-      }
-    } catch (error) {
-      // storage refused: none kept
-    }
-    return ids;
   }
 
   // A conversation that just got a message is now the newest.

@@ -1,5 +1,7 @@
 """What a person does on chatsite's pages, as small steps the browser tests share."""
 
+import re
+
 from playwright.sync_api import Locator, Page, expect
 
 from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
@@ -16,6 +18,23 @@ def open_new_chat(page: Page) -> None:
 def open_chat(page: Page, url: str) -> None:
     page.goto(url)
     expect(page.locator("#chat[data-ready=true]")).to_be_attached()
+
+
+def log_in_in_another_tab(
+    browsing: object, page: Page, username: str, log_out_first: bool = False
+) -> None:
+    """`username` logs in in a new tab beside `page`, after logging out there (which clears
+    every tab's drafts) or straight over the session `page` has."""
+    other = browsing.new_tab(page)
+    if log_out_first:
+        other.goto("/")
+        other.get_by_role("button", name="Log out").click()
+    other.goto("/accounts/login/")
+    other.get_by_label("Username").fill(username)
+    other.get_by_label("Password").fill(f"{username}-password")
+    other.get_by_role("button", name="Log in").click()
+    expect(other).to_have_url(re.compile(r"/$"))  # a new session, and a new CSRF token
+    expect(other.locator(".who")).to_have_text(username)
 
 
 def send_message(page: Page, text: str) -> None:

@@ -3,10 +3,11 @@ clears drafts): the conversation is not read as deleted, the draft is kept for i
 a reply being written is not marked deleted."""
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from tests.browser.pages import (
     gated_stream,
+    log_in_in_another_tab,
     open_chat,
     open_new_chat,
     reply_body,
@@ -21,15 +22,6 @@ CHARLIE_NOW = (
     "charlie is logged in now, in another tab or window: this conversation is alice's."
     " Log in as alice again, then reload this page."
 )
-
-
-def log_in_in_another_tab(browsing: object, page: Page, username: str) -> None:
-    other = browsing.new_tab(page)
-    other.goto("/accounts/login/")
-    other.get_by_label("Username").fill(username)
-    other.get_by_label("Password").fill(f"{username}-password")
-    other.get_by_role("button", name="Log in").click()
-    expect(other.locator(".who")).to_have_text(username)
 
 
 def test_a_draft_is_kept_for_its_owner_when_another_account_logs_in_elsewhere(

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from conversations.models import Message
 from tests.browser.pages import (
     gated_stream,
+    log_in_in_another_tab,
     open_chat,
     open_new_chat,
     reply_body,
@@ -172,21 +173,10 @@ def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
     browsing.watch_of(other).forgive_console_errors("409")
 
 
-def log_in_again_in_another_tab(browsing: object, page: Page, username: str) -> None:
-    other = browsing.new_tab(page)
-    other.goto("/")
-    other.get_by_role("button", name="Log out").click()
-    other.goto("/accounts/login/")
-    other.get_by_label("Username").fill(username)
-    other.get_by_label("Password").fill(f"{username}-password")
-    other.get_by_role("button", name="Log in").click()
-    expect(other).to_have_url(re.compile(r"/$"))  # a new session, and a new CSRF token
-
-
 def test_logging_in_again_in_another_tab_leaves_this_tab_able_to_send(browsing, stub, alice):
     page = browsing.logged_in(alice)
     open_new_chat(page)
-    log_in_again_in_another_tab(browsing, page, "alice")
+    log_in_in_another_tab(browsing, page, "alice", log_out_first=True)
 
     send_message(page, "Still here")
     wait_until_final(page)
@@ -199,7 +189,7 @@ def test_another_account_logged_in_elsewhere_is_not_read_as_a_deletion(
 ):
     page = browsing.logged_in(alice)
     open_new_chat(page)
-    log_in_again_in_another_tab(browsing, page, "charlie")
+    log_in_in_another_tab(browsing, page, "charlie", log_out_first=True)
 
     send_message(page, "Still me?")
     expect(page.locator("#composer-error")).to_have_text(
