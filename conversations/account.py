@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from chatsite.passwords import PasswordChangeView
 from conversations.access import get_for_user
 from conversations.api.usage import USAGE_DAYS, usage_of
 from conversations.apikeys import create_key_once, revoke_key
@@ -22,8 +23,9 @@ from conversations.models import ApiKey
 # One transaction: changing the password cycles the session, refused while its cache is
 # down (chatsite/sessions.py), and the new password must then not be kept either. The site's
 # own templates: Django's registration/ names are the admin's pages too.
+# The current password is checked as a login is (chatsite/passwords.py).
 password_change = transaction.atomic(
-    auth_views.PasswordChangeView.as_view(template_name="account/password_change.html")
+    PasswordChangeView.as_view(template_name="account/password_change.html")
 )
 password_change_done = auth_views.PasswordChangeDoneView.as_view(
     template_name="account/password_change_done.html"

@@ -239,3 +239,14 @@ def test_admin_lists_take_only_their_own_filters_from_the_url(alices_chat, bob, 
         assert staff.http.get(path, params=params).status_code == 200, params
     year = {"created_at__year": str(timezone.now().year), "created_at__gte": "2000-01-01"}
     assert staff.http.get(CONVERSATIONS, params=year).status_code == 200
+
+
+def test_admin_autocomplete_finds_nothing_of_other_users(alices_chat, bob, client_for):
+    # Django's autocomplete searches a list's search fields, message text among them, outside
+    # the list (and its record): no list uses it, so it is not there.
+    staff = client_for(bob)
+    for model, field in [("message", "conversation"), ("message", "parent")]:
+        params = {"app_label": "conversations", "model_name": model, "field_name": field}
+        found = staff.http.get("/admin/autocomplete/", params={**params, "term": "secret"})
+        assert found.status_code == 404
+        assert "diary" not in found.text

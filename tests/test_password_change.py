@@ -1,5 +1,7 @@
 """Changing one's password on the site: its own pages (not the admin's), linked from each."""
 
+import pytest
+from django.conf import settings
 from django.test import Client
 
 from tests.test_sessions import NEW_PASSWORD
@@ -26,6 +28,7 @@ def test_a_password_is_changed_on_the_site_pages(alice):
     done = browser.post("/accounts/password_change/", form_data, follow=True)
     assert done.redirect_chain[-1][0] == "/accounts/password_change/done/"
     assert b"Password changed \xc2\xb7 chatsite" in done.content  # the site's page again
+    assert b"Your API keys still work" in done.content  # a password change leaves them be
     alice.refresh_from_db()
     assert alice.check_password(NEW_PASSWORD["new_password1"])
 
@@ -45,3 +48,37 @@ def test_the_admin_keeps_its_own_password_page(bob):
     page = signed_in(bob).get("/admin/password_change/")
     assert page.status_code == 200
     assert b"site admin" in page.content
+
+
+@pytest.mark.parametrize("path", ["/accounts/password_change/", "/admin/password_change/"])
+def test_guessing_the_current_password_is_locked_out_as_logins_are(bob, path):
+    # A session left open must not be a way to try passwords without limit.
+    browser = signed_in(bob)
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        guess = browser.post(path, {"old_password": "a wrong guess", **NEW_PASSWORD})
+        assert guess.status_code == 200
+        assert b"old password was entered incorrectly" in guess.content
+    last_guess = browser.post(path, {"old_password": "a wrong guess", **NEW_PASSWORD})
+    right_one = browser.post(path, {"old_password": "bob-password", **NEW_PASSWORD})
+    for response in (last_guess, right_one):
+        assert response.status_code == 429
+        assert b"Too many failed logins" in response.content
+    bob.refresh_from_db()
+    assert bob.check_password("bob-password")
+
+
+def test_the_right_current_password_changes_it_in_the_admin(bob):
+    done = signed_in(bob).post(
+        "/admin/password_change/", {"old_password": "bob-password", **NEW_PASSWORD}
+    )
+    assert done.status_code == 302 and done["Location"] == "/admin/password_change/done/"
+    bob.refresh_from_db()
+    assert bob.check_password(NEW_PASSWORD["new_password1"])
+
+
+def test_there_is_no_password_reset_by_email(alice):
+    # chatsite sends no mail: staff set passwords. Its pages would only say which addresses
+    # have accounts.
+    for path in ["/accounts/password_reset/", "/accounts/reset/done/"]:
+        assert Client().get(path).status_code == 404
+        assert signed_in(alice).post(path, {"email": "alice@example.com"}).status_code == 404
