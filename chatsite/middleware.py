@@ -13,8 +13,9 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponsePermanentRedirect
 from django.middleware import clickjacking, common, csp, csrf, security
+from django.utils.http import escape_leading_slashes
 
 from chatsite.sessions import SessionCacheUnavailable
 
@@ -42,7 +43,21 @@ class SecurityMiddleware(InlineHooks, security.SecurityMiddleware):
 
 
 class CommonMiddleware(InlineHooks, common.CommonMiddleware):
-    pass
+    """A write to a path without its trailing slash (POST /api/conversations) is sent on with
+    a 308, which keeps its method and body: Django's 301 has clients repeat a POST as a GET
+    (a list, "200 OK", nothing created), and with DEBUG on it is a 500."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if (
+            response.status_code == 404
+            and request.method not in ("GET", "HEAD")
+            and self.should_redirect_with_slash(request)
+        ):
+            path = escape_leading_slashes(request.get_full_path(force_append_slash=True))
+            response = HttpResponsePermanentRedirect(path, preserve_request=True)
+        return super().process_response(request, response)
 
 
 class AuthenticationMiddleware(InlineHooks, auth.AuthenticationMiddleware):

@@ -1,10 +1,12 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views import defaults
 
 from conversations import account, views
 from conversations.api.openai_compat import views as openai_compat
+from conversations.api.openai_compat.errors import openai_error
 
 urlpatterns = [
     path("", views.conversation_list, name="conversation-list"),
@@ -17,7 +19,10 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("accounts/logged-out/", account.logged_out, name="logged-out"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Log in and out only: not Django's password reset by e-mail, which chatsite does not
+    # send (staff set passwords), and whose answers would tell which addresses have accounts.
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("settings/usage/", account.usage, name="usage-page"),
     path("settings/keys/", account.api_keys, name="api-keys-page"),
     path("settings/keys/<uuid:key_id>/revoke/", account.api_key_revoke, name="api-key-revoke"),
@@ -30,9 +35,13 @@ urlpatterns = [
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Unknown API paths answer in JSON like every API error; pages get the 404 page."""
-    if request.path.startswith(("/api/", "/v1/")):
-        return JsonResponse({"error": {"code": "not_found", "message": "Not found."}}, status=404)
+    """Unknown API paths answer in JSON like every API error (/v1's as OpenAI's do); pages
+    get the 404 page."""
+    error = {"code": "not_found", "message": "Not found."}
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"error": openai_error(error, 404)}, status=404)
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": error}, status=404)
     return defaults.page_not_found(request, exception)
 
 

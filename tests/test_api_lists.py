@@ -29,6 +29,11 @@ def test_conversation_list_is_paginated_most_recent_first(server, alice, alice_c
 
     assert len(titles(alice_client.http.get("/api/conversations/?page_size=7"))) == 7
     assert len(titles(alice_client.http.get("/api/conversations/?page_size=1000"))) == 55
+    # Leading zeros are the same number, however many.
+    assert len(titles(alice_client.http.get("/api/conversations/?page_size=00000000007"))) == 7
+    assert titles(alice_client.http.get("/api/conversations/?page=0000000002")) == [
+        f"Chat {n:02}" for n in range(50, 55)
+    ]
     beyond = alice_client.http.get("/api/conversations/?page=9")
     assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
 
@@ -72,6 +77,20 @@ def test_conversation_list_filters_by_update_time_model_and_text(server, alice, 
     bad = alice_client.http.get("/api/conversations/?updated_after=yesterday")
     assert bad.status_code == 400
     assert bad.json()["error"]["message"].startswith("updated_after:")
+
+
+def test_a_renamed_conversation_is_listed_as_updated(server, alice, alice_client):
+    # A tool syncing with ?updated_after= must see a new title or system prompt.
+    now = timezone.now()
+    since = {"updated_after": (now - timedelta(days=1)).isoformat()}
+    Conversation.objects.create(owner=alice, title="Kept", model="m", updated_at=now - timedelta(3))
+    renamed = Conversation.objects.create(
+        owner=alice, title="Old name", model="m", updated_at=now - timedelta(days=3)
+    )
+    assert titles(alice_client.http.get("/api/conversations/", params=since)) == []
+    changed = alice_client.http.patch(f"/api/conversations/{renamed.id}/", json={"title": "New"})
+    assert changed.status_code == 200, changed.text
+    assert titles(alice_client.http.get("/api/conversations/", params=since)) == ["New"]
 
 
 def test_lists_never_show_other_users_conversations(

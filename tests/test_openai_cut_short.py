@@ -44,7 +44,7 @@ def test_a_streamed_reply_interrupted_elsewhere_ends_with_an_error(server, stub,
     last = received.strip().split(b"\n\n")[-1]
     assert last.startswith(b"data: {")  # OpenAI's error in a stream: its SDKs raise it
     error = json.loads(last.removeprefix(b"data: "))["error"]
-    assert error["code"] == "interrupted"
+    assert (error["code"], error["type"]) == ("interrupted", "server_error")
     assert "stopped" in error["message"]
     assert b"[DONE]" not in received and b'"finish_reason":"stop"' not in received
 
@@ -62,3 +62,46 @@ def test_a_whole_completion_interrupted_elsewhere_is_a_503(server, stub, alice_k
     assert (error["code"], error["type"]) == ("interrupted", "server_error")
     stored = stored_reply()
     assert (stored.status, stored.finish_reason) == ("interrupted", "interrupted")
+
+
+def stop_in_chatsite(gate: Gate, owner_client) -> None:
+    """The owner's Stop on the chat page (the conversation is listed under ?source=api)."""
+    gate.wait_reached()
+    reply = Message.objects.active_replies().get()
+    assert owner_client.http.post(f"/api/messages/{reply.pk}/stop/").status_code == 200
+    gate.open()
+
+
+def test_a_streamed_reply_its_owner_stops_ends_with_an_error(
+    server, stub, alice, alice_key, client_for
+):
+    gate = Gate()
+    stub.queue(gated_stream(["Before"], gate, after=[" after"]))
+    url, body, headers = completions(server, alice_key, stream=True)
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+        reads = response.iter_bytes()
+        received = b""
+        while b"Before" not in received:
+            received += next(reads)
+        stop_in_chatsite(gate, client_for(alice))
+        received += b"".join(reads)
+    error = json.loads(received.strip().split(b"\n\n")[-1].removeprefix(b"data: "))["error"]
+    assert (error["code"], error["type"]) == ("stopped", "invalid_request_error")
+    assert "owner's Stop" in error["message"]
+    # Not a whole completion: no finish reason OpenAI's clients do not know, no [DONE].
+    assert b"[DONE]" not in received and b'"finish_reason"' not in received.replace(
+        b'"finish_reason":null', b""
+    )
+    assert stored_reply().status == "stopped"
+
+
+def test_a_whole_completion_its_owner_stops_is_a_409(server, stub, alice, alice_key, client_for):
+    gate = Gate()
+    stub.queue(gated_stream(["Before"], gate, after=[" after"]))
+    url, body, headers = completions(server, alice_key, stream=False)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(httpx.post, url, json=body, headers=headers, timeout=30)
+        stop_in_chatsite(gate, client_for(alice))
+        response = answer.result()
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "stopped"

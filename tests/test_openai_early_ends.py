@@ -69,7 +69,12 @@ def test_a_stream_whose_reply_is_deleted_before_it_is_stored_ends_with_not_found
     *deltas, last = [json.loads(data) for data in rest]
     assert deltas[-1]["choices"][0]["delta"] == {"content": " and after"}
     assert last == {
-        "error": {"code": "not_found", "message": "The conversation was deleted meanwhile."}
+        "error": {
+            "code": "not_found",
+            "message": "The conversation was deleted meanwhile.",
+            "type": "invalid_request_error",  # OpenAI's shape, as its 404 would have had
+            "param": None,
+        }
     }
     assert not Message.objects.exists()
 
@@ -82,6 +87,7 @@ def test_revoking_the_key_mid_stream_stops_its_reply_keeping_the_text(
         revoke_key(alice.api_keys.get())
         error = json.loads(next(line for line in lines if "error" in line).removeprefix("data: "))
         assert error["error"]["code"] == "key_revoked"
+        assert error["error"]["type"] == "invalid_request_error"  # as its 401 would have had
     # The client cannot resume it: generation stops, as when the client leaves.
     assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
     reply = stored_reply()

@@ -80,7 +80,7 @@ def test_provider_failure_is_an_error_for_the_sdk_and_stored_as_failed(sdk, stub
     stub.queue(json_error(400, "This model does not exist"))
     with pytest.raises(openai.APIStatusError) as failure:
         sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2])
-    assert failure.value.status_code == 502
+    assert (failure.value.status_code, failure.value.type) == (502, "server_error")
     assert "does not exist" in failure.value.message
     assert SECRET_PROVIDER_KEY not in failure.value.response.text
 

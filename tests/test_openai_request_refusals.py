@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 
 import httpx
+import openai
 import pytest
 
 from conversations.models import Conversation, Message
@@ -71,8 +72,11 @@ def test_bad_requests_get_400_saying_what_is_wrong_and_store_nothing(
         del body["model"]
     headers = {"Authorization": f"Bearer {alice_key}"}
     response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
-    assert response.status_code == 400, response.text
-    assert says in response.json()["error"]["message"]
+    # As OpenAI answers a model it does not have: 404.
+    assert response.status_code == (404 if "Unknown model" in says else 400), response.text
+    error = response.json()["error"]
+    assert says in error["message"]
+    assert error["type"] == "invalid_request_error" and error["param"] in {*change, "messages"}
     assert not Conversation.objects.exists() and not Message.objects.exists()
     assert not stub.requests
 
@@ -181,3 +185,29 @@ def test_each_request_is_validated_on_its_own(server, stub, alice_key):
         for case, response in pool.map(send, at_once):
             assert_own(case, response)
     assert Conversation.objects.count() == 3 + 12
+
+
+def test_refusals_read_as_openais_through_its_sdk(server, stub, sdk):
+    with pytest.raises(openai.NotFoundError) as unknown:
+        sdk.chat.completions.create(model="openai:nope", messages=HISTORY[1:2])
+    assert (unknown.value.code, unknown.value.param) == ("model_not_found", "model")
+    with pytest.raises(openai.BadRequestError) as bad:
+        sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], temperature=3)
+    assert (bad.value.type, bad.value.param) == ("invalid_request_error", "temperature")
+    assert "less than or equal to 2" in bad.value.message
+    with pytest.raises(openai.AuthenticationError) as no_key:
+        sdk.with_options(api_key="sk-not-a-key").models.list()
+    assert no_key.value.type == "invalid_request_error" and no_key.value.param is None
+    unknown_path = httpx.post(f"{server.url}/v1/completions", json={})
+    assert unknown_path.status_code == 404
+    assert unknown_path.json()["error"] == {
+        "message": "Not found.", "type": "invalid_request_error", "param": None, "code": "not_found"
+    }  # fmt: skip
+    assert not stub.requests
+
+
+@pytest.mark.parametrize("field", ["temperature", "max_tokens"])
+def test_a_number_read_as_infinite_is_refused_as_one(server, stub, alice_key, field):
+    body = json.dumps({"model": MODEL, "messages": HISTORY}).removesuffix("}")
+    body += f', "{field}": 1e400}}'  # what json.dumps would not write
+    assert_raw_body_refused(server, stub, alice_key, body, f"{field}: Must be a finite number.")

@@ -56,6 +56,8 @@ def test_a_session_ending_mid_stream_stops_its_completion_keeping_the_text(
         assert error["error"] == {
             "code": "session_ended",
             "message": "The session ended: log in again.",
+            "type": "invalid_request_error",  # OpenAI's shape, as its 401 would have had
+            "param": None,
         }
     assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
     reply = stored_reply()

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from conversations.access import get_for_user
+from conversations.api.parsers import AnyAccept
 from conversations.api.serializers import QueryParams
 from conversations.audit import export_owner, record_export_all, record_reads
 from conversations.exports import FORMATS, render_one, stream_all
@@ -40,6 +41,8 @@ class BulkExportQuery(ExportQuery):
 
 
 class ConversationExport(APIView):
+    content_negotiation_class = AnyAccept  # a file, whatever Accept says
+
     def get(self, request: Request, conversation_id: UUID) -> HttpResponse:
         query = ExportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -52,6 +55,8 @@ class ConversationExport(APIView):
 
 
 class BulkExport(APIView):
+    content_negotiation_class = AnyAccept
+
     def get(self, request: Request) -> StreamingHttpResponse:
         query = BulkExportQuery(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -21,6 +21,7 @@ class Pages(PageNumberPagination):
             return paginator.num_pages
         if not (value.isascii() and value.isdigit() and value.strip("0")):
             raise ValidationError({"page": [f'{WHOLE_NUMBER} (or "last").']})
+        value = value.lstrip("0")  # 007 is page 7
         if len(value) > 9:  # past any last page (and past what int() reads, at 4,300 digits)
             raise NotFound(f"No page {value[:9]}…: past the last ({paginator.num_pages}).")
         return value
@@ -34,5 +35,6 @@ class Pages(PageNumberPagination):
             raise ValidationError(
                 {"page_size": [f"{WHOLE_NUMBER} (at most {self.max_page_size})."]}
             )
+        value = value.lstrip("0")
         # Larger sizes get the largest (without reading a number of thousands of digits).
         return min(int(value) if len(value) <= 4 else self.max_page_size, self.max_page_size)

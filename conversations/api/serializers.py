@@ -1,6 +1,7 @@
 """API input and output shapes. Inputs name only what a client may set; the rest is ignored."""
 
 import functools
+import math
 from datetime import datetime
 
 from django.conf import settings
@@ -44,11 +45,16 @@ class JSONBoolean(serializers.BooleanField):
 class JSONNumber(serializers.FloatField):
     """A number: DRF's FloatField would take "0.5" (a string) or true as one."""
 
-    default_error_messages = {"invalid": "Must be a number (not text, true or false)."}
+    default_error_messages = {
+        "invalid": "Must be a number (not text, true or false).",
+        "not_finite": "Must be a finite number.",  # 1e400 is read as infinity
+    }
 
     def to_internal_value(self, data: object) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("not_finite")
         return super().to_internal_value(data)
 
 
@@ -56,9 +62,14 @@ class JSONInteger(serializers.IntegerField):
     """A whole number: DRF's IntegerField would take "5" (a string) as one, and refuse 1e16
     (it reads the text of a float, "1e+16")."""
 
-    default_error_messages = {"invalid": "Must be a whole number (not text, true or false)."}
+    default_error_messages = {
+        "invalid": "Must be a whole number (not text, true or false).",
+        "not_finite": "Must be a finite number.",
+    }
 
     def to_internal_value(self, data: object) -> int:
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("not_finite")
         if isinstance(data, float) and data.is_integer():
             data = int(data)
         if not isinstance(data, int):
@@ -152,7 +163,8 @@ class ConversationDetailSerializer(ConversationSerializer):
 def validate_model_id(value: str) -> str:
     if find_model(value) is None:
         valid = ", ".join(choice.id for choice in available_models())
-        raise serializers.ValidationError(f"Unknown model {value!r}. Valid models: {valid}.")
+        message = f"Unknown model {value!r}. Valid models: {valid}."
+        raise serializers.ValidationError(message, code="model_not_found")
     return value
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import orjson
 
+from conversations.api.openai_compat.errors import DELETED, stopped_error, streamed_error
 from conversations.api.serializers import message_data
 from conversations.eventlog import HEARTBEAT
 from conversations.models import Message
@@ -17,7 +18,6 @@ from conversations.models import Message
 DONE = b"data: [DONE]\n\n"
 CONTENT_KEY = b'{"content":'
 CHUNK_END = b',"finish_reason":null}]}\n\n'
-DELETED = "The conversation was deleted meanwhile."
 
 
 def completion_id(reply: Message) -> str:
@@ -53,6 +53,8 @@ class ChunkWriter:
             return self.error({"code": "not_found", "message": DELETED})
         if message["status"] == Message.Status.INTERRUPTED:  # cut short: no whole completion
             return self.error({"code": message["error_code"], "message": message["error"]})
+        if message["status"] == Message.Status.STOPPED:  # nor stopped by another than its client
+            return self.error(stopped_error(message["error_code"], message["error"]))
         choice = {"index": 0, "delta": {}, "finish_reason": message["finish_reason"] or "stop"}
         frames = [sse({**self.fields, "choices": [choice]})]
         if self.include_usage:
@@ -76,7 +78,7 @@ class ChunkWriter:
 
     def error(self, error: dict) -> bytes:
         # As OpenAI streams an error: a data line with "error" (its SDKs raise it), no [DONE].
-        return sse({"error": error})
+        return sse({"error": streamed_error(error)})
 
 
 async def completion_chunks(

@@ -23,16 +23,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversations.api.openai_compat.chunks import (
-    DELETED,
     ChunkWriter,
     completion,
     completion_chunks,
+)
+from conversations.api.openai_compat.errors import (
+    DELETED,
+    STREAMED_STATUS,
+    error_response,
+    openai_exception_handler,
+    stopped_error,
 )
 from conversations.api.openai_compat.inputs import (
     ChatCompletionInput,
     includes_usage,
     transcript_of,
 )
+from conversations.api.parsers import AnyAccept
 from conversations.api.reply_start import starts_replies
 from conversations.api.serializers import validated
 from conversations.api.stream import EventStreamResponse, reply_events
@@ -41,11 +48,11 @@ from conversations.budgets import check_budget, rate_held
 from conversations.models import ApiKey, Message
 from conversations.producers import (
     CREDENTIAL_ENDED,
+    PRODUCER_ID,
     stop_for_client_gone,
     stop_for_credential_ended,
 )
 from conversations.providers.registry import available_models, find_model
-from conversations.relay import PRODUCER_ID
 from conversations.reply_job import transcript_job
 from conversations.stream_watch import (
     SESSION_ENDED_EVENT,
@@ -61,6 +68,11 @@ from conversations.transcripts import start_transcript
 
 @extend_schema(exclude=True)  # OpenAI's API reference describes it, not chatsite's schema
 class ModelList(APIView):
+    content_negotiation_class = AnyAccept  # as OpenAI's API: Accept is not read
+
+    def get_exception_handler(self) -> Callable:
+        return openai_exception_handler
+
     def get(self, request: Request) -> Response:
         models = [
             {"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}
@@ -71,6 +83,11 @@ class ModelList(APIView):
 
 @extend_schema(exclude=True)
 class ChatCompletions(APIView):
+    content_negotiation_class = AnyAccept  # SSE clients send Accept: text/event-stream
+
+    def get_exception_handler(self) -> Callable:
+        return openai_exception_handler
+
     def post(self, request: Request) -> HttpResponseBase:
         check_budget(request.user)  # 429 before anything is stored or a provider is called
         data = validated(ChatCompletionInput, request.data)
@@ -169,9 +186,12 @@ class AwaitedCompletion(HttpResponse):
             code = "key_revoked" if self.api_key else "session_ended"  # what it came with
             answer = error_response(401, code, CREDENTIAL_ENDED_ANSWER[code])
         elif reply.status == Message.Status.FAILED:
-            answer = error_response(502, reply.error_code, reply.error, "provider_error")
+            answer = error_response(502, reply.error_code, reply.error)
         elif reply.status == Message.Status.INTERRUPTED:  # cut short: no whole completion
-            answer = error_response(503, reply.error_code, reply.error, "server_error")
+            answer = error_response(503, reply.error_code, reply.error)
+        elif reply.status == Message.Status.STOPPED:  # by its owner, or deleted meanwhile
+            error = stopped_error(reply.error_code, reply.error)
+            answer = error_response(STREAMED_STATUS.get(error["code"], 409), **error)
         else:
             answer = JsonResponse(completion(reply))
         for header in ("X-Chatsite-Conversation", "X-Chatsite-Message"):
@@ -183,11 +203,6 @@ CREDENTIAL_ENDED_ANSWER = {
     "key_revoked": KEY_REVOKED_MESSAGE,
     "session_ended": SESSION_ENDED_MESSAGE,
 }
-
-
-def error_response(http_status: int, code: str, message: str, kind: str = "") -> JsonResponse:
-    error = {"code": code, "message": message, **({"type": kind} if kind else {})}
-    return JsonResponse({"error": error}, status=http_status)
 
 
 def answers_when_stored(view: Callable) -> Callable:
