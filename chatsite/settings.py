@@ -276,6 +276,9 @@ CHATSITE_HEARTBEAT_SECONDS = env_float("CHATSITE_HEARTBEAT_SECONDS", 15.0, minim
 # At least two: writers get all but one, so reads go on while they wait for a locked database.
 CHATSITE_REQUEST_THREADS = env_int("CHATSITE_REQUEST_THREADS", 4, minimum=2)
 CHATSITE_STREAM_MAX_SECONDS = env_float("CHATSITE_STREAM_MAX_SECONDS", 300.0, minimum=0.01)
+# A reply still generating after this long is stopped: a model caught repeating itself (local
+# ones may have no length limit) would otherwise run, and hold its conversation, for good.
+CHATSITE_REPLY_MAX_SECONDS = env_float("CHATSITE_REPLY_MAX_SECONDS", 1800.0, minimum=0.01)
 CHATSITE_CHECKPOINT_SECONDS = env_float("CHATSITE_CHECKPOINT_SECONDS", 1.0, minimum=0.01)
 # A reply is saved as streaming this long after its first token (at the latest with the next
 # checkpoint): the first tokens of that time share one write, and a reply done by then needs none.

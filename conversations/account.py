@@ -16,8 +16,8 @@ from django.views.decorators.http import require_http_methods
 
 from chatsite.passwords import PasswordChangeView
 from conversations.access import get_for_user
-from conversations.api.usage import USAGE_DAYS, usage_of
 from conversations.apikeys import create_key_once, revoke_key
+from conversations.budgets import USAGE_DAYS, usage_of
 from conversations.models import ApiKey
 
 # One transaction: changing the password cycles the session, refused while its cache is

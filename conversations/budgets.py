@@ -186,3 +186,25 @@ def clock(moment: datetime) -> str:
 
 def seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
+
+
+USAGE_DAYS = 30  # the usage page's and GET /api/usage/'s replies per model
+
+
+def usage_of(user: AbstractBaseUser) -> dict:
+    """The user's budget now and their replies of the last USAGE_DAYS days per model."""
+    budget = budget_status(user)
+    since = timezone.now() - timedelta(days=USAGE_DAYS)
+    return {
+        "username": user.get_username(),
+        "today": {
+            "tokens": budget.tokens_today,
+            "tokens_per_day": budget.limits.tokens_per_day or None,  # 0 means no limit
+            "resets_at": budget.day_resets_at,
+        },
+        "last_minute": {
+            "replies": budget.replies_last_minute,
+            "requests_per_minute": budget.limits.requests_per_minute or None,
+        },
+        "by_model": list(Message.objects.for_user(user).replies_since(since).usage_by_model()),
+    }

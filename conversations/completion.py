@@ -1,8 +1,10 @@
 """The completion hook: the one place a reply's final state is written.
 
-finish_reply runs exactly once per reply, called by its producer when the provider's
-stream ends however it ends (or by crash recovery for a producer that died). The status
-guard in its UPDATE makes any second call a no-op, so a reply is never stored twice.
+finish_reply is called by a reply's producer when the provider's stream ends, however it
+ends (a second time, as failed, should the database refuse the first); end_as_saved by
+crash recovery and by a stop its producer does not answer, with the text last saved. Both
+UPDATE only a reply still running, so the first final write lands and any later one is a
+no-op: a reply is never stored twice.
 """
 
 import asyncio
@@ -153,5 +155,11 @@ def end_as_saved(reply: Message, status: str, why: tuple[str, str], usage: Usage
         "usage_source": Message.UsageSource.ESTIMATED,
         "completed_at": timezone.now(),
     }
-    # Guarded by status: a producer finishing at the same moment wins or loses whole.
-    return bool(sql_once.update(Message, reply.pk, final, connection.alias, only_if=ACTIVE))
+    touched = {"updated_at": final["completed_at"]}
+    # Guarded by status: a producer finishing at the same moment wins or loses whole; the
+    # conversation's activity time with it, as finish_reply does (?updated_after= sees it).
+    with transaction.atomic():
+        if not sql_once.update(Message, reply.pk, final, connection.alias, only_if=ACTIVE):
+            return False
+        sql_once.update(Conversation, reply.conversation_id, touched, connection.alias)
+    return True

@@ -49,7 +49,7 @@ class _OnLoop:
             driver_info=DRIVER_INFO,
             retry=reconnecting(),
         )
-        self.appends = Appends(self.redis)
+        self.appends = Appends(self.redis, OPEN_TTL_SECONDS)
         # The reader's XREAD is not sent again on a new connection: one it did not see would
         # leave its wake-ups (CLIENT UNBLOCK) aimed at the old connection's id. It reconnects.
         self.reads = Reads(

@@ -12,14 +12,17 @@ from conversations.eventlog import Frames, ReplyEvents, follow_events
 
 logger = logging.getLogger(__name__)
 
+FIRST_ENTRY = "0-1"  # a reply's first event, in its stream
+
 
 class Appends:
     """The XADDs of every producer in the process, sent together in one pipeline per round
     trip: a command, a pool checkout and a wait per token per reply cost a quarter of a
     worker's CPU at 1,000 streams. Each append still returns only once Redis has its entry."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self._client = client
+        self._ttl_seconds = ttl_seconds
         self._queued: list[tuple[str, bytes, str]] = []
         self._stored: asyncio.Future | None = None  # done when the queued entries are in Redis
         self._sending: asyncio.Task | None = None
@@ -43,9 +46,16 @@ class Appends:
             self._queued, self._stored = [], None
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
+                    added = []  # each XADD's place among the pipeline's results
                     for key, frame, entry_id in batch:
+                        added.append(len(pipe))
                         pipe.xadd(key, {"f": frame}, id=entry_id)
+                        if entry_id == FIRST_ENTRY:
+                            # With the stream itself: a reply never closed (its process killed
+                            # or stopped) must not stay in Redis for good.
+                            pipe.expire(key, self._ttl_seconds)
                     results = await pipe.execute(raise_on_error=False)
+                results = [results[place] for place in added]
             except Exception as error:  # each waiting producer fails its reply with it
                 stored.set_exception(error)
                 stored.exception()  # retrieved here: no warning if every waiter was stopped
@@ -89,12 +99,14 @@ class Reads:
         self._reader_id: int | None = None  # its connection's CLIENT ID
 
     async def follow(self, key: str, after: int, idle_seconds: float) -> Frames:
-        events = self._replies.get(key)
-        if events is None:
-            events = self._replies[key] = ReplyEvents()
-            await self._include(key)
+        # Counted before the wake-up's round trip: a follower leaving meanwhile (or another
+        # joining and leaving) must neither keep the copy for good nor drop it from under it.
         self._followers[key] = self._followers.get(key, 0) + 1
+        events = self._replies.get(key)
         try:
+            if events is None:
+                events = self._replies[key] = ReplyEvents()
+                await self._include(key)
             async for position, frames in follow_events(events, after, idle_seconds):
                 yield position, frames
         finally:

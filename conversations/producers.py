@@ -8,16 +8,43 @@ through the event log (stop_if_produced_here) and marks the reply the same way.
 
 import asyncio
 import contextvars
+import os
+import socket
+import uuid
 from typing import Protocol
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.conf import settings
 
 from conversations.models import Message
+
+
+def this_host() -> str:
+    """This machine as crash recovery tells machines apart: its name, and its pid namespace
+    where there is one (containers sharing a host name each have their own pids)."""
+    try:
+        return f"{socket.gethostname()}@{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # no /proc (macOS)
+        return socket.gethostname()
+
+
+# host:pid:boot: which process produces a reply, stored with it for crash recovery.
+PRODUCER_ID = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 CLIENT_GONE = (
     "The API client disconnected before the reply was complete; the text up to then is kept."
 )
+TOO_LONG = "too_long"
+
+
+def too_long_reason() -> str:
+    minutes = settings.CHATSITE_REPLY_MAX_SECONDS / 60
+    return (
+        f"The reply was stopped after {minutes:g} minutes, this site's limit"
+        " (CHATSITE_REPLY_MAX_SECONDS); the text up to then is kept."
+    )
+
+
 # Why an OpenAI-compatible client's stream was cut while its reply ran, by the code stored.
 CREDENTIAL_ENDED = {
     "key_revoked": (
@@ -90,12 +117,10 @@ def running_replies() -> set[UUID]:
     return set(_producers)
 
 
-def running_reply_of(user: AbstractBaseUser, reply_id: UUID) -> Message | None:
-    """A reply this process is producing, if `user` owns it: its stream needs no query."""
+def running_reply(reply_id: UUID) -> Message | None:
+    """A reply this process is producing, whoever owns it (access.running_reply_for_user)."""
     producer = _producers.get(reply_id)
-    if producer is None or producer.reply.conversation.owner_id != user.pk:
-        return None
-    return producer.reply
+    return producer.reply if producer is not None else None
 
 
 async def stop_reply(reply_id: UUID, code: str = "") -> bool:

@@ -1,17 +1,18 @@
 """Nothing stays "generating" forever: replies whose producer is gone are marked interrupted.
 
 Every reply records its producer as host:pid:boot and a heartbeat. A reply is orphaned when
-its producer is a process of this host that is no longer alive, or this very process, which
-has no such producer and has not just created the reply (the message POST stores a reply,
-then starts its producer), or, on another host, when its heartbeat is long stale. Recovery runs
-when a server process starts and then every SWEEP_SECONDS in each process.
+its producer is a process of this host (and pid namespace) that is no longer alive, or this
+very process, which has no such producer and has not just created the reply (the message POST
+stores a reply, then starts its producer), or, whatever its host, when its heartbeat is long
+stale (a live pid may have been reused). Recovery runs
+when a server process starts, then every SWEEP_SECONDS in each process once it has served a
+stream or started a reply, and whenever a stream finds its reply orphaned.
 """
 
 import asyncio
 import contextvars
 import logging
 import os
-import socket
 import time
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from conversations import producers, relay
+from conversations import producers
 from conversations.background_db import in_background
 from conversations.checkpoints import HEARTBEAT_EVERY_SECONDS
 from conversations.completion import end_as_saved
@@ -50,12 +51,14 @@ def pid_alive(pid: int) -> bool:
 
 
 def is_orphan(reply: Message) -> bool:
-    if reply.producer == relay.PRODUCER_ID:
+    if reply.producer == producers.PRODUCER_ID:
         return reply.pk not in producers.running_replies() and stale(reply)
     host, _, rest = reply.producer.partition(":")
     pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit():
-        return int(pid) == os.getpid() or not pid_alive(int(pid))
+    if host == producers.this_host() and pid.isdigit():
+        # A process gone is known at once; one alive may hold a pid reused since (a restart),
+        # so it is also judged by its heartbeat, as a process elsewhere is.
+        return int(pid) == os.getpid() or not pid_alive(int(pid)) or stale(reply)
     return stale(reply)
 
 
@@ -102,7 +105,7 @@ def stop_reply_now(reply: Message, code: str = "") -> None:
     producers.STOP_REASONS) says why when it is not its owner's own Stop."""
     if async_to_sync(producers.stop_reply)(reply.id, code):
         return
-    if reply.producer == relay.PRODUCER_ID and not stale(reply):
+    if reply.producer == producers.PRODUCER_ID and not stale(reply):
         # Stored here moments ago and not started yet (its message POST is between the two):
         # it starts stopped, or, started meanwhile, is stopped now.
         producers.stop_before_start(reply.id, code)

@@ -2,17 +2,14 @@
 
 A producer is a detached asyncio task, started by the message POST and owned by no request,
 so a browser that leaves changes nothing: the reply is still read to its end and saved by
-the completion hook. Stream views only read the event log; they never start or repeat a
+the completion hook. Stream views read the event log; they never start or repeat a
 generation. The running producers are kept, found and stopped in producers.py.
 Flow: providers → relay → completion → models.
 """
 
 import asyncio
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import AsyncGenerator
 
 from django.conf import settings
@@ -30,9 +27,6 @@ from conversations.reply_job import ReplyJob, load_job
 from conversations.usage import complete_usage
 
 logger = logging.getLogger(__name__)
-
-# host:pid:boot: which process produces a reply, for crash recovery.
-PRODUCER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 # Why a reply whose final write the database refused (logged with the error; not a database
 # out of reach) is stored as failed instead.
@@ -78,6 +72,7 @@ class ReplyProducer:
         self.reasoning_parts: list[str] = []
         self.finish: Finish | None = None
         self.attempts: list[dict] = []
+        self.asked = False  # whether the provider was sent a request (and may bill it)
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self.stop_requested = False
@@ -128,6 +123,13 @@ class ReplyProducer:
             return self._outcome(Message.Status.STOPPED, job)
         self._reading = asyncio.create_task(self._read_with_retries(job))
         checkpoint_loop.track(self)
+        # Stopped as by a Stop, past the limit (CHATSITE_REPLY_MAX_SECONDS).
+        limit = asyncio.get_running_loop().call_later(
+            settings.CHATSITE_REPLY_MAX_SECONDS,
+            self.cancel,
+            producers.TOO_LONG,
+            producers.too_long_reason(),
+        )
         try:
             await self._reading
         except asyncio.CancelledError:
@@ -136,6 +138,7 @@ class ReplyProducer:
             if self.finish is None:  # a stop after the Finish changes nothing: it is whole
                 return self._outcome(Message.Status.STOPPED, job)
         finally:
+            limit.cancel()
             checkpoint_loop.untrack(self.reply_id)
         return self._outcome(Message.Status.COMPLETE, job)
 
@@ -160,6 +163,7 @@ class ReplyProducer:
         log = event_log()
         # Afresh each attempt: half a character from a failed attempt must not carry over.
         text, reasoning = WholeCharacters(), WholeCharacters()
+        self.asked = True
         events = job.provider.stream(job.request)
         until_turn = TURN_EVENTS
         async for event in events:
@@ -216,9 +220,11 @@ class ReplyProducer:
         content, reasoning = "".join(self.parts), "".join(self.reasoning_parts)
         finish = self.finish if status == Message.Status.COMPLETE else None
         reported = finish.usage if finish else error and error.usage
-        # Failed before any text, with no count from the provider: a request refused or
-        # failed is not billed, so no estimate of its prompt is counted (budgets) either.
-        nothing = status == Message.Status.FAILED and not (content or reasoning or reported)
+        # Failed before any text, with no count from the provider, or stopped before it was
+        # asked: a request refused, failed or never sent is not billed, so no estimate of its
+        # prompt is counted (budgets) either.
+        unbilled = status == Message.Status.FAILED or not self.asked
+        nothing = unbilled and not (content or reasoning or reported)
         prompt_texts = job.prompt_texts if job and not nothing else []
         usage, source = complete_usage(reported, prompt_texts, [content, reasoning])
         stopped = self.stop_reason if status == Message.Status.STOPPED else ("", "")

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from conversations.access import get_for_user
-from conversations.api.serializers import ConversationDetailSerializer, ModelSerializer
+from conversations.api.serializers import ConversationDetailSerializer, ModelChoiceSerializer
 from conversations.models import Conversation, Message
 from conversations.providers.registry import available_models, default_model
 
@@ -78,6 +78,6 @@ def sidebar(user: AbstractBaseUser, source: str, current: Conversation | None = 
 def page_data() -> dict:
     models = available_models()
     return {
-        "models_data": ModelSerializer(models, many=True).data,
+        "models_data": ModelChoiceSerializer(models, many=True).data,
         "demo_only": all(choice.provider == "demo" for choice in models),
     }

@@ -47,10 +47,10 @@ def test_quick_benchmark_writes_json_markdown_and_chart(tmp_path):
             assert all(figures[name] is not None and figures[name] >= 0 for name in FIGURES)
             if target != "stub":
                 # The kernel counts CPU in 10 ms ticks: a tiny floor run may round down to 0.
-                assert figures["cpu_s_per_1000_chunks"] >= 0
                 assert figures["cpu_s_per_1000_chunks"] > 0 or target.startswith("floor")
                 # Peak memory needs Linux's resettable high-water mark; elsewhere it is left out.
-                assert isinstance(figures.get("memory_kb_per_stream", 0.0), float)
+                if sys.platform == "linux":
+                    assert isinstance(figures["memory_kb_per_stream"], float)
         chatsite = scenario["targets"]["chatsite"]
         if "not_run" not in chatsite:
             # The message POST stores both messages (one INSERT) and touches the conversation;

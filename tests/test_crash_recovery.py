@@ -1,13 +1,16 @@
 """A server killed mid-reply: the next process marks the reply interrupted with its checkpoint."""
 
+import socket
+import subprocess
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
+from conversations.producers import PRODUCER_ID, this_host
 from conversations.providers.registry import default_model
 from conversations.recovery import STALE_AFTER, recover_orphaned_replies
-from conversations.relay import PRODUCER_ID
 from tests.client import wait_for
 from tests.replies import send_held_reply
 from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_usage, sse
@@ -146,5 +149,32 @@ def test_a_reply_this_process_has_just_stored_is_not_taken_for_an_orphan(alice):
     assert Message.objects.get(pk=reply.pk).status == "pending"
     long_ago = timezone.now() - STALE_AFTER - timedelta(seconds=1)
     Message.objects.filter(pk=reply.pk).update(heartbeat_at=long_ago)
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=long_ago)
     assert recover_orphaned_replies() == 1
+    assert Message.objects.get(pk=reply.pk).status == "interrupted"
+    # As a finished reply does, so a tool syncing with ?updated_after= reads the new status.
+    assert Conversation.objects.get(pk=conversation.pk).updated_at > long_ago
+
+
+def a_pid_gone() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize(
+    ("producer", "why"),
+    [
+        (f"{this_host()}:1:cafe0000", "a live pid here: maybe reused since its producer died"),
+        (f"{socket.gethostname()}@1:{a_pid_gone()}:cafe0000", "another pid namespace's pid"),
+    ],
+    ids=["live-pid-here", "same-name-other-container"],
+)
+def test_a_reply_of_another_process_is_judged_by_its_heartbeat(alice, producer, why):
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, producer)
+    assert recover_orphaned_replies() == 0, why  # beating: running, for all that can be told
+    long_ago = timezone.now() - STALE_AFTER - timedelta(seconds=1)
+    Message.objects.filter(pk=reply.pk).update(heartbeat_at=long_ago)
+    assert recover_orphaned_replies() == 1, why  # silent for long: gone, whatever its pid says
     assert Message.objects.get(pk=reply.pk).status == "interrupted"

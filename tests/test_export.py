@@ -279,7 +279,7 @@ def test_no_export_or_answer_names_the_server(alice_history, alice_client):
     # A reply's producer ("host:pid:boot") is for crash recovery: its owner gets none of it.
     producer = Message.objects.exclude(producer="").values_list("producer", flat=True)[0]
     host_and_pid = producer.rpartition(":")[0]
-    assert host_and_pid.startswith(f"{socket.gethostname()}:")
+    assert host_and_pid.startswith(f"{socket.gethostname()}@")  # and its pid namespace
     for format in ("json", "markdown", "jsonl"):
         assert host_and_pid not in export(alice_client, alice_history, format).text
     for page in (f"/api/conversations/{alice_history}/", f"/c/{alice_history}/"):

@@ -11,8 +11,9 @@ import pytest
 
 from conversations.eventlog import event_log
 from conversations.models import Conversation, Message
+from conversations.producers import PRODUCER_ID
 from conversations.providers.registry import default_model
-from conversations.relay import PRODUCER_ID, start_reply
+from conversations.relay import start_reply
 from conversations.reply_job import prepared_job
 from tests.client import read_events, text_of
 from tests.replies import RETRY_ATTEMPTS, assert_failed, failed_reply, send_in_new_conversation

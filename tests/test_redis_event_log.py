@@ -12,7 +12,7 @@ import redis
 import redis.asyncio
 
 from conversations.eventlog import HEARTBEAT, ReplyEvents
-from conversations.eventlog_redis import RedisEventLog
+from conversations.eventlog_redis import OPEN_TTL_SECONDS, RedisEventLog
 
 
 def test_many_followers_on_one_process_share_one_redis_reader(redis_url, monkeypatch):
@@ -263,3 +263,52 @@ async def read_to_the_end(event_log: RedisEventLog, reply_id: uuid.UUID) -> byte
     async for _, frame in await event_log.follow(reply_id, 0, idle_seconds=30):
         received += frame
     return received
+
+
+def test_a_reply_never_closed_does_not_stay_in_redis_for_good(redis_url):
+    # A process killed or stopped mid-reply never closes its log: the stream expires anyway.
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    event_log, reply_id = RedisEventLog(redis_url, prefix), uuid.uuid4()
+
+    async def scenario() -> None:
+        await event_log.open(reply_id)
+        await event_log.append(reply_id, "delta", {"content": "Half"})
+        await event_log.append(reply_id, "delta", {"content": " a reply"})
+
+    asyncio.run(scenario())
+    key = f"{prefix}:reply:{reply_id}"
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.xlen(key) == 2
+        assert 0 < client.ttl(key) <= OPEN_TTL_SECONDS
+        client.delete(key, f"{key}:open")
+
+
+def test_a_follower_leaving_while_its_copy_is_set_up_leaves_nothing_behind(redis_url):
+    # The first follower of a reply wakes the reader (a round trip to Redis); one that leaves
+    # meanwhile must not leave the reply in every XREAD for good.
+    prefix = f"chatsite-test-{uuid.uuid4().hex}"
+    event_log, elsewhere = RedisEventLog(redis_url, prefix), RedisEventLog(redis_url, prefix)
+    kept, left = uuid.uuid4(), uuid.uuid4()
+
+    async def follow(reply_id: uuid.UUID) -> None:
+        async for _ in await elsewhere.follow(reply_id, 0, idle_seconds=30):
+            pass
+
+    async def scenario() -> dict:
+        await event_log.open(kept)
+        await event_log.open(left)
+        reads = elsewhere._on_loop().reads
+        keeper = asyncio.ensure_future(follow(kept))  # the reader runs for this one
+        while reads._reader_id is None:  # noqa: ASYNC110 (polled: set by the reader)
+            await asyncio.sleep(0.01)
+        leaving = asyncio.ensure_future(follow(left))
+        while f"{prefix}:reply:{left}" not in reads._replies:  # noqa: ASYNC110
+            await asyncio.sleep(0)  # its first step: the copy made, the wake-up on its way
+        leaving.cancel()
+        await asyncio.gather(leaving, return_exceptions=True)
+        unfinished = reads._unfinished()
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        return unfinished
+
+    assert list(asyncio.run(scenario())) == [f"{prefix}:reply:{kept}"]

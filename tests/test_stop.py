@@ -8,10 +8,11 @@ from asgiref.sync import sync_to_async
 
 from conversations import producers
 from conversations.models import Conversation, Message
+from conversations.producers import PRODUCER_ID
 from conversations.providers import http
 from conversations.providers.registry import default_model
 from conversations.recovery import end_without_producer, stop_reply_now
-from conversations.relay import PRODUCER_ID, start_reply
+from conversations.relay import start_reply
 from tests.client import read_events, text_of
 from tests.replies import send_held_reply, stub_job
 from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_stream
@@ -176,6 +177,7 @@ def test_a_stop_another_process_took_before_the_reply_started_means_it_is_never_
     assert (reply.status, reply.content) == ("stopped", "")
     assert reply.error_code == "conversation_deleted"  # the reason the stop came with
     assert stub.requests == []
+    assert reply.total_tokens == 0  # never asked, so never billed
 
 
 def test_stops_from_elsewhere_are_kept_only_until_newer_ones_push_them_out(alice, stub):
@@ -203,3 +205,20 @@ def test_a_window_following_a_reply_is_told_its_conversation_was_deleted(
     assert (message["status"], message["content"]) == ("stopped", "Partial")
     assert message["error_code"] == "conversation_deleted"
     assert message["error"] == "The conversation was deleted while this reply was being written."
+
+
+def test_a_reply_still_generating_past_the_limit_is_stopped_with_its_text(
+    start_server, stub, client_for, alice
+):
+    # A model caught repeating itself, with no length limit, would hold the conversation for
+    # good: past CHATSITE_REPLY_MAX_SECONDS the reply stops as a Stop stops it.
+    server = start_server(CHATSITE_REPLY_MAX_SECONDS="0.5")
+    client = client_for(alice, base_url=server.url)
+    body = send_held_reply(client, stub, ["Again", " and again"])  # then never a Finish
+    conversation_id = body["user_message"]["conversation"]
+    reply = client.wait_final(conversation_id, body["assistant_message"]["id"])
+    assert (reply["status"], reply["content"]) == ("stopped", "Again and again")
+    assert reply["error_code"] == "too_long"
+    assert "CHATSITE_REPLY_MAX_SECONDS" in reply["error"]
+    assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
+    assert client.send(conversation_id, "Go on").status_code == 201  # free for the next one

@@ -6,9 +6,10 @@ from conversations import relay
 from conversations.api.stream import RETRY_HINT, reply_events
 from conversations.eventlog import HEARTBEAT, event_log
 from conversations.models import Conversation, Message
+from conversations.producers import PRODUCER_ID
 from conversations.providers import http
 from conversations.providers.registry import default_model
-from conversations.relay import PRODUCER_ID, start_reply
+from conversations.relay import start_reply
 from tests.client import read_events, text_of
 from tests.replies import ask, stub_job
 from tests.stub import Gate, Script, json_error, openai_chunk, openai_stream

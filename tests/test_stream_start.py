@@ -14,9 +14,10 @@ from chatsite.asgi_handler import StreamingASGIHandler
 from chatsite.caches import ProcessMemoryCache
 from chatsite.request_threads import RequestThreads
 from conversations.models import Conversation, Message
+from conversations.producers import PRODUCER_ID
 from conversations.providers import http
 from conversations.providers.registry import default_model
-from conversations.relay import PRODUCER_ID, start_reply
+from conversations.relay import start_reply
 from tests.client import asgi_get_scope, asgi_receive, read_events, text_of
 from tests.replies import stub_job
 from tests.stub import Gate, gated_stream

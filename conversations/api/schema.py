@@ -26,7 +26,7 @@ from conversations.api.serializers import (
     ConversationUpdateInput,
     MessageCreateInput,
     MessageSerializer,
-    ModelSerializer,
+    ModelChoiceSerializer,
     RegenerateInput,
 )
 from conversations.models import Conversation, Message
@@ -113,7 +113,7 @@ describe(
     get=dict(
         summary="Models you can choose",
         responses={
-            200: inline_serializer("ModelList", {"models": ModelSerializer(many=True)}),
+            200: inline_serializer("ModelList", {"models": ModelChoiceSerializer(many=True)}),
             **errors(),
         },
         tags=["models"],

@@ -206,7 +206,7 @@ class MessageCreateInput(serializers.Serializer):
         return value
 
 
-class ModelSerializer(serializers.Serializer):
+class ModelChoiceSerializer(serializers.Serializer):
     id = serializers.CharField()
     provider = serializers.CharField()
     name = serializers.CharField()

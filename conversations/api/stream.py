@@ -1,9 +1,10 @@
 """GET /api/messages/{id}/stream/: a reply as Server-Sent Events, live or finished.
 
-The view only reads: it follows the reply's event log from Last-Event-ID (or
-?last_event_id=), so a reconnecting EventSource gets exactly the events it missed. It never
-starts or repeats a generation. A connection is closed after CHATSITE_STREAM_MAX_SECONDS so
-no proxy cuts it first; the browser reconnects and resumes.
+The view follows the reply's event log from Last-Event-ID (or ?last_event_id=), so a
+reconnecting EventSource gets exactly the events it missed. It never starts or repeats a
+generation; finding its reply running with no producer left, it has crash recovery mark it
+interrupted (recovery.py) and sends that. A connection is closed after
+CHATSITE_STREAM_MAX_SECONDS so no proxy cuts it first; the browser reconnects and resumes.
 
 An open stream holds no thread and no database connection: request threads are lent only
 while sync calls run, and each is given back like a request that ended, its connection closed
@@ -29,7 +30,7 @@ from django.http import (
 )
 from django.views.decorators.csrf import csrf_exempt
 
-from conversations.access import get_for_user
+from conversations.access import get_for_user, running_reply_for_user
 from conversations.api.serializers import message_data
 from conversations.apikeys import (
     WWW_AUTHENTICATE,
@@ -45,7 +46,6 @@ from conversations.eventlog import (
     event_log,
 )
 from conversations.models import ApiKey, Message
-from conversations.producers import running_reply_of
 from conversations.recovery import ensure_background_tasks, is_orphan, recover_orphaned_replies
 from conversations.stream_watch import (
     open_session,
@@ -101,7 +101,7 @@ async def running_reply_for_session(
     if bearer_secret(request.headers.get("Authorization", "")) is not None:
         return None  # an API key: looked up in the database
     user = await request.auser()
-    reply = running_reply_of(user, message_id) if user.is_authenticated else None
+    reply = running_reply_for_user(user, message_id) if user.is_authenticated else None
     return (reply, user, None) if reply is not None else None
 
 
@@ -117,7 +117,7 @@ def caller_and_reply(
         return response
     try:
         # A reply running here is known with its owner; others are looked up.
-        reply = running_reply_of(user, message_id) or get_for_user(Message, user, message_id)
+        reply = running_reply_for_user(user, message_id) or get_for_user(Message, user, message_id)
     except Http404:  # JSON like every other API error, not the HTML page
         return json_error(404, "not_found", "Not found.")
     if reply.role != Message.Role.ASSISTANT:

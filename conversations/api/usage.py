@@ -1,18 +1,11 @@
 """The caller's usage and budget: GET /api/usage/ (and the usage page, from the same data)."""
 
-from datetime import timedelta
-
-from django.contrib.auth.models import AbstractBaseUser
-from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from conversations.budgets import budget_status
-from conversations.models import Message
-
-USAGE_DAYS = 30
+from conversations.budgets import USAGE_DAYS, usage_of
 
 
 class TodaySerializer(serializers.Serializer):
@@ -37,25 +30,6 @@ class UsageSerializer(serializers.Serializer):
     today = TodaySerializer()
     last_minute = LastMinuteSerializer()
     by_model = ModelUsageSerializer(many=True, help_text=f"Replies of the last {USAGE_DAYS} days.")
-
-
-def usage_of(user: AbstractBaseUser) -> dict:
-    """The user's budget now and their replies of the last USAGE_DAYS days per model."""
-    status = budget_status(user)
-    since = timezone.now() - timedelta(days=USAGE_DAYS)
-    return {
-        "username": user.get_username(),
-        "today": {
-            "tokens": status.tokens_today,
-            "tokens_per_day": status.limits.tokens_per_day or None,  # 0 means no limit
-            "resets_at": status.day_resets_at,
-        },
-        "last_minute": {
-            "replies": status.replies_last_minute,
-            "requests_per_minute": status.limits.requests_per_minute or None,
-        },
-        "by_model": list(Message.objects.for_user(user).replies_since(since).usage_by_model()),
-    }
 
 
 class Usage(APIView):

@@ -1,4 +1,5 @@
-"""The JSON API the pages and tools use. Each view validates, calls one model method, serializes."""
+"""The JSON API the pages and tools use. Each view validates, calls a model method or a plain
+function (budgets.py, producers.py) that changes state, and serializes."""
 
 from uuid import UUID
 
@@ -17,17 +18,16 @@ from conversations.api.serializers import (
     ConversationSerializer,
     ConversationUpdateInput,
     MessageCreateInput,
-    ModelSerializer,
+    ModelChoiceSerializer,
     RegenerateInput,
     message_data,
     validated,
 )
 from conversations.budgets import check_budget, delete_conversation, rate_held
 from conversations.models import Conversation, Message, ReplyInProgress
-from conversations.producers import CONVERSATION_DELETED
+from conversations.producers import CONVERSATION_DELETED, PRODUCER_ID
 from conversations.providers.registry import available_models, default_model, find_model
 from conversations.recovery import stop_reply_now
-from conversations.relay import PRODUCER_ID
 
 REPLY_IN_PROGRESS = (
     "The previous reply is still being generated. Stop it or wait for it to finish first."
@@ -36,7 +36,7 @@ REPLY_IN_PROGRESS = (
 
 class ModelList(APIView):
     def get(self, request: Request) -> Response:
-        return Response({"models": ModelSerializer(available_models(), many=True).data})
+        return Response({"models": ModelChoiceSerializer(available_models(), many=True).data})
 
 
 class ConversationList(APIView):
@@ -69,9 +69,7 @@ class ConversationDetail(APIView):
         conversation = get_for_user(Conversation, request.user, conversation_id)
         data = ConversationUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        for name, value in data.validated_data.items():
-            setattr(conversation, name, value)
-        conversation.save(update_fields=list(data.validated_data))
+        conversation.change(**data.validated_data)
         return Response(ConversationSerializer(conversation).data)
 
     def delete(self, request: Request, conversation_id: UUID) -> Response:

@@ -111,6 +111,14 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return self.title or "New chat"
 
+    def change(self, **fields: object) -> None:
+        """Set what its owner may change (title, model, system prompt) and save it, with
+        updated_at: a tool syncing with ?updated_after= must see the change."""
+        fields["updated_at"] = timezone.now()
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.save(update_fields=list(fields))
+
     def post_user_message(
         self, content: str, model: "ModelChoice", client_id: uuid.UUID | None, producer: str
     ) -> tuple["Message", "Message", bool]:
