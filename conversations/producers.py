@@ -11,6 +11,7 @@ import contextvars
 import os
 import socket
 import uuid
+from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
@@ -22,14 +23,27 @@ from conversations.models import Message
 def this_host() -> str:
     """This machine as crash recovery tells machines apart: its name, and its pid namespace
     where there is one (containers sharing a host name each have their own pids)."""
+    name = socket.gethostname()[:48]  # the whole id fits the producer field
     try:
-        return f"{socket.gethostname()}@{os.stat('/proc/self/ns/pid').st_ino}"
+        return f"{name}@{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:  # no /proc (macOS)
-        return socket.gethostname()
+        return name
 
 
-# host:pid:boot: which process produces a reply, stored with it for crash recovery.
-PRODUCER_ID = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks after boot): a later process given the same
+    pid started later. None where /proc cannot say (no such process, macOS)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]  # field 22, counted after the command's name
+
+
+# host:pid:boot, the boot being when the process started (where known) and a nonce: which
+# process produces a reply, stored with it for crash recovery.
+_boot = "-".join(filter(None, [process_started(os.getpid()), uuid.uuid4().hex[:8]]))
+PRODUCER_ID = f"{this_host()}:{os.getpid()}:{_boot}"
 
 CLIENT_GONE = (
     "The API client disconnected before the reply was complete; the text up to then is kept."

@@ -1,10 +1,10 @@
 """Nothing stays "generating" forever: replies whose producer is gone are marked interrupted.
 
 Every reply records its producer as host:pid:boot and a heartbeat. A reply is orphaned when
-its producer is a process of this host (and pid namespace) that is no longer alive, or this
-very process, which has no such producer and has not just created the reply (the message POST
-stores a reply, then starts its producer), or, whatever its host, when its heartbeat is long
-stale (a live pid may have been reused). Recovery runs
+its producer is a process of this host (and pid namespace) that is no longer alive (or whose
+pid a later process holds), or this very process, which has no such producer and has not just
+created the reply (the message POST stores a reply, then starts its producer), or, on another
+host, when its heartbeat is long stale. Recovery runs
 when a server process starts, then every SWEEP_SECONDS in each process once it has served a
 stream or started a reply, and whenever a stream finds its reply orphaned.
 """
@@ -54,12 +54,19 @@ def is_orphan(reply: Message) -> bool:
     if reply.producer == producers.PRODUCER_ID:
         return reply.pk not in producers.running_replies() and stale(reply)
     host, _, rest = reply.producer.partition(":")
-    pid = rest.partition(":")[0]
+    pid, _, boot = rest.partition(":")
     if host == producers.this_host() and pid.isdigit():
-        # A process gone is known at once; one alive may hold a pid reused since (a restart),
-        # so it is also judged by its heartbeat, as a process elsewhere is.
-        return int(pid) == os.getpid() or not pid_alive(int(pid)) or stale(reply)
+        return int(pid) == os.getpid() or not pid_alive(int(pid)) or reused(int(pid), boot)
     return stale(reply)
+
+
+def reused(pid: int, boot: str) -> bool:
+    """Whether the live process `pid` is a later one than the producer that started at `boot`
+    (a restart gave the pid out again). Not its heartbeat: a live producer may miss beats
+    while the database is out of reach, and must not lose its reply then."""
+    started, _, _ = boot.rpartition("-")
+    now = producers.process_started(pid)
+    return bool(started) and now is not None and now != started
 
 
 def stale(reply: Message) -> bool:

@@ -3,7 +3,6 @@
 import html
 import json
 import re
-import socket
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
+from conversations.producers import this_host
 from tests.servers import SECRET_PROVIDER_KEY
 from tests.stub import json_error, openai_stream
 
@@ -279,7 +279,7 @@ def test_no_export_or_answer_names_the_server(alice_history, alice_client):
     # A reply's producer ("host:pid:boot") is for crash recovery: its owner gets none of it.
     producer = Message.objects.exclude(producer="").values_list("producer", flat=True)[0]
     host_and_pid = producer.rpartition(":")[0]
-    assert host_and_pid.startswith(f"{socket.gethostname()}@")  # and its pid namespace
+    assert host_and_pid.startswith(f"{this_host()}:")
     for format in ("json", "markdown", "jsonl"):
         assert host_and_pid not in export(alice_client, alice_history, format).text
     for page in (f"/api/conversations/{alice_history}/", f"/c/{alice_history}/"):

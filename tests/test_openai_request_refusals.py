@@ -211,3 +211,11 @@ def test_a_number_read_as_infinite_is_refused_as_one(server, stub, alice_key, fi
     body = json.dumps({"model": MODEL, "messages": HISTORY}).removesuffix("}")
     body += f', "{field}": 1e400}}'  # what json.dumps would not write
     assert_raw_body_refused(server, stub, alice_key, body, f"{field}: Must be a finite number.")
+
+
+@pytest.mark.parametrize("body", ["null", "[]", '"text"'])
+def test_a_body_that_is_no_object_names_no_param(server, stub, alice_key, body):
+    headers = {"Authorization": f"Bearer {alice_key}", "Content-Type": "application/json"}
+    url = f"{server.url}/v1/chat/completions"
+    error = httpx.post(url, content=body.encode(), headers=headers).json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", None), error

@@ -82,3 +82,15 @@ def test_there_is_no_password_reset_by_email(alice):
     for path in ["/accounts/password_reset/", "/accounts/reset/done/"]:
         assert Client().get(path).status_code == 404
         assert signed_in(alice).post(path, {"email": "alice@example.com"}).status_code == 404
+
+
+def test_a_right_current_password_clears_the_wrong_ones_before_it(bob):
+    browser = signed_in(bob)
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        wrong = {"old_password": "a wrong guess", **NEW_PASSWORD}
+        assert browser.post("/accounts/password_change/", wrong).status_code == 200
+    right = {"old_password": "bob-password", **NEW_PASSWORD}
+    assert browser.post("/accounts/password_change/", right).status_code == 302
+    # One typo at the next login is one failure, not the last before a lockout.
+    typo = Client().post("/accounts/login/", {"username": "bob", "password": "typo"})
+    assert typo.status_code == 200

@@ -212,7 +212,7 @@ def test_a_reply_still_generating_past_the_limit_is_stopped_with_its_text(
 ):
     # A model caught repeating itself, with no length limit, would hold the conversation for
     # good: past CHATSITE_REPLY_MAX_SECONDS the reply stops as a Stop stops it.
-    server = start_server(CHATSITE_REPLY_MAX_SECONDS="0.5")
+    server = start_server(CHATSITE_REPLY_MAX_SECONDS="2")  # time enough for the first tokens
     client = client_for(alice, base_url=server.url)
     body = send_held_reply(client, stub, ["Again", " and again"])  # then never a Finish
     conversation_id = body["user_message"]["conversation"]

@@ -112,8 +112,9 @@ class Conversation(models.Model):
         return self.title or "New chat"
 
     def change(self, **fields: object) -> None:
-        """Set what its owner may change (title, model, system prompt) and save it, with
-        updated_at: a tool syncing with ?updated_after= must see the change."""
+        """Set what its owner may change (its title, its system prompt) and save it, with
+        updated_at: a tool syncing with ?updated_after= must see the change (and the lists,
+        newest first, show it first)."""
         fields["updated_at"] = timezone.now()
         for name, value in fields.items():
             setattr(self, name, value)

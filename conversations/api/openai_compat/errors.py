@@ -5,6 +5,7 @@ under "fields", as on the rest of the API."""
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from conversations.api.errors import json_exception_handler
 from conversations.producers import CONVERSATION_DELETED
@@ -15,11 +16,13 @@ MODEL_NOT_FOUND = "model_not_found"
 def openai_error(error: dict, http_status: int) -> dict:
     """chatsite's {"code", "message", "fields"?} as OpenAI words it."""
     fields = error.get("fields")
+    # The field at fault, as OpenAI names one: the first, when there are several; none for
+    # the body as a whole (not a JSON object, or fields wrong together).
+    named = [str(name) for name in fields or () if name != api_settings.NON_FIELD_ERRORS_KEY]
     return {
         "message": error["message"],
         "type": error_type(http_status, error["code"]),
-        # The field at fault, as OpenAI names one; the first, when there are several.
-        "param": str(next(iter(fields))) if isinstance(fields, dict) and fields else None,
+        "param": named[0] if named else None,
         "code": error["code"],
         **({"fields": fields} if fields else {}),
     }
@@ -58,7 +61,13 @@ STOPPED = (
 )
 
 # What a streamed error's code would have answered had it come before the stream began.
-STREAMED_STATUS = {"not_found": 404, "key_revoked": 401, "session_ended": 401, "stopped": 409}
+STREAMED_STATUS = {
+    "not_found": 404,
+    "key_revoked": 401,
+    "session_ended": 401,
+    "stopped": 409,
+    "too_long": 409,  # CHATSITE_REPLY_MAX_SECONDS: stopped, as by a Stop
+}
 
 
 def stopped_error(error_code: str, error: str) -> dict:
