@@ -52,9 +52,10 @@ TOO_LONG = "too_long"
 
 
 def too_long_reason() -> str:
-    minutes = settings.CHATSITE_REPLY_MAX_SECONDS / 60
+    limit = settings.CHATSITE_REPLY_MAX_SECONDS
+    after = f"{limit / 60:g} minutes" if limit >= 60 else f"{limit:g} seconds"
     return (
-        f"The reply was stopped after {minutes:g} minutes, this site's limit"
+        f"The reply was stopped after {after}, this site's limit"
         " (CHATSITE_REPLY_MAX_SECONDS); the text up to then is kept."
     )
 

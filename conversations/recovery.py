@@ -4,9 +4,9 @@ Every reply records its producer as host:pid:boot and a heartbeat. A reply is or
 its producer is a process of this host (and pid namespace) that is no longer alive (or whose
 pid a later process holds), or this very process, which has no such producer and has not just
 created the reply (the message POST stores a reply, then starts its producer), or, on another
-host, when its heartbeat is long stale. Recovery runs
-when a server process starts, then every SWEEP_SECONDS in each process once it has served a
-stream or started a reply, and whenever a stream finds its reply orphaned.
+host, when its heartbeat is long stale. Recovery runs when a server process starts, then every
+SWEEP_SECONDS in each process once it has served a stream or started a reply, and whenever a
+stream finds its reply orphaned.
 """
 
 import asyncio

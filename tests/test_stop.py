@@ -219,6 +219,7 @@ def test_a_reply_still_generating_past_the_limit_is_stopped_with_its_text(
     reply = client.wait_final(conversation_id, body["assistant_message"]["id"])
     assert (reply["status"], reply["content"]) == ("stopped", "Again and again")
     assert reply["error_code"] == "too_long"
+    assert "stopped after 2 seconds" in reply["error"]
     assert "CHATSITE_REPLY_MAX_SECONDS" in reply["error"]
     assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
     assert client.send(conversation_id, "Go on").status_code == 201  # free for the next one
