@@ -78,14 +78,8 @@ def finish_reply(reply: Message, outcome: ReplyOutcome) -> Message | None:
         "metadata": outcome.metadata,
         "completed_at": timezone.now(),
     }
-    # Text, usage and status land together, and only on a reply that is still active. The
-    # conversation's activity time too, its SQL written once like the reply's: the ORM's
-    # compiling it held SQLite's one write lock from every other writer (bench/).
-    touched = {"updated_at": final["completed_at"]}
-    with transaction.atomic():
-        if not sql_once.update(Message, reply.pk, final, connection.alias, only_if=ACTIVE):
-            return None
-        sql_once.update(Conversation, reply.conversation_id, touched, connection.alias)
+    if not write_final(reply, final):
+        return None
     # What was written, on a copy of the reply: no second read for the done event.
     stored = copy.copy(reply)
     for name, value in final.items():
@@ -155,9 +149,16 @@ def end_as_saved(reply: Message, status: str, why: tuple[str, str], usage: Usage
         "usage_source": Message.UsageSource.ESTIMATED,
         "completed_at": timezone.now(),
     }
+    return write_final(reply, final)
+
+
+def write_final(reply: Message, final: dict) -> bool:
+    """Write `final` on the reply if it is still active (False if not), and its time as the
+    conversation's activity time (the lists' order, ?updated_after=)."""
     touched = {"updated_at": final["completed_at"]}
-    # Guarded by status: a producer finishing at the same moment wins or loses whole; the
-    # conversation's activity time with it, as finish_reply does (?updated_after= sees it).
+    # Both or neither, and only on an active reply: a producer and recovery finishing it at
+    # the same moment win or lose whole. Their SQL is written once: the ORM's compiling it
+    # held SQLite's one write lock from every other writer (bench/).
     with transaction.atomic():
         if not sql_once.update(Message, reply.pk, final, connection.alias, only_if=ACTIVE):
             return False

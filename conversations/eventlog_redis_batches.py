@@ -46,16 +46,14 @@ class Appends:
             self._queued, self._stored = [], None
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
-                    added = []  # each XADD's place among the pipeline's results
                     for key, frame, entry_id in batch:
-                        added.append(len(pipe))
                         pipe.xadd(key, {"f": frame}, id=entry_id)
+                    # After the XADDs (their results first): a reply's stream expires from its
+                    # first event, so one never closed (its process killed) does not stay.
+                    for key, _, entry_id in batch:
                         if entry_id == FIRST_ENTRY:
-                            # With the stream itself: a reply never closed (its process killed
-                            # or stopped) must not stay in Redis for good.
                             pipe.expire(key, self._ttl_seconds)
-                    results = await pipe.execute(raise_on_error=False)
-                results = [results[place] for place in added]
+                    results = (await pipe.execute(raise_on_error=False))[: len(batch)]
             except Exception as error:  # each waiting producer fails its reply with it
                 stored.set_exception(error)
                 stored.exception()  # retrieved here: no warning if every waiter was stopped

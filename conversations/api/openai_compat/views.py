@@ -66,13 +66,18 @@ from conversations.stream_watch import (
 from conversations.transcripts import start_transcript
 
 
-@extend_schema(exclude=True)  # OpenAI's API reference describes it, not chatsite's schema
-class ModelList(APIView):
-    content_negotiation_class = AnyAccept  # as OpenAI's API: Accept is not read
+class OpenAIEndpoint(APIView):
+    """As OpenAI's API answers: Accept is not read (SSE clients send text/event-stream), and
+    errors come in its shape."""
+
+    content_negotiation_class = AnyAccept
 
     def get_exception_handler(self) -> Callable:
         return openai_exception_handler
 
+
+@extend_schema(exclude=True)  # OpenAI's API reference describes it, not chatsite's schema
+class ModelList(OpenAIEndpoint):
     def get(self, request: Request) -> Response:
         models = [
             {"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}
@@ -82,12 +87,7 @@ class ModelList(APIView):
 
 
 @extend_schema(exclude=True)
-class ChatCompletions(APIView):
-    content_negotiation_class = AnyAccept  # SSE clients send Accept: text/event-stream
-
-    def get_exception_handler(self) -> Callable:
-        return openai_exception_handler
-
+class ChatCompletions(OpenAIEndpoint):
     def post(self, request: Request) -> HttpResponseBase:
         check_budget(request.user)  # 429 before anything is stored or a provider is called
         data = validated(ChatCompletionInput, request.data)
