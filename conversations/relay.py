@@ -87,6 +87,10 @@ class ReplyProducer:
         if self._reading is not None:
             self._reading.cancel()
 
+    def _stop_as_too_long(self) -> None:
+        """Past CHATSITE_REPLY_MAX_SECONDS: stopped as by a Stop, with its text."""
+        self.cancel(producers.TOO_LONG, producers.too_long_reason())
+
     async def run(self) -> None:
         job = self.job
         try:
@@ -123,12 +127,8 @@ class ReplyProducer:
             return self._outcome(Message.Status.STOPPED, job)
         self._reading = asyncio.create_task(self._read_with_retries(job))
         checkpoint_loop.track(self)
-        # Stopped as by a Stop, past the limit (CHATSITE_REPLY_MAX_SECONDS).
         limit = asyncio.get_running_loop().call_later(
-            settings.CHATSITE_REPLY_MAX_SECONDS,
-            self.cancel,
-            producers.TOO_LONG,
-            producers.too_long_reason(),
+            settings.CHATSITE_REPLY_MAX_SECONDS, self._stop_as_too_long
         )
         try:
             await self._reading

@@ -2,6 +2,7 @@
 
 import re
 import threading
+import uuid
 
 import httpx
 import pytest
@@ -61,6 +62,33 @@ def test_daily_token_budget_gives_429_once_used_up(server, stub, alice, alice_cl
     message = assert_refused_before_anything_happens(refused, stub, 2, "token_budget_exceeded")
     assert "daily budget of 20 tokens (22 used today)" in message
     assert "resets at" in message and "00:00:00" in message
+
+
+def test_a_message_sent_before_is_given_back_over_a_budget_reached_since(
+    server, stub, alice, alice_client
+):
+    # Its sender missed the answer and sends it again: it was counted when it was sent.
+    UserBudget.objects.create(user=alice, requests_per_minute=1, tokens_per_day=20)
+    stub.queue(openai_stream(["A long", " answer"], usage=(12, 10)))
+    conversation = alice_client.new_conversation()
+    client_id = str(uuid.uuid4())
+    first = alice_client.send(conversation["id"], "Once", client_id=client_id)
+    alice_client.wait_final(conversation["id"], first.json()["assistant_message"]["id"])
+
+    again = alice_client.send(conversation["id"], "Once", client_id=client_id)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["assistant_message"]["id"] == first.json()["assistant_message"]["id"]
+    assert again.json()["assistant_message"]["total_tokens"] == 22
+    # Anything new is still refused, and the same key with other text is no replay.
+    new = alice_client.send(conversation["id"], "Twice")
+    assert_refused_before_anything_happens(new, stub, 2, "rate_limited")
+    other = alice_client.send(conversation["id"], "Twice", client_id=client_id)
+    assert other.status_code == 422, other.text
+    UserBudget.objects.filter(user=alice).update(requests_per_minute=0)  # the tokens alone
+    assert alice_client.send(conversation["id"], "Once", client_id=client_id).status_code == 201
+    new = alice_client.send(conversation["id"], "Twice")
+    assert_refused_before_anything_happens(new, stub, 2, "token_budget_exceeded")
 
 
 def test_one_users_budget_does_not_limit_another(server, stub, alice, alice_client, charlie_client):

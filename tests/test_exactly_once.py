@@ -4,6 +4,7 @@ import sqlite3
 import threading
 import uuid
 
+import httpx
 import pytest
 from django.conf import settings
 
@@ -43,6 +44,52 @@ def test_idempotency_key_header_works_like_client_id(server, stub, alice_client)
     again = alice_client.http.post(url, json={"content": "Hi"}, headers=key)
     assert again.json()["assistant_message"]["id"] == first.json()["assistant_message"]["id"]
     assert Message.objects.filter(conversation_id=conversation["id"]).count() == 2
+
+
+def test_an_idempotency_key_written_as_a_structured_field_string_works(server, stub, alice_client):
+    conversation = alice_client.new_conversation()
+    key = str(uuid.uuid4())
+    url = f"/api/conversations/{conversation['id']}/messages/"
+    first = alice_client.http.post(url, json={"content": "Hi"}, headers={"Idempotency-Key": key})
+    alice_client.wait_final(conversation["id"], first.json()["assistant_message"]["id"])
+    quoted = {"Idempotency-Key": f'"{key}"'}  # as the IETF draft's examples write it
+    again = alice_client.http.post(url, json={"content": "Hi"}, headers=quoted)
+    assert again.status_code == 201, again.text
+    assert again.json()["user_message"]["id"] == first.json()["user_message"]["id"]
+    half = alice_client.http.post(
+        url, json={"content": "Hi"}, headers={"Idempotency-Key": f'"{key}'}
+    )
+    assert half.status_code == 400 and "Must be a UUID" in half.text
+    assert len(stub.requests) == 1
+
+
+@pytest.mark.parametrize("as_header", [False, True], ids=["client_id", "Idempotency-Key"])
+def test_a_key_sent_again_with_another_message_is_a_422_and_stores_nothing(
+    server, stub, alice_client, as_header
+):
+    conversation = alice_client.new_conversation()
+    key = str(uuid.uuid4())
+    url = f"/api/conversations/{conversation['id']}/messages/"
+
+    def post(content: str) -> httpx.Response:
+        if as_header:
+            return alice_client.http.post(
+                url, json={"content": content}, headers={"Idempotency-Key": key}
+            )
+        return alice_client.send(conversation["id"], content, client_id=key)
+
+    first = post("Hello")
+    alice_client.wait_final(conversation["id"], first.json()["assistant_message"]["id"])
+    other = post("Goodbye")  # the first would be given back, and this one lost
+    assert other.status_code == 422, other.text
+    error = other.json()["error"]
+    assert error["code"] == "client_id_reused"
+    assert "sent before with a different message" in error["message"]
+    stored = Message.objects.filter(conversation_id=conversation["id"])
+    assert [m.content for m in stored.filter(role="user")] == ["Hello"]
+    assert stored.count() == 2 and len(stub.requests) == 1
+    # The same key with the same message is still the first pair.
+    assert post("Hello").json()["user_message"]["id"] == first.json()["user_message"]["id"]
 
 
 def test_second_message_while_reply_generates_is_a_409(server, stub, alice_client):

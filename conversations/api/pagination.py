@@ -8,6 +8,14 @@ from rest_framework.request import Request
 WHOLE_NUMBER = "Must be a whole number from 1"
 
 
+def whole_number(value: str) -> str | None:
+    """The digits of a whole number from 1 without leading zeros (007 is 7); None for
+    anything else. Kept as digits: int() of thousands of them is slow, and refused."""
+    if value.isascii() and value.isdigit() and value.strip("0"):
+        return value.lstrip("0")
+    return None
+
+
 class Pages(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -19,22 +27,22 @@ class Pages(PageNumberPagination):
         value = request.query_params.get(self.page_query_param, "1")
         if value in self.last_page_strings:
             return paginator.num_pages
-        if not (value.isascii() and value.isdigit() and value.strip("0")):
+        number = whole_number(value)
+        if number is None:
             raise ValidationError({"page": [f'{WHOLE_NUMBER} (or "last").']})
-        value = value.lstrip("0")  # 007 is page 7
-        if len(value) > 9:  # past any last page (and past what int() reads, at 4,300 digits)
-            raise NotFound(f"No page {value[:9]}…: past the last ({paginator.num_pages}).")
-        return value
+        if len(number) > 9:  # past any last page (and past what int() reads, at 4,300 digits)
+            raise NotFound(f"No page {number[:9]}…: past the last ({paginator.num_pages}).")
+        return number
 
     def get_page_size(self, request: Request) -> int:
         # DRF quietly falls back to the default on a bad value; a caller should hear of it.
         value = request.query_params.get(self.page_size_query_param)
         if value is None:
             return self.page_size
-        if not (value.isascii() and value.isdigit() and value.strip("0")):
+        number = whole_number(value)
+        if number is None:
             raise ValidationError(
                 {"page_size": [f"{WHOLE_NUMBER} (at most {self.max_page_size})."]}
             )
-        value = value.lstrip("0")
-        # Larger sizes get the largest (without reading a number of thousands of digits).
-        return min(int(value) if len(value) <= 4 else self.max_page_size, self.max_page_size)
+        # Larger sizes get the largest.
+        return min(int(number) if len(number) <= 4 else self.max_page_size, self.max_page_size)

@@ -91,6 +91,7 @@ def errors(*codes: int) -> dict:
         403: "Not allowed.",
         404: "Not found, or not yours.",
         409: "The conversation's previous reply is still being generated.",
+        422: "The client_id (or Idempotency-Key) was sent before with other content.",
         429: "Over a budget: the message names the limit and when it resets (Retry-After).",
     }
     return {code: OpenApiResponse(Error, description=reasons[code]) for code in (401, *codes)}
@@ -155,12 +156,13 @@ describe(
         summary="Send a message; its reply is generated in the background",
         description=(
             "Stores the message and a pending reply, then starts the reply. Follow it at "
-            "`stream_url`. A repeated `client_id` (or `Idempotency-Key` header) returns the "
-            "first pair with `Idempotent-Replayed: true`. Other fields sent are ignored."
+            "`stream_url`. A repeated `client_id` (or `Idempotency-Key` header) with the same "
+            "`content` returns the first pair with `Idempotent-Replayed: true`, even over a "
+            "budget reached since; `model` is not compared. With other content it is a 422."
         ),
         request=MessageCreateInput,
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.UUID, "header")],
-        responses={201: MessagePair, **errors(400, 404, 409, 429)},
+        responses={201: MessagePair, **errors(400, 404, 409, 422, 429)},
         tags=["messages"],
     ),
 )

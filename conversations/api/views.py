@@ -23,14 +23,19 @@ from conversations.api.serializers import (
     message_data,
     validated,
 )
-from conversations.budgets import check_budget, delete_conversation, rate_held
-from conversations.models import Conversation, Message, ReplyInProgress
+from conversations.budgets import BudgetExceeded, check_budget, delete_conversation, rate_held
+from conversations.models import ClientIdReused, Conversation, Message, ReplyInProgress
 from conversations.producers import CONVERSATION_DELETED, PRODUCER_ID
+from conversations.providers.base import ModelChoice
 from conversations.providers.registry import available_models, default_model, find_model
 from conversations.recovery import stop_reply_now
 
 REPLY_IN_PROGRESS = (
     "The previous reply is still being generated. Stop it or wait for it to finish first."
+)
+CLIENT_ID_REUSED = (
+    "This client_id (or Idempotency-Key) was sent before with a different message. A new"
+    " message needs a new one; the same one sends back what was stored."
 )
 
 
@@ -86,23 +91,39 @@ class MessageCreate(APIView):
     def post(self, request: Request, conversation_id: UUID) -> Response:
         # The owner's budget comes with the conversation, in one query.
         conversation = get_conversation_with_budget(request.user, conversation_id)
-        check_budget(conversation.owner)  # 429 before anything is stored or a provider is called
         data = validated(MessageCreateInput, request.data)
         client_id = idempotency_key(request, data.get("client_id"))
-        model = find_model(data.get("model") or conversation.model)
+        model = find_model(data.get("model") or conversation.model) or default_model()
         try:
-            with rate_held(conversation.owner):
-                user_message, reply, created = conversation.post_user_message(
-                    data["content"], model or default_model(), client_id, PRODUCER_ID
-                )
+            user_message, reply, created = post_within_budget(
+                conversation, data["content"], model, client_id
+            )
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
+        except ClientIdReused:
+            return api_error("client_id_reused", CLIENT_ID_REUSED, 422)
         response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
         if created:
             response.reply_to_start = reply  # started once the response is ready (reply_start.py)
         else:
             response["Idempotent-Replayed"] = "true"
         return response
+
+
+def post_within_budget(
+    conversation: Conversation, content: str, model: ModelChoice, client_id: UUID | None
+) -> tuple[Message, Message, bool]:
+    """Store the message and its pending reply if its owner's budget allows (429 before
+    anything is stored or a provider is called). A message sent before is given back whatever
+    the budget says now: it was counted then, and its sender only missed the answer."""
+    try:
+        check_budget(conversation.owner)
+        with rate_held(conversation.owner):
+            return conversation.post_user_message(content, model, client_id, PRODUCER_ID)
+    except BudgetExceeded:
+        if client_id is None or not (pair := conversation.sent_before(client_id, content)):
+            raise
+        return *pair, False
 
 
 class ReplyStop(APIView):
@@ -154,7 +175,9 @@ def idempotency_key(request: Request, client_id: UUID | None) -> UUID | None:
     if header is None:
         return client_id
     try:
-        key = UUID(header)
+        # As the IETF draft writes it, a structured-field string: "8e03978e-…".
+        quoted = len(header) > 1 and header[0] == header[-1] == '"'
+        key = UUID(header[1:-1] if quoted else header)
     except ValueError:
         raise serializers.ValidationError(
             {"Idempotency-Key": ["Must be a UUID, like the client_id field."]}

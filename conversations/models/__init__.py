@@ -3,6 +3,7 @@ the accounts around them (accounts.py)."""
 
 from conversations.models.accounts import AccessRecord, ApiKey, DeletedReplyUsage, UserBudget
 from conversations.models.conversation import (
+    ClientIdReused,
     Conversation,
     ConversationQuerySet,
     ReplyInProgress,
@@ -13,6 +14,7 @@ from conversations.models.message import Message, MessageQuerySet
 __all__ = [
     "AccessRecord",
     "ApiKey",
+    "ClientIdReused",
     "Conversation",
     "ConversationQuerySet",
     "DeletedReplyUsage",

@@ -126,12 +126,11 @@ class Conversation(models.Model):
         """Store the user's message and a pending reply; return them and whether they are new.
 
         One transaction, so a user message never exists without its reply. A repeated
-        client_id returns the first pair; a reply still generating raises ReplyInProgress.
+        client_id returns the first pair (ClientIdReused if it came with other content); a
+        reply still generating raises ReplyInProgress.
         """
-        if client_id is not None:
-            existing = self._pair_for_client_id(client_id)
-            if existing:
-                return *existing, False
+        if client_id is not None and (existing := self.sent_before(client_id, content)):
+            return *existing, False
         user_message = Message(
             conversation=self,
             role=Message.Role.USER,
@@ -150,11 +149,10 @@ class Conversation(models.Model):
                 sql_once.insert([user_message, reply], router.db_for_write(Message))
                 self._touch(model.id, first_message=content)
         except IntegrityError:
-            if client_id is not None and (existing := self._pair_for_client_id(client_id)):
+            if client_id is not None and (existing := self.sent_before(client_id, content)):
                 return *existing, False
-            if self.messages.active_replies().exists():
-                raise ReplyInProgress from None
-            raise
+            # Another reply was generating (it may have ended since: this one was refused).
+            raise ReplyInProgress from None
         return user_message, reply, True
 
     def add_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
@@ -194,10 +192,14 @@ class Conversation(models.Model):
             heartbeat_at=timezone.now(),
         )
 
-    def _pair_for_client_id(self, client_id: uuid.UUID) -> tuple["Message", "Message"] | None:
+    def sent_before(self, client_id: uuid.UUID, content: str) -> tuple["Message", "Message"] | None:
+        """The message stored with this client_id and its first reply, if it was sent before;
+        ClientIdReused if that message says something else (what was sent would be lost)."""
         user_message = self.messages.filter(client_id=client_id, role=Message.Role.USER).first()
         if user_message is None:
             return None
+        if user_message.content != content:
+            raise ClientIdReused
         return user_message, user_message.replies.order_by("created_at").first()
 
     def _touch(self, model_id: str, first_message: str = "") -> None:
@@ -217,3 +219,7 @@ def title_from(text: str) -> str:
 
 class ReplyInProgress(Exception):
     """The conversation's previous reply is still being generated."""
+
+
+class ClientIdReused(Exception):
+    """A client_id (an idempotency key) sent again with a different message."""

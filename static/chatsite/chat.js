@@ -29,7 +29,11 @@
   };
   let sending = false; // a message or regeneration on its way: one at a time
   let gone = false; // the conversation is not found: deleted, or another account logged in
-  let draftId = null; // one client_id per draft, so a retried send is not stored twice
+  // One client_id per draft text, so a retried send is not stored twice (nor an edit undone
+  // back to it), and an edited draft is a message of its own (the server refuses the old id).
+  let draftId = null;
+  let draftText = null;
+  let unsure = false; // a request's answer lost, and the conversation not read since
   // Messages added here, and catch-ups begun: a catch-up's older snapshot must not replace them.
   let changes = 0;
 
@@ -184,7 +188,10 @@
     // A reply started in another window (409), or by this request before its answer was lost
     // (status 0): the conversation as stored shows it, and follows it.
     if (refused === 409) await catchUp();
-    if (refused === 0) await catchUp({ keepError: true, lostId });
+    if (refused === 0) {
+      unsure = true;
+      await catchUp({ keepError: true, lostId });
+    }
   }
 
   // A message stored: its draft goes (what was typed meanwhile stays), and it titles the chat.
@@ -196,14 +203,14 @@
 
   function draftSent(content) {
     if (input.value === content) input.value = "";
-    draftId = null;
+    draftId = draftText = null;
     draft.keep(null);
   }
 
   function send() {
     const content = input.value;
     if (!content.trim()) return;
-    draftId = draftId || newUuid();
+    if (content !== draftText) [draftId, draftText] = [newUuid(), content];
     const clientId = draftId;
     draft.keep(clientId);
     return posting(async () => {
@@ -218,6 +225,7 @@
       sent(content);
       follow(data.assistant_message);
       window.scrollTo(0, document.body.scrollHeight); // the message sent, even if scrolled up
+      if (unsure) catchUp(); // what the lost request stored comes before it
     }, clientId);
   }
 
@@ -240,6 +248,7 @@
       const stored = await api("GET", `/api/conversations/${conversation.id}/`);
       if (changes !== since) return; // sent again, or caught up again, meanwhile: that is newer
       state.messages = stored.messages;
+      unsure = false;
       header.retitle(stored.title);
       const lost = storedWith(lostId);
       if (lost) {
@@ -281,14 +290,12 @@
     send();
   });
   listenToKeys(input, { send, stop: () => state.live && stop() });
-  input.addEventListener("input", () => {
-    draftId = null;
-    draft.keep(null);
-  });
+  input.addEventListener("input", () => draft.keep(input.value === draftText ? draftId : null));
   stopButton.addEventListener("click", stop);
 
   fillModelPicker(modelSelect, models, state.messages, conversation);
   draftId = draft.restore();
+  draftText = draftId && input.value;
   // Its message stored after all (the answer lost, then the page reloaded): sent, not a draft.
   const stored = storedWith(draftId);
   if (stored) draftSent(stored.content);

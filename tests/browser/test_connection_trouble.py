@@ -16,6 +16,7 @@ from tests.browser.pages import (
     wait_until_final,
 )
 from tests.chats import add_chat
+from tests.client import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -131,6 +132,43 @@ def test_a_message_whose_answer_was_lost_is_shown_as_stored_without_a_reload(bro
     expect(page.locator("#content")).to_have_value("")  # sent: no draft to send again
     expect(page.locator("#composer-error")).to_be_hidden()
     assert len(stub.requests) == 1
+    browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
+
+
+@pytest.mark.parametrize(
+    ("edit", "stored"),
+    [(["!", "Backspace"], ["Sent once"]), (["!"], ["Sent once", "Sent once!"])],
+    ids=["edited-back", "edited"],
+)
+def test_a_draft_sent_again_after_a_lost_answer_is_one_message_unless_its_text_changed(
+    browsing, stub, alice, edit, stored
+):
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+
+    def lose_the_answer(route: object) -> None:
+        route.fetch()  # the server stores the message and starts its reply
+        route.abort()  # the page never hears back
+
+    page.route(re.compile(r"/messages/$"), lose_the_answer)
+    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
+    with page.expect_event("requestfailed", lambda r: r.method == "GET"):  # the catch-up's
+        send_message(page, "Sent once")
+    expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
+    page.unroute(re.compile(r"/messages/$"))
+    page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
+    answered = Message.objects.filter(status="complete", role="assistant")
+    wait_for(answered.exists, "the first reply stored")  # a new message is no 409 then
+    box = page.locator("#content")
+    box.press("End")
+    for key in edit:  # typed, as a person does: each key is an input event
+        box.press(key)
+    box.press("Enter")
+    expect(page.locator(".message.user .body")).to_have_text(stored)
+    wait_until_final(page)
+    assert list(Message.objects.filter(role="user").values_list("content", flat=True)) == stored
+    assert len(stub.requests) == len(stored)
+    expect(page.locator("#composer-error")).to_be_hidden()
     browsing.watch_of(page).forgive_console_errors("ERR_FAILED")
 
 
