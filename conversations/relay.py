@@ -63,6 +63,10 @@ async def start_reply(reply: Message, job: ReplyJob | None = None) -> None:
     producers.run_detached(ReplyProducer(reply, job))
 
 
+FAILED_HERE = "chatsite failed to produce this reply."
+CANCELLED_HERE = "chatsite stopped reading this reply before its end; the text up to then is kept."
+
+
 class ReplyProducer:
     def __init__(self, reply: Message, job: ReplyJob | None = None) -> None:
         self.reply = reply  # as created, with its user message (parent)
@@ -81,9 +85,11 @@ class ReplyProducer:
         self._reading: asyncio.Task | None = None
 
     def cancel(self, code: str = "", reason: str = "") -> None:
-        """Stop reading: closing the upstream connection stops generation (and billing)."""
+        """Stop reading: closing the upstream connection stops generation (and billing). The
+        first stop's reason is the one stored: later ones come while it takes effect."""
+        if not self.stop_requested:
+            self.stop_reason = (code, reason)
         self.stop_requested = True
-        self.stop_reason = (code, reason)
         if self._reading is not None:
             self._reading.cancel()
 
@@ -92,19 +98,19 @@ class ReplyProducer:
         self.cancel(producers.TOO_LONG, producers.too_long_reason())
 
     async def run(self) -> None:
-        job = self.job
         try:
-            job = job or await in_background(load_job)(self.reply)
-            outcome = await self._produce(job)
-        except ProviderError as error:
-            outcome = self._outcome(Message.Status.FAILED, job, error)
-        except Exception:
-            logger.exception("Producer for reply %s failed", self.reply_id)
-            failure = ProviderError("chatsite failed to produce this reply.", code="internal_error")
-            outcome = self._outcome(Message.Status.FAILED, job, failure)
-        try:
+            job = self.job
+            try:
+                job = job or await in_background(load_job)(self.reply)
+                outcome = await self._produce(job)
+            except ProviderError as error:
+                outcome = self._outcome(Message.Status.FAILED, job, error)
+            except Exception:
+                logger.exception("Producer for reply %s failed", self.reply_id)
+                failure = ProviderError(FAILED_HERE, code="internal_error")
+                outcome = self._outcome(Message.Status.FAILED, job, failure)
             await self._finish_or_fail(outcome, job)
-        finally:
+        finally:  # whatever ends it, even a cancellation: a stop waiting for it must hear
             producers.unregister(self.reply_id)
             self.finished.set()
 
@@ -133,10 +139,15 @@ class ReplyProducer:
         try:
             await self._reading
         except asyncio.CancelledError:
-            if not self.stop_requested:
+            if self.stop_requested:
+                if self.finish is None:  # a stop after the Finish changes nothing: it is whole
+                    return self._outcome(Message.Status.STOPPED, job)
+            elif asyncio.current_task().cancelling():
                 raise  # the server is shutting down: crash recovery marks the reply
-            if self.finish is None:  # a stop after the Finish changes nothing: it is whole
-                return self._outcome(Message.Status.STOPPED, job)
+            else:  # cancelled by none of chatsite's stops: kept as a crash would leave it
+                logger.error("Reading reply %s was cancelled, not by a stop", self.reply_id)
+                cut = ProviderError(CANCELLED_HERE, code="interrupted")
+                return self._outcome(Message.Status.INTERRUPTED, job, cut)
         finally:
             limit.cancel()
             checkpoint_loop.untrack(self.reply_id)
@@ -157,6 +168,8 @@ class ReplyProducer:
                     raise
                 delay = retry_delay(attempt, error.retry_after)
                 record["retry_in_seconds"] = delay
+                # Refused unbilled (it would carry its usage): a stop in the wait counts none.
+                self.asked = error.usage is not None
                 await asyncio.sleep(delay)
 
     async def _read(self, job: ReplyJob) -> None:

@@ -15,7 +15,7 @@ from conversations.recovery import end_without_producer, stop_reply_now
 from conversations.relay import start_reply
 from tests.client import read_events, text_of
 from tests.replies import send_held_reply, stub_job
-from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_stream
+from tests.stub import Gate, Script, gated_stream, json_error, openai_chunk, openai_stream
 
 
 def test_stop_before_the_first_token_closes_upstream_and_stores_an_empty_stopped_reply(
@@ -223,3 +223,27 @@ def test_a_reply_still_generating_past_the_limit_is_stopped_with_its_text(
     assert "CHATSITE_REPLY_MAX_SECONDS" in reply["error"]
     assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
     assert client.send(conversation_id, "Go on").status_code == 201  # free for the next one
+
+
+def test_a_stop_while_waiting_to_retry_an_unbilled_refusal_counts_no_tokens(alice, stub, settings):
+    # The provider answered 503 (not billed) and the retry waits: the stop ends the wait.
+    settings.CHATSITE_RETRY_BACKOFF_SECONDS = settings.CHATSITE_RETRY_MAX_SECONDS = 600
+    stub.reset()
+    stub.queue(json_error(503, "overloaded"), openai_stream(["Never", " asked"]))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+
+    async def stop_in_the_wait() -> None:
+        await start_reply(reply, stub_job(reply, stub))
+        producer = producers._producers[reply.pk]
+        async with asyncio.timeout(30):  # a hang guard, not a timing check
+            while not any("retry_in_seconds" in a for a in producer.attempts):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            assert await producers.stop_reply(reply.pk)
+        await http.client().aclose()  # its kept connection must not outlive this loop
+
+    asyncio.run(stop_in_the_wait())
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == ("stopped", "")
+    assert (reply.prompt_tokens, reply.total_tokens) == (0, 0)  # the budgets count none
+    assert len(stub.requests) == 1  # the retry was never sent
