@@ -141,21 +141,30 @@ def deleted_since(user: AbstractBaseUser, moment: datetime) -> QuerySet[DeletedR
     return DeletedReplyUsage.objects.filter(owner=user, created_at__gte=moment)
 
 
-def delete_conversation(conversation: Conversation) -> None:
-    """Delete a conversation; its replies of the last day still count against the budgets."""
+def delete_conversation(conversation: Conversation) -> bool:
+    """Delete a conversation; its replies of the last day still count against the budgets.
+    False, and nothing deleted, while a reply of it is running: stop it first."""
     now, owner_id = timezone.now(), conversation.owner_id
-    recent = conversation.messages.replies_since(now - COUNTED_FOR)
-    spent = [
-        DeletedReplyUsage(owner_id=owner_id, created_at=created, tokens=tokens or 0)
-        for created, tokens in recent.values_list("created_at", "total_tokens")
-    ]
-    # Both or neither: usage is kept exactly when its replies go.
+    # Usage kept exactly when its replies go, and no reply starting meanwhile (it would be
+    # deleted unstopped, generating on): PostgreSQL locks the row a new message's INSERT
+    # needs; SQLite's IMMEDIATE transaction holds its one write lock.
     with transaction.atomic():
+        found = Conversation.objects.select_for_update().filter(pk=conversation.pk)
+        if not list(found.values_list("pk", flat=True)):
+            return True  # deleted meanwhile
+        if conversation.messages.active_replies().exists():
+            return False
+        recent = conversation.messages.replies_since(now - COUNTED_FOR)
+        spent = [
+            DeletedReplyUsage(owner_id=owner_id, created_at=created, tokens=tokens or 0)
+            for created, tokens in recent.values_list("created_at", "total_tokens")
+        ]
         DeletedReplyUsage.objects.bulk_create(spent)
         conversation.delete()
         # What no budget looks at any more goes.
         expired = DeletedReplyUsage.objects.filter(created_at__lt=now - COUNTED_FOR)
         expired.filter(owner_id=owner_id).delete()
+    return True
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ function (budgets.py, producers.py) that changes state, and serializes."""
 
 from uuid import UUID
 
+from django.http import Http404
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +34,8 @@ from conversations.recovery import stop_reply_now
 REPLY_IN_PROGRESS = (
     "The previous reply is still being generated. Stop it or wait for it to finish first."
 )
+STILL_STARTING = "Replies keep starting in this conversation: stop them, then delete it."
+DELETE_ROUNDS = 3
 CLIENT_ID_REUSED = (
     "This client_id (or Idempotency-Key) was sent before with a different message. A new"
     " message needs a new one; the same one sends back what was stored."
@@ -79,11 +82,8 @@ class ConversationDetail(APIView):
 
     def delete(self, request: Request, conversation_id: UUID) -> Response:
         conversation = get_for_user(Conversation, request.user, conversation_id)
-        # Stop the running reply first: deleting must not leave the model generating (and billing).
-        # Another window following it is told why.
-        for reply in conversation.messages.active_replies():
-            stop_reply_now(reply, CONVERSATION_DELETED)
-        delete_conversation(conversation)  # its recent usage still counts (budgets.py)
+        if not stop_replies_and_delete(conversation):
+            return api_error("reply_in_progress", STILL_STARTING, status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -102,12 +102,26 @@ class MessageCreate(APIView):
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
         except ClientIdReused:
             return api_error("client_id_reused", CLIENT_ID_REUSED, 422)
+        except Conversation.DoesNotExist:  # deleted meanwhile, from another window
+            raise Http404 from None
         response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
         if created:
             response.reply_to_start = reply  # started once the response is ready (reply_start.py)
         else:
             response["Idempotent-Replayed"] = "true"
         return response
+
+
+def stop_replies_and_delete(conversation: Conversation) -> bool:
+    """Stop its running replies, then delete it: deleting must not leave the model generating
+    (and billing), and a window following a reply is told why. A message sent from another
+    window in between starts a reply stopped in turn. False if replies keep starting."""
+    for _ in range(DELETE_ROUNDS):
+        for reply in conversation.messages.active_replies():
+            stop_reply_now(reply, CONVERSATION_DELETED)
+        if delete_conversation(conversation):  # its recent usage still counts (budgets.py)
+            return True
+    return False
 
 
 def post_within_budget(

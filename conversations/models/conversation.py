@@ -127,7 +127,8 @@ class Conversation(models.Model):
 
         One transaction, so a user message never exists without its reply. A repeated
         client_id returns the first pair (ClientIdReused if it came with other content); a
-        reply still generating raises ReplyInProgress.
+        reply still generating raises ReplyInProgress, the conversation deleted meanwhile
+        DoesNotExist.
         """
         if client_id is not None and (existing := self.sent_before(client_id, content)):
             return *existing, False
@@ -151,6 +152,8 @@ class Conversation(models.Model):
         except IntegrityError:
             if client_id is not None and (existing := self.sent_before(client_id, content)):
                 return *existing, False
+            if not Conversation.objects.filter(pk=self.pk).exists():
+                raise self.DoesNotExist("Deleted while the message was stored.") from None
             # Another reply was generating (it may have ended since: this one was refused).
             raise ReplyInProgress from None
         return user_message, reply, True

@@ -1,0 +1,38 @@
+"""Deleting a conversation while a message is sent from another window: a reply started
+between the delete's stops and its delete is stopped too (with why, its usage kept), never
+deleted generating; a message stored into a conversation deleted meanwhile is a 404."""
+
+import pytest
+
+from conversations.budgets import delete_conversation
+from conversations.models import Conversation, DeletedReplyUsage, Message
+from conversations.producers import PRODUCER_ID
+from conversations.providers.registry import default_model
+from tests.replies import send_held_reply
+
+
+def test_a_reply_started_after_a_deletes_stops_is_stopped_too_not_deleted_generating(
+    server, stub, alice, alice_client
+):
+    # A reply running when the delete comes to delete: as if its message came from another
+    # window just after the delete stopped the conversation's replies.
+    body = send_held_reply(alice_client, stub, ["Partial"])
+    conversation = Conversation.objects.get(pk=body["user_message"]["conversation"])
+    assert delete_conversation(conversation) is False  # refused: its reply would run on
+    reply = Message.objects.get(pk=body["assistant_message"]["id"])
+    assert reply.is_active
+
+    deleted = alice_client.http.delete(f"/api/conversations/{conversation.pk}/")
+    assert deleted.status_code == 204
+    assert stub.requests[0].wait_disconnected(), "the provider was still generating"
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    (kept,) = DeletedReplyUsage.objects.filter(owner=alice)  # the stopped reply's usage counts
+    assert kept.tokens > 0
+
+
+def test_a_message_stored_into_a_conversation_deleted_meanwhile_is_refused_as_gone(alice):
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    Conversation.objects.filter(pk=conversation.pk).delete()  # from another window
+    with pytest.raises(Conversation.DoesNotExist):  # the API's 404, not a 500
+        conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    assert not Message.objects.exists()
