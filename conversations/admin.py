@@ -30,9 +30,9 @@ MESSAGE_FIELDS = (
     "created_at", "completed_at",
 )  # fmt: skip
 INLINE_FIELDS = (
-    "created_at", "role", "status", "model", "content", "prompt_tokens", "completion_tokens",
-    "total_tokens", "reasoning_tokens", "usage_source", "time_to_first_token_ms",
-    "duration_ms", "error_code", "error",
+    "created_at", "role", "status", "finish_reason", "model", "content", "prompt_tokens",
+    "completion_tokens", "total_tokens", "reasoning_tokens", "usage_source",
+    "time_to_first_token_ms", "duration_ms", "error_code", "error",
 )  # fmt: skip
 
 

@@ -57,6 +57,8 @@ def json_value(value: object) -> object:
 # A reply's producing process (host name, process id) and its last sign of life are the
 # server's bookkeeping for crash recovery, not the owner's data.
 BOOKKEEPING = {"producer", "heartbeat_at"}
+# Finish reasons of a reply the model did not end itself (the chat page says "Cut short").
+CUT_SHORT = {"length", "content_filter", "sensitive"}
 
 
 def stored_fields(instance: Model) -> dict:
@@ -118,13 +120,20 @@ def markdown_transcript(conversation: Conversation, messages: list[Message]) -> 
             number, count = numbered[message.parent_id], alternatives[message.parent_id]
             lines += ["", *markdown_reply(message, number, count, prompt_now)]
         else:
-            lines += ["", f"## {message.role.capitalize()}", "", *fenced(message.content)]
+            heading = f"## {message.role.capitalize()}"
+            lines += ["", heading, "", f"_{written(message)}_", "", *fenced(message.content)]
     return "\n".join(lines) + "\n"
+
+
+def written(message: Message) -> str:
+    return message.created_at.isoformat(timespec="seconds")
 
 
 def markdown_reply(message: Message, number: int, count: int, prompt_now: str) -> list[str]:
     title = f"## Assistant, reply {number} of {count}" if count > 1 else "## Assistant"
-    facts = [message.model, message.status]
+    facts = [written(message), message.model, message.status]
+    if message.finish_reason not in ("", "stop", message.status):  # cut short: length, a filter
+        facts.append(f"finish reason: {message.finish_reason}")
     if message.total_tokens is not None:
         facts.append(f"{message.total_tokens} tokens ({message.usage_source})")
     lines = [title, "", f"_{' · '.join(fact for fact in facts if fact)}_", ""]
@@ -145,8 +154,11 @@ def earlier_prompt(prompt: str) -> list[str]:
 
 
 def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
+    # Whole answers only: one stopped, failed or cut short is no example to learn from.
     latest_reply = {  # messages are in order, so the last one written wins
-        m.parent_id: m for m in messages if m.role == Message.Role.ASSISTANT and m.content
+        m.parent_id: m
+        for m in messages
+        if m.role == Message.Role.ASSISTANT and m.content and whole(m)
     }
     answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
     if not answered:
@@ -158,6 +170,11 @@ def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> 
         chat.append({"role": "user", "content": message.content})
         chat.append({"role": "assistant", "content": latest_reply[message.pk].content})
     return {"messages": chat}
+
+
+def whole(reply: Message) -> bool:
+    """Complete, and ended by the model itself (not its length limit or a content filter)."""
+    return reply.status == Message.Status.COMPLETE and reply.finish_reason not in CUT_SHORT
 
 
 def render(conversation: Conversation, messages: list[Message], format: str) -> str:

@@ -114,6 +114,7 @@ def test_messages_are_shown_read_only_with_every_reviewed_field(server, alice, b
         time_to_first_token_ms=321,
         duration_ms=4567,
         status="failed",
+        finish_reason="content_filter",
         error_code="upstream_error",
         error="The provider fell over",
     )
@@ -121,10 +122,11 @@ def test_messages_are_shown_read_only_with_every_reviewed_field(server, alice, b
     page = staff.http.get(f"{CONVERSATIONS}{conversation.pk}/change/")
     assert page.status_code == 200
     html = page.text
-    for header in ("Role", "Status", "Model", "Total tokens", "Usage source",
+    for header in ("Role", "Status", "Finish reason", "Model", "Total tokens", "Usage source",
                    "Time to first token ms", "Duration ms", "Error code", "Error"):  # fmt: skip
         assert f">{header}" in html, header
-    for value in ("Reviewed!", "42", "Estimated", "321", "4567", "upstream_error", "fell over"):
+    shown = ("Reviewed!", "content_filter", "42", "Estimated", "321", "4567", "upstream_error")
+    for value in (*shown, "fell over"):
         assert value in html
     assert "<textarea" not in html and 'name="messages-0-content"' not in html
     assert 'name="_save"' not in html

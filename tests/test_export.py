@@ -91,22 +91,29 @@ def test_markdown_export_is_a_readable_transcript(alice_history, alice_client):
     text = response.text
     assert text.startswith("# Export \\<me\\>\n")  # its HTML shown as text
     assert "- Owner: alice" in text
+    stored = Message.objects.filter(conversation_id=alice_history).order_by("created_at")
+    asked, first, second, thanks, welcome, brk, refused = (
+        f"_{m.created_at.isoformat(timespec='seconds')}" for m in stored
+    )
     order = [
-        "## User\n\n```\nHi there\n```",
-        "## Assistant, reply 1 of 2",
+        f"## User\n\n{asked}_\n\n```\nHi there\n```",
+        f"## Assistant, reply 1 of 2\n\n{first} · ",
         "_Reasoning:_\n\n```\nthinking it over\n```",
         "```\nFirst\n```",
-        "## Assistant, reply 2 of 2",
+        f"## Assistant, reply 2 of 2\n\n{second} · ",
         "```\nSecond\n```",
-        "## User\n\n```\nThanks\n```",
-        "## Assistant\n",
+        f"## User\n\n{thanks}_\n\n```\nThanks\n```",
+        f"## Assistant\n\n{welcome} · ",
         "```\nWelcome\n```",
-        "## User\n\n```\nBreak\n```",
+        f"## User\n\n{brk}_\n\n```\nBreak\n```",
+        f"{refused} · ",
         "_Error (bad_request):_\n\n```\n",
     ]
-    positions = [text.index(part) for part in order]
-    assert positions == sorted(positions)
+    position = 0
+    for part in order:  # each after the one before
+        position = text.index(part, position)
     assert "7 tokens (provider)" in text
+    assert "finish reason" not in text  # each ended as its status says
 
 
 def test_markdown_export_shows_stored_text_as_written_and_none_as_its_own_lines(
@@ -121,7 +128,8 @@ def test_markdown_export_shows_stored_text_as_written_and_none_as_its_own_lines(
     alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
     text = export(alice_client, conversation["id"], "markdown").text
     assert text.startswith("# Notes \\- Owner\\: bob \\<b\\>\n\n- Owner: alice\n")
-    assert f"## User\n\n`````\n{forged}\n`````\n" in text
+    assert f"## User\n\n_{body['user_message']['created_at'][:10]}" in text
+    assert f"`````\n{forged}\n`````\n" in text
     assert "```\n<img src=x onerror=alert(1)>\n# Owner: bob\n```\n" in text
     outside_fences = re.sub(r"^(`{3,})\n.*?\n\1$", "", text, flags=re.S | re.M)
     assert re.findall(r"^#.*", outside_fences, re.M) == [

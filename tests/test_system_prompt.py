@@ -106,7 +106,7 @@ def test_exports_and_the_admin_show_the_system_prompt(server, stub, alice_client
     base = f"/api/conversations/{conversation['id']}/export/?format="
 
     markdown = alice_client.http.get(base + "markdown").text
-    assert f"## System prompt\n\n```\n{prompt}\n```\n\n## User\n\n```\nHi\n```" in markdown
+    assert f"## System prompt\n\n```\n{prompt}\n```\n\n## User\n\n_" in markdown
     assert alice_client.http.get(base + "json").json()["system_prompt"] == prompt
     example = json.loads(alice_client.http.get(base + "jsonl").text)
     assert example["messages"][0] == {"role": "system", "content": prompt}

@@ -194,7 +194,8 @@ describe(
     get=dict(
         summary="Export a conversation",
         description="JSON has every stored field, Markdown is a transcript, JSONL is one line "
-        "in the OpenAI fine-tuning shape." + STAFF_OWNER,
+        "in the OpenAI fine-tuning shape (whole answers only: none stopped, failed or cut "
+        "short)." + STAFF_OWNER,
         parameters=[export.ExportQuery],
         responses={
             (200, "application/json"): ConversationRecord,
