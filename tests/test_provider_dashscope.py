@@ -109,11 +109,14 @@ def test_error_frame_fails_the_reply_and_keeps_the_streamed_text(client, stub):
     _, events, reply = ask(client)
 
     assert events[-1].name == "error"
-    assert events[-1].data["error"]["code"] == "bad_request"
+    assert events[-1].data["error"]["code"] == "content_filter"  # its content inspection
     assert reply["error"] == (
-        "DashScope refused the request (HTTP 400): Output data may contain inappropriate content."
+        "DashScope's content inspection stopped this reply (DataInspectionFailed):"
+        " Output data may contain inappropriate content."
     )
-    assert_stored_reply(reply, "Partial", usage=None, status="failed", finish_reason="failed")
+    assert_stored_reply(
+        reply, "Partial", usage=None, status="failed", finish_reason="content_filter"
+    )
     assert len(stub.requests) == 1
 
 

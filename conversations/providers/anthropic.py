@@ -28,6 +28,7 @@ FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
+    "model_context_window_exceeded": "length",  # its context window full: cut short too
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }

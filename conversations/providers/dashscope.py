@@ -137,6 +137,12 @@ def frame_error(frame: dict, label: str) -> ProviderError:
     """DashScope's `code` says what kind of failure it is; map it to the HTTP status it means."""
     code = str(frame.get("code") or "")
     detail = str(frame.get("message") or code or "unknown error")
+    if code == "DataInspectionFailed":  # its content inspection: what was written is kept
+        return ProviderError(
+            f"{label}'s content inspection stopped this reply ({code}): {detail}",
+            code="content_filter",
+            finish_reason="content_filter",
+        )
     return error_for_status(status_for_code(code), label, detail)
 
 
@@ -147,6 +153,6 @@ def status_for_code(code: str) -> int:
         return 500
     if code == "InvalidApiKey":
         return 401
-    if code == "AccessDenied":
+    if code.startswith("AccessDenied"):  # AccessDenied.Unpurchased, and others
         return 403
     return 400

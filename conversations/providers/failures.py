@@ -105,6 +105,12 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
     if response.is_success:
         return
     body = await response.aread()
+    if response.status_code == 429 and error_code(body) in OUT_OF_CREDIT:
+        raise ProviderError(  # not a rate: asking again later gets the same answer
+            f"{label} says the account is out of credit or quota (HTTP 429): {error_detail(body)}",
+            code="quota_exhausted",
+            status=429,
+        )
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     raise error_for_status(response.status_code, label, error_detail(body), retry_after)
 
@@ -135,17 +141,37 @@ def error_for_status(
 def error_detail(body: bytes) -> str:
     """The human part of a provider's error body, whichever shape it has (whole: it is cut
     once redacted, translated_errors)."""
+    error = error_object(body)
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("msg") or error.get("code") or "")
+    if isinstance(error, str):
+        return error
+    return body.decode("utf-8", "replace").strip() if error is None else ""
+
+
+def error_code(body: bytes) -> str:
+    """The error body's machine-readable code ("insufficient_quota", Zhipu's "1113"), or ""."""
+    error = error_object(body)
+    return str(error.get("code") or "") if isinstance(error, dict) else ""
+
+
+def error_object(body: bytes) -> object:
+    """The error a JSON body holds ({"error": ...} or the body itself), or None if it holds no
+    JSON. DashScope may send its error as an SSE frame: its last data line is read."""
+    text = body.decode("utf-8", "replace")
+    if text.lstrip().startswith(("id:", "event:", "data:")):
+        data = [line[5:] for line in text.splitlines() if line.startswith("data:")]
+        text = data[-1] if data else text
     try:
-        payload = json.loads(body)
+        payload = json.loads(text)
     except ValueError:
-        return body.decode("utf-8", "replace").strip()
-    if isinstance(payload, dict):
-        error = payload.get("error", payload)
-        if isinstance(error, dict):
-            return str(error.get("message") or error.get("msg") or error.get("code") or "")
-        if isinstance(error, str):
-            return error
-    return ""
+        return None
+    return payload.get("error", payload) if isinstance(payload, dict) else ""
+
+
+# Codes a provider's 429 carries when the account, not the rate, is the limit: OpenAI's
+# insufficient_quota, Zhipu's 1113 (the account in arrears).
+OUT_OF_CREDIT = {"insufficient_quota", "1113"}
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -41,8 +41,9 @@ class OpenAICompatibleProvider:
         self.label = label
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key
-        # OpenAI's own API takes max_completion_tokens (its reasoning models no other name);
-        # DeepSeek, Ollama, Qwen and Zhipu know only max_tokens, and ignore the newer name.
+        # OpenAI's own API takes max_completion_tokens (its reasoning models no other name:
+        # max_tokens is refused there); DeepSeek, Ollama, Qwen and Zhipu know only max_tokens,
+        # and ignore the newer name.
         host = urlsplit(base_url).hostname or ""
         self.takes_max_completion_tokens = host.endswith(OPENAI_HOSTS)
 
@@ -60,8 +61,11 @@ class OpenAICompatibleProvider:
             messages.insert(0, {"role": "system", "content": request.system})
         body: dict = {"model": request.model, "messages": messages, "stream": request.stream}
         body.update(request.options)  # OpenAI's own names, as the client gave them
-        if not self.takes_max_completion_tokens and "max_completion_tokens" in body:
-            body["max_tokens"] = body.pop("max_completion_tokens")
+        # The reply's token limit under the one name this server takes.
+        names = ("max_completion_tokens", "max_tokens")
+        known, other = names if self.takes_max_completion_tokens else reversed(names)
+        if other in body:
+            body.setdefault(known, body.pop(other))
         if request.stream:
             body["stream_options"] = {"include_usage": True}
         return body
@@ -111,7 +115,7 @@ class OpenAICompatibleProvider:
                         f"The connection to {self.label} ended before the reply was complete.",
                         code="connection_dropped",
                     )
-        yield Finish(finish_reason or "stop", usage)
+        yield finished(finish_reason or "stop", usage, self.label)
 
     async def _fetch_whole(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """For models or gateways that cannot stream: one request, one delta."""
@@ -131,7 +135,21 @@ def whole_reply(payload: dict, label: str) -> Iterator[ProviderEvent]:
     if content := content_text(message.get("content")):
         yield TextDelta(content)
     usage = usage_from(payload["usage"]) if payload.get("usage") else None
-    yield Finish(choice.get("finish_reason") or "stop", usage)
+    yield finished(choice.get("finish_reason") or "stop", usage, label)
+
+
+def finished(reason: str, usage: Usage | None, label: str) -> Finish:
+    """The reply's Finish; a raised ProviderError for a finish reason that means it failed."""
+    if reason == "insufficient_system_resource":  # DeepSeek: cut off, short of capacity
+        raise ProviderError(
+            f"{label} ran short of capacity and cut this reply off"
+            " (finish reason: insufficient_system_resource). Try again.",
+            code="provider_unavailable",
+            retryable=True,  # before the first token only, as every retry
+            finish_reason=reason,
+            usage=usage,  # what was generated is billed
+        )
+    return Finish(reason, usage)
 
 
 def is_whole_completion(payload: dict | None) -> bool:
