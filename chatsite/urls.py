@@ -30,6 +30,8 @@ urlpatterns = [
     # OpenAI's API paths, for its SDKs and tools: base_url is this site's /v1.
     path("v1/chat/completions", openai_compat.chat_completions, name="openai-chat-completions"),
     path("v1/models", openai_compat.model_list, name="openai-models"),
+    # A model's id holds a colon ("openai:gpt-4o-mini") and may hold a slash (Ollama's tags).
+    path("v1/models/<path:model_id>", openai_compat.model_detail, name="openai-model"),
     path("admin/", admin.site.urls),
 ]
 

@@ -194,6 +194,7 @@ def openai_only_options_refused(
         "frequency_penalty": 0.5,
         "response_format": {"type": "json_object"},
         "logit_bias": {"50256": -100},
+        "reasoning_effort": "low",
     }
     response = post_over_v1(base_url, user, model, **extra)
     assert response.status_code == 400, response.text

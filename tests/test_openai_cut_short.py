@@ -105,3 +105,5 @@ def test_a_whole_completion_its_owner_stops_is_a_409(server, stub, alice, alice_
         response = answer.result()
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "stopped"
+    # OpenAI's SDKs send a 409 again by default: that would undo the Stop with a new reply.
+    assert response.headers["x-should-retry"] == "false"

@@ -16,7 +16,15 @@ from conversations.reply_job import load_job, transcript_job
 from conversations.transcripts import Transcript, start_transcript
 from tests.replies import HISTORY, MODEL, stored_reply
 from tests.servers import SECRET_PROVIDER_KEY
-from tests.stub import json_error, openai_stream
+from tests.stub import Script, json_error, openai_stream
+
+OUT_OF_CREDIT = Script(
+    status=429,
+    headers={"Content-Type": "application/json"},
+    steps=[
+        b'{"error": {"message": "You exceeded your current quota.", "code": "insufficient_quota"}}'
+    ],
+)
 
 
 def test_sdk_streams_a_reply_that_is_stored_with_the_history(sdk, stub, alice):
@@ -77,11 +85,12 @@ def test_reasoning_arrives_as_reasoning_content(sdk, stub):
 
 
 def test_provider_failure_is_an_error_for_the_sdk_and_stored_as_failed(sdk, stub):
-    stub.queue(json_error(400, "This model does not exist"))
+    stub.queue(json_error(500, "The provider fell over"), json_error(500, "Still down"))
+    stub.queue(json_error(500, "Down for good"))  # past chatsite's own retries
     with pytest.raises(openai.APIStatusError) as failure:
         sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2])
     assert (failure.value.status_code, failure.value.type) == (502, "server_error")
-    assert "does not exist" in failure.value.message
+    assert "Down for good" in failure.value.message
     assert SECRET_PROVIDER_KEY not in failure.value.response.text
 
     stub.queue(json_error(400, "Bad request to the provider"))
@@ -89,6 +98,32 @@ def test_provider_failure_is_an_error_for_the_sdk_and_stored_as_failed(sdk, stub
         list(sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], stream=True))
     statuses = Message.objects.filter(role="assistant").values_list("status", flat=True)
     assert list(statuses) == ["failed", "failed"]
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "status", "code"),
+    [
+        (
+            json_error(400, "Prompt past the context window"),
+            openai.BadRequestError,
+            400,
+            "bad_request",
+        ),
+        (OUT_OF_CREDIT, openai.RateLimitError, 429, "quota_exhausted"),
+    ],
+    ids=["refused", "out-of-credit"],
+)
+def test_a_provider_answer_that_would_fail_again_is_not_sent_again_by_the_sdk(
+    server, stub, alice_key, script, error, status, code
+):
+    # OpenAI's SDKs send a 429 or a 5xx again (twice, by default): a provider refusing the
+    # request is the client's 400, as from OpenAI, and an account out of credit says not to.
+    stub.queue(script)
+    retrying = openai.OpenAI(base_url=f"{server.url}/v1", api_key=alice_key, max_retries=2)
+    with retrying, pytest.raises(error) as failure:
+        retrying.chat.completions.create(model=MODEL, messages=HISTORY[1:2])
+    assert (failure.value.status_code, failure.value.code) == (status, code)
+    assert len(stub.requests) == 1 and Conversation.objects.count() == 1
 
 
 def test_a_client_that_reads_to_the_end_gets_a_complete_reply_without_a_stop_reason(sdk, stub):

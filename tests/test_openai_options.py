@@ -35,6 +35,7 @@ def test_openais_own_options_reach_an_openai_compatible_provider_as_they_are(sdk
         "frequency_penalty": -0.5,
         "response_format": {"type": "json_object"},
         "logit_bias": {"50256": -100.0},
+        "reasoning_effort": "low",  # a reasoning model's, as the SDKs and the Vercel AI SDK send
     }
     sdk.chat.completions.create(model=MODEL, messages=HISTORY[1:2], logprobs=False, **own)
     sent = stub.requests[-1].json

@@ -23,7 +23,7 @@ from tests.replies import HISTORY, MODEL
             {"messages": [*HISTORY[1:2], {"role": "tool", "content": "x"}]},
             'messages: item 1: role: "tool" messages are not supported here.',
         ),
-        ({"messages": HISTORY[1:3]}, "starting and ending with a user one"),
+        ({"messages": HISTORY[1:3]}, "must start and end with a user message"),
         ({"messages": [{"role": "user", "content": 42}]}, "Must be text"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},

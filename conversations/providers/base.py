@@ -27,7 +27,10 @@ class ChatRequest:
 
 # OpenAI's options that only OpenAI's protocol has, taken as they are by the providers that
 # speak it (Provider.passes_on); for the others the endpoint refuses them instead.
-AS_IS_OPTIONS = ("seed", "presence_penalty", "frequency_penalty", "response_format", "logit_bias")
+AS_IS_OPTIONS = (
+    "seed", "presence_penalty", "frequency_penalty", "response_format", "logit_bias",
+    "reasoning_effort",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

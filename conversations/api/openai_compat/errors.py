@@ -60,14 +60,23 @@ STOPPED = (
     " to then is kept in the conversation."
 )
 
-# What a streamed error's code would have answered had it come before the stream began.
-STREAMED_STATUS = {
+# The status an ended reply's code answers without `stream` (a streamed error's type says
+# the same); any other provider failure is a 502. A provider refusing the request (a prompt
+# past its context window, say) is the client's 400, as from OpenAI itself.
+ERROR_STATUS = {
     "not_found": 404,
     "key_revoked": 401,
     "session_ended": 401,
     "stopped": 409,
     "too_long": 409,  # CHATSITE_REPLY_MAX_SECONDS: stopped, as by a Stop
+    "bad_request": 400,
+    "content_filter": 400,
+    "rate_limited": 429,  # the provider's, still so after chatsite's own retries
+    "quota_exhausted": 429,
 }
+# Answers OpenAI's SDKs send again by default (409, 429, 5xx) that would fail the same way, or
+# undo a Stop with a new reply: x-should-retry, which they read first, says not to.
+NOT_TO_RETRY = {"stopped", "too_long", "quota_exhausted", "auth_error"}
 
 
 def stopped_error(error_code: str, error: str) -> dict:
@@ -81,9 +90,12 @@ def stopped_error(error_code: str, error: str) -> dict:
 def streamed_error(error: dict) -> dict:
     """An error event's {"code", "message"} (the reply failed, was deleted, or its key or
     session ended) as OpenAI streams one: a provider's failure is a server error."""
-    return openai_error(error, STREAMED_STATUS.get(error["code"], 500))
+    return openai_error(error, ERROR_STATUS.get(error["code"], 500))
 
 
 def error_response(http_status: int, code: str, message: str) -> JsonResponse:
     error = openai_error({"code": code, "message": message}, http_status)
-    return JsonResponse({"error": error}, status=http_status)
+    response = JsonResponse({"error": error}, status=http_status)
+    if code in NOT_TO_RETRY:
+        response["x-should-retry"] = "false"
+    return response

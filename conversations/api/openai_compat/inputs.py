@@ -1,10 +1,10 @@
 """The request body of POST /v1/chat/completions, as OpenAI's API defines it, in the part
 chatsite can honour. What it cannot (tools, several choices, images, log probabilities, and
-OpenAI's own options for a provider without them) is refused, not ignored."""
+OpenAI's own options for a provider without them) is refused, not ignored; fields that ask
+nothing of the reply (user, store, metadata, service_tier) are ignored, as by other servers."""
 
 import math
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
@@ -55,25 +55,27 @@ def storable(value: object, depth: int = 0) -> None:
 
 
 class ContentField(serializers.Field):
-    """A message's text: a string, or a list of text parts ({"type": "text", "text": …})."""
+    """A message's text: a string, or a list of text parts ({"type": "text", "text": …}).
+    Null is no text (an assistant message's, as OpenAI's SDKs allow). No length of its own: a
+    client's documents and history are bounded by the request's (DATA_UPLOAD_MAX_MEMORY_SIZE)."""
 
     default_error_messages = {
         "not_text": "Must be text, or a list of text parts.",
         "not_text_part": 'Only text parts are supported here; this one is "{kind}".',
         "no_text": 'A text part needs its "text", a string.',
-        "too_long": f"Longer than {settings.CHATSITE_MAX_MESSAGE_CHARS:,} characters.",
     }
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(validators=STORABLE_TEXT, **kwargs)
+        super().__init__(validators=STORABLE_TEXT, allow_null=True, **kwargs)
+
+    def validate_empty_values(self, data: object) -> tuple[bool, object]:
+        return (True, "") if data is None else super().validate_empty_values(data)
 
     def to_internal_value(self, data: object) -> str:
         if isinstance(data, list):
             data = "\n".join(self._part_text(part) for part in data)
         if not isinstance(data, str):
             self.fail("not_text")
-        if len(data) > settings.CHATSITE_MAX_MESSAGE_CHARS:
-            self.fail("too_long")
         return data
 
     def _part_text(self, part: object) -> str:
@@ -157,6 +159,7 @@ class ChatCompletionInput(serializers.Serializer):
     presence_penalty = JSONNumber(required=False, allow_null=True, min_value=-2, max_value=2)
     frequency_penalty = JSONNumber(required=False, allow_null=True, min_value=-2, max_value=2)
     response_format = ResponseFormatField(required=False, allow_null=True)
+    reasoning_effort = TextField(required=False, allow_null=True, max_length=40)
     logit_bias = serializers.DictField(
         child=JSONNumber(min_value=-100, max_value=100),
         required=False,
@@ -217,21 +220,36 @@ class ChatCompletionInput(serializers.Serializer):
         return attrs
 
     def validate_messages(self, value: list[dict]) -> list[dict]:
-        turns = [m for m in value if m["role"] in ("user", "assistant")]
-        if [m["role"] for m in turns] != ["user", "assistant"] * (len(turns) // 2) + ["user"]:
+        turns = turns_of(value)
+        if not turns or turns[0][0] != "user" or turns[-1][0] != "user":
             raise serializers.ValidationError(
-                "User and assistant messages must take turns, starting and ending with a user one."
+                "The conversation must start and end with a user message."
             )
-        if not turns[-1]["content"].strip():
+        if not turns[-1][1].strip():
             raise serializers.ValidationError("The last user message is empty.")
         return value
+
+
+def turns_of(messages: list[dict]) -> list[tuple[str, str]]:
+    """The user and assistant messages as turns: messages of one role in a row (a document,
+    then a question) are one turn, their texts a blank line apart, as the model reads them."""
+    turns: list[tuple[str, str]] = []
+    for message in messages:
+        role, content = message["role"], message["content"]
+        if role not in ("user", "assistant"):
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1] = (role, f"{turns[-1][1]}\n\n{content}")
+        else:
+            turns.append((role, content))
+    return turns
 
 
 def transcript_of(data: dict) -> Transcript:
     """The validated request's conversation and sampling options."""
     messages = data["messages"]
     system = "\n\n".join(m["content"] for m in messages if m["role"] in ("system", "developer"))
-    turns = [(m["role"], m["content"]) for m in messages if m["role"] in ("user", "assistant")]
+    turns = turns_of(messages)
     # null means unset, as OpenAI takes it
     chosen = (*SAMPLING, *AS_IS_OPTIONS)
     options = {name: data[name] for name in chosen if data.get(name) is not None}

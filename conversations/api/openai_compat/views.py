@@ -29,7 +29,8 @@ from conversations.api.openai_compat.chunks import (
 )
 from conversations.api.openai_compat.errors import (
     DELETED,
-    STREAMED_STATUS,
+    ERROR_STATUS,
+    MODEL_NOT_FOUND,
     error_response,
     openai_exception_handler,
     stopped_error,
@@ -52,6 +53,7 @@ from conversations.producers import (
     stop_for_client_gone,
     stop_for_credential_ended,
 )
+from conversations.providers.base import ModelChoice
 from conversations.providers.registry import available_models, find_model
 from conversations.reply_job import transcript_job
 from conversations.stream_watch import (
@@ -79,11 +81,24 @@ class OpenAIEndpoint(APIView):
 @extend_schema(exclude=True)  # OpenAI's API reference describes it, not chatsite's schema
 class ModelList(OpenAIEndpoint):
     def get(self, request: Request) -> Response:
-        models = [
-            {"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}
-            for model in available_models()
-        ]
+        models = [model_object(model) for model in available_models()]
         return Response({"object": "list", "data": models})
+
+
+@extend_schema(exclude=True)
+class ModelDetail(OpenAIEndpoint):
+    """GET /v1/models/{id}: the SDKs' models.retrieve()."""
+
+    def get(self, request: Request, model_id: str) -> HttpResponseBase:
+        model = next((m for m in available_models() if m.id == model_id), None)
+        if model is None:
+            message = f"The model {model_id!r} does not exist here; GET /v1/models lists them."
+            return error_response(404, MODEL_NOT_FOUND, message)
+        return Response(model_object(model))
+
+
+def model_object(model: ModelChoice) -> dict:
+    return {"id": model.id, "object": "model", "created": 0, "owned_by": model.provider}
 
 
 @extend_schema(exclude=True)
@@ -186,12 +201,13 @@ class AwaitedCompletion(HttpResponse):
             code = "key_revoked" if self.api_key else "session_ended"  # what it came with
             answer = error_response(401, code, CREDENTIAL_ENDED_ANSWER[code])
         elif reply.status == Message.Status.FAILED:
-            answer = error_response(502, reply.error_code, reply.error)
+            status_for = ERROR_STATUS.get(reply.error_code, 502)
+            answer = error_response(status_for, reply.error_code, reply.error)
         elif reply.status == Message.Status.INTERRUPTED:  # cut short: no whole completion
             answer = error_response(503, reply.error_code, reply.error)
         elif reply.status == Message.Status.STOPPED:  # by its owner, or deleted meanwhile
             error = stopped_error(reply.error_code, reply.error)
-            answer = error_response(STREAMED_STATUS.get(error["code"], 409), **error)
+            answer = error_response(ERROR_STATUS.get(error["code"], 409), **error)
         else:
             answer = JsonResponse(completion(reply))
         for header in ("X-Chatsite-Conversation", "X-Chatsite-Message"):
@@ -233,3 +249,4 @@ def stop_once_started(starting: asyncio.Future) -> None:
 
 chat_completions = answers_when_stored(starts_replies(ChatCompletions.as_view()))
 model_list = ModelList.as_view()
+model_detail = ModelDetail.as_view()
