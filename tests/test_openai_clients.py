@@ -58,8 +58,10 @@ def test_an_assistant_message_without_text_is_taken(sdk, stub):
     ]
     stub.queue(openai_stream(["Yes"]))
     sdk.chat.completions.create(model=MODEL, messages=messages)
-    assert stub.requests[-1].json["messages"][-1]["content"] == "Are you there?"
-    assert stored_reply().parent.content == "Are you there?"
+    # It says nothing, and Anthropic refuses an empty one: the user's two are one turn.
+    sent = [m for m in stub.requests[-1].json["messages"] if m["role"] != "system"]
+    assert sent == [{"role": "user", "content": "Hi\n\nAre you there?"}]
+    assert stored_reply().parent.content == "Hi\n\nAre you there?"
 
 
 @pytest.mark.parametrize(

@@ -232,11 +232,12 @@ class ChatCompletionInput(serializers.Serializer):
 
 def turns_of(messages: list[dict]) -> list[tuple[str, str]]:
     """The user and assistant messages as turns: messages of one role in a row (a document,
-    then a question) are one turn, their texts a blank line apart, as the model reads them."""
+    then a question) are one turn, their texts a blank line apart, as the model reads them.
+    An assistant message without text says nothing (and Anthropic refuses an empty one)."""
     turns: list[tuple[str, str]] = []
     for message in messages:
         role, content = message["role"], message["content"]
-        if role not in ("user", "assistant"):
+        if role not in ("user", "assistant") or (role == "assistant" and not content.strip()):
             continue
         if turns and turns[-1][0] == role:
             turns[-1] = (role, f"{turns[-1][1]}\n\n{content}")
