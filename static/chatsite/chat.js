@@ -3,7 +3,7 @@
 // What it holds (state) is drawn by chatsiteThread (thread.js).
 // All model output goes through chatsiteRender (marked + DOMPurify); user text is plain text.
 (function () {
-  const { ACTIVE, FINAL_WORDS } = window.chatsiteMessages;
+  const { ACTIVE, announceEnd } = window.chatsiteMessages;
   const sidebar = window.chatsiteSidebar;
   const chat = document.getElementById("chat");
   const list = document.getElementById("messages");
@@ -144,19 +144,13 @@
       state.live = null;
       showError(""); // what went wrong meanwhile (a Stop that failed, a 409) is past
       // Said once, for screen readers: the list itself is redrawn too often to be announced.
-      if (message && FINAL_WORDS[message.status]) announce(FINAL_WORDS[message.status]);
+      if (message) announceEnd(announcer, message);
     }
     // Only the reply that ended changes: updated in place, a selection in it stays.
     const item = current && message && shownItem(message);
     if (!item) return render();
     showControls();
     updateShown(item, message);
-  }
-
-  // The same words again are changed text too (a trailing no-break space), or some screen
-  // readers would not say them.
-  function announce(words) {
-    announcer.textContent = announcer.textContent === words ? `${words}\u00a0` : words;
   }
 
   // A message already shown is not added twice: the answer to a draft sent again after a
@@ -234,6 +228,7 @@
       const data = await api("POST", `/api/messages/${reply.id}/regenerate/`, { model: modelSelect.value });
       add(data.assistant_message);
       delete state.chosen[data.user_message.id];
+      if (sidebar) sidebar.touch(conversation.id, conversation.title); // the newest activity
       follow(data.assistant_message);
     });
     refocus(); // its button is gone with the redrawn reply
@@ -273,7 +268,7 @@
   }
 
   async function stop() {
-    if (!state.live) return;
+    if (!state.live || stopButton.disabled) return; // one Stop on its way at a time
     stopButton.disabled = true;
     try {
       finish(await api("POST", `/api/messages/${state.live.reply.id}/stop/`));

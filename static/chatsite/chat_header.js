@@ -29,7 +29,8 @@
       if (title === null) return;
       try {
         setTitle((await api("PATCH", `/api/conversations/${conversation.id}/`, { title })).title);
-        if (sidebar) sidebar.rename(conversation.id, conversation.title);
+        // The server lists a renamed conversation first now: so does the sidebar.
+        if (sidebar) sidebar.touch(conversation.id, conversation.title);
       } catch (error) {
         failed(error);
       }

@@ -63,7 +63,15 @@
     };
   }
 
-  // Enter sends, Shift+Enter starts a new line, Escape stops the reply. A touch screen's
+  // Where Escape belongs to something else: another text field (the search clears itself, the
+  // system prompt editor), or a dialog or menu, which closes.
+  const OWN_ESCAPE = [
+    "input", "textarea", "select", "[contenteditable]",
+    "dialog", "[role=dialog]", "[role=alertdialog]", "[role=menu]", "[role=menubar]", "[role=listbox]",
+  ].join(", ");
+
+  // Enter sends, Shift+Enter starts a new line. Escape anywhere on the page stops the reply
+  // (stop() does nothing when none runs), unless it is another element's. A touch screen's
   // keyboard has no Shift+Enter: there Enter starts a new line and the Send button sends (or
   // Ctrl+Enter, or Cmd+Enter, on a tablet's keyboard, as anywhere).
   function listenToKeys(input, { send, stop }) {
@@ -72,17 +80,24 @@
     const describe = () => { input.placeholder = touchScreen.matches ? "Message" : placeholder; };
     describe();
     touchScreen.addEventListener("change", describe);
+    // An input method's own Enter or Escape (isComposing; Safari's last one keyCode 229)
+    // confirms or cancels the characters being composed: it neither sends nor stops.
+    const composing = (event) => event.isComposing || event.keyCode === 229;
     input.addEventListener("keydown", (event) => {
-      // An input method's own Enter or Escape (isComposing; Safari's last one keyCode 229)
-      // confirms or cancels the characters being composed: it neither sends nor stops.
-      if (event.isComposing || event.keyCode === 229) return;
+      if (composing(event)) return;
       const sends = event.ctrlKey || event.metaKey || !(event.shiftKey || touchScreen.matches);
       if (event.key === "Enter" && sends) {
         event.preventDefault();
         if (!event.repeat) send(); // an Enter held down sends once
-      } else if (event.key === "Escape") {
-        stop();
       }
+    });
+    // One listener for the whole page, the message box's Escape included: one stop per key.
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape" || event.defaultPrevented || composing(event)) return;
+      const target = event.target instanceof Element ? event.target : null;
+      if (target && target !== input && target.closest(OWN_ESCAPE)) return;
+      if (document.querySelector("dialog[open]")) return; // an open dialog's, wherever focus is
+      stop();
     });
   }
 

@@ -14,7 +14,7 @@
     failed: "Failed",
     unfollowed: "Logged out", // this page's own: it may no longer follow a reply still running
   };
-  // What a screen reader hears once when a reply ends.
+  // What a screen reader hears once when a reply ends, then why it is not simply complete.
   const FINAL_WORDS = {
     complete: "The reply is complete.",
     stopped: "The reply was stopped.",
@@ -75,12 +75,27 @@
     return "";
   }
 
+  // The end of a reply, said once in the page's status line (announcer) with the notice the
+  // page shows for it. The same words again get a trailing no-break space: changed text, or
+  // some screen readers would not say them.
+  function announceEnd(announcer, reply) {
+    if (!FINAL_WORDS[reply.status]) return;
+    const notice = noticeFor(reply, reply.status, false);
+    const words = notice ? `${FINAL_WORDS[reply.status]} ${notice}` : FINAL_WORDS[reply.status];
+    announcer.textContent = announcer.textContent === words ? `${words}\u00a0` : words;
+  }
+
+  // A reply a /v1 client sent in its own history names no provider (nor model): this site
+  // did not write it, and its heading and footer say so.
+  const EARLIER_ANSWER = "An earlier answer the API request brought";
+  const speaker = (reply, modelLabel) => (reply.provider ? modelLabel(reply.model) : null);
+
   function duration(ms) {
     return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
   }
 
   function usageText(reply, modelLabel) {
-    const parts = [modelLabel(reply.model)];
+    const parts = [speaker(reply, modelLabel) ?? `${EARLIER_ANSWER}, not generated here`];
     if (reply.total_tokens !== null) {
       const estimated = reply.usage_source === "estimated" ? " (estimated)" : "";
       parts.push(`${reply.prompt_tokens} in · ${reply.completion_tokens} out · ${reply.total_tokens} tokens${estimated}`);
@@ -157,7 +172,8 @@
     const item = element("li");
     item.dataset.messageId = view.reply.id;
     setItemStatus(item, status);
-    item.appendChild(element("h2", "offscreen", `${view.modelLabel(view.reply.model)} said`));
+    const who = speaker(view.reply, view.modelLabel);
+    item.appendChild(element("h2", "offscreen", who === null ? EARLIER_ANSWER : `${who} said`));
     if (view.reasoning) item.appendChild(renderReasoning(view, status));
     const body = element("div", "body markdown");
     (view.live ? updateMarkdown : renderMarkdown)(body, view.content);
@@ -213,5 +229,5 @@
     updatePart(item, item.querySelector(":scope > .meta"), renderFooter(view, status), !view.live);
   }
 
-  window.chatsiteMessages = { ACTIVE, FINAL_WORDS, renderUserMessage, renderReply, updateReply };
+  window.chatsiteMessages = { ACTIVE, announceEnd, renderUserMessage, renderReply, updateReply };
 })();

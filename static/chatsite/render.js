@@ -39,12 +39,18 @@
 
   // Raw HTML written in the Markdown is shown as text, like any chat does: only marked's own
   // tags reach DOMPurify, which still checks them (links, image sources, anything missed).
+  // A block of it is a paragraph of its own with its line breaks, not text run together.
+  function rawHtml(token) {
+    if (!token.block) return escapeText(token.text);
+    return `<p class="plain">${escapeText(token.text.replace(/\n+$/, ""))}</p>\n`;
+  }
+
   const markdown = {
     parser: new marked.Marked({
       gfm: true,
       breaks: false,
       async: false,
-      renderer: { html: (token) => escapeText(token.text) },
+      renderer: { html: rawHtml },
       tokenizer: {
         // marked passes text after an inline <code>, <pre>, <kbd> or <script> tag on unescaped
         // (raw mode); shown as text here, such a tag must leave the rest of the text as text.

@@ -40,9 +40,14 @@
     return Array.from(items()).find((item) => item.dataset.conversationId === conversationId);
   }
 
+  // The title in full in a tooltip too: a long one is cut short (an ellipsis) in the list.
+  function showTitle(link, title) {
+    link.textContent = link.title = title || "New chat"; // text: titles are untrusted
+  }
+
   function rename(conversationId, title) {
     const item = find(conversationId);
-    if (item) item.querySelector("a").textContent = title || "New chat";
+    if (item) showTitle(item.querySelector("a"), title);
     filter();
   }
 
@@ -54,7 +59,7 @@
     item.dataset.updated = conversation.updated_at;
     const link = document.createElement("a");
     link.href = "/c/" + conversation.id + "/";
-    link.textContent = conversation.title || "New chat";  // text: titles are untrusted
+    showTitle(link, conversation.title);
     item.append(link);
     const placeholder = list.querySelector("li.empty:not(#no-match)"); // "No conversations yet."
     if (placeholder) placeholder.remove();

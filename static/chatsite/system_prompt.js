@@ -18,6 +18,8 @@
       text.value = conversation.system_prompt;
       state.textContent = conversation.system_prompt ? ": set" : "";
       saved.textContent = "Saved. The next replies follow it.";
+      // A changed conversation is the newest: first in the sidebar, as the server lists it.
+      if (window.chatsiteSidebar) window.chatsiteSidebar.touch(conversationId, conversation.title);
     } catch (error) {
       saved.textContent = error.message;
     }

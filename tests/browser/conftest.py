@@ -75,6 +75,7 @@ class PageWatch:
     console_errors: list[str] = field(default_factory=list)
     outside_requests: list[str] = field(default_factory=list)
     forgiven: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)  # for prompts the page opens on purpose
 
     def attach(self, page: Page) -> None:
         page.on("dialog", self._on_dialog)
@@ -84,8 +85,15 @@ class PageWatch:
         page.on("response", self._on_response)
 
     def _on_dialog(self, dialog: object) -> None:
+        if dialog.type == "prompt" and self.answers:
+            dialog.accept(self.answers.pop(0))
+            return
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
+
+    def answer_next_prompt(self, answer: str) -> None:
+        """The page's next prompt (Rename's) is its own, opened on purpose: answered so."""
+        self.answers.append(answer)
 
     def _on_console(self, message: object) -> None:
         if message.type == "error":

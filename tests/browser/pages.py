@@ -91,3 +91,11 @@ def assert_nothing_dangerous_in(page: Page) -> None:
             .map(a => `${e.tagName} ${a.name}=${a.value}`))"""
     )
     assert found == [], "dangerous attributes survived sanitising"
+
+
+def rename_chat(browsing: object, page: Page, title: str) -> None:
+    """Rename the open chat as a person does: Rename, then the new title typed into its prompt
+    (which the page's watch answers, as the page opens it on purpose)."""
+    browsing.watch_of(page).answer_next_prompt(title)
+    page.get_by_role("button", name="Rename").click()
+    expect(page.locator("#chat-title")).to_have_text(title)
