@@ -154,21 +154,21 @@ def earlier_prompt(prompt: str) -> list[str]:
 
 
 def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
-    # Whole answers only: one stopped, failed or cut short is no example to learn from.
-    latest_reply = {  # messages are in order, so the last one written wins
-        m.parent_id: m
-        for m in messages
-        if m.role == Message.Role.ASSISTANT and m.content and whole(m)
+    latest_reply = {  # messages are in order, so the last one written wins (as the model saw)
+        m.parent_id: m for m in messages if m.role == Message.Role.ASSISTANT and m.content
     }
     answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
-    if not answered:
-        return None
+    if not any(whole(latest_reply[m.pk]) for m in answered):
+        return None  # nothing to learn from
     # The conversation as its last answer was asked: under that reply's own system prompt.
     system = latest_reply[answered[-1].pk].system_prompt
     chat = [{"role": "system", "content": system}] if system else []
     for message in answered:
+        reply = latest_reply[message.pk]
         chat.append({"role": "user", "content": message.content})
-        chat.append({"role": "assistant", "content": latest_reply[message.pk].content})
+        # One stopped, failed or cut short stays as context, not learned from (OpenAI's weight).
+        weight = {} if whole(reply) else {"weight": 0}
+        chat.append({"role": "assistant", "content": reply.content, **weight})
     return {"messages": chat}
 
 

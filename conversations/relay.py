@@ -77,6 +77,7 @@ class ReplyProducer:
         self.finish: Finish | None = None
         self.attempts: list[dict] = []
         self.asked = False  # whether the provider was sent a request (and may bill it)
+        self.billed = False  # whether a failed attempt before the last was billed
         self.started = time.monotonic()
         self.first_token_at: float | None = None
         self.stop_requested = False
@@ -168,8 +169,10 @@ class ReplyProducer:
                     raise
                 delay = retry_delay(attempt, error.retry_after)
                 record["retry_in_seconds"] = delay
-                # Refused unbilled (it would carry its usage): a stop in the wait counts none.
-                self.asked = error.usage is not None
+                # Refused unbilled (it would carry its usage), as every attempt before: a stop
+                # in the wait counts none.
+                self.billed = self.billed or error.usage is not None
+                self.asked = self.billed
                 await asyncio.sleep(delay)
 
     async def _read(self, job: ReplyJob) -> None:

@@ -4,10 +4,11 @@ deleted generating; a message stored into a conversation deleted meanwhile is a 
 
 import pytest
 
-from conversations.budgets import delete_conversation
-from conversations.models import Conversation, DeletedReplyUsage, Message
+from conversations.budgets import delete_conversation, rate_held
+from conversations.models import Conversation, DeletedReplyUsage, Message, UserBudget
 from conversations.producers import PRODUCER_ID
 from conversations.providers.registry import default_model
+from tests.chats import add_chat
 from tests.replies import send_held_reply
 
 
@@ -30,9 +31,27 @@ def test_a_reply_started_after_a_deletes_stops_is_stopped_too_not_deleted_genera
     assert kept.tokens > 0
 
 
-def test_a_message_stored_into_a_conversation_deleted_meanwhile_is_refused_as_gone(alice):
+@pytest.mark.parametrize("per_minute", [None, 5], ids=["no-rate-limit", "rate-limit"])
+def test_a_message_stored_into_a_conversation_deleted_meanwhile_is_refused_as_gone(
+    alice, per_minute
+):
+    # With a requests-per-minute limit the message is stored inside rate_held's transaction,
+    # whose COMMIT would be the first to see the deleted row (foreign keys are checked then).
+    UserBudget.objects.create(user=alice, requests_per_minute=per_minute)
     conversation = Conversation.objects.create(owner=alice, model=default_model().id)
     Conversation.objects.filter(pk=conversation.pk).delete()  # from another window
-    with pytest.raises(Conversation.DoesNotExist):  # the API's 404, not a 500
+    with pytest.raises(Conversation.DoesNotExist), rate_held(alice):  # the API's 404, not a 500
         conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
     assert not Message.objects.exists()
+
+
+def test_a_regenerate_in_a_conversation_deleted_meanwhile_is_a_404(
+    server, stub, alice, alice_client
+):
+    conversation = add_chat(alice, "Soon gone")
+    asked = conversation.messages.get(role="user")
+    Conversation.objects.filter(pk=conversation.pk).delete()
+    with pytest.raises(Conversation.DoesNotExist):  # not "a reply is still being generated"
+        conversation.add_reply(asked, default_model(), PRODUCER_ID)
+    gone = alice_client.http.post(f"/api/messages/{asked.pk}/regenerate/", json={})
+    assert gone.status_code == 404 and stub.requests == []

@@ -1,6 +1,6 @@
 """A reply the model did not end itself (its length limit, a content filter) is marked so in
-the Markdown transcript, and left out of the fine-tuning export with stopped and failed ones:
-an answer cut short is no example to learn from."""
+the Markdown transcript; in the fine-tuning export it and a stopped one stay as context, with
+OpenAI's weight 0, not learned from (an answer cut short is no example to follow)."""
 
 import json
 
@@ -40,5 +40,15 @@ def test_a_reply_cut_short_is_marked_in_the_transcript_and_left_out_of_fine_tuni
         {"role": "user", "content": "One"},
         {"role": "assistant", "content": "Whole"},
         {"role": "user", "content": "Two"},
-        {"role": "assistant", "content": "Again, whole"},  # not the one cut at its limit
-    ]  # "Three" was answered only in part, "Four" not at all
+        {"role": "assistant", "content": "Again, whole"},  # the newest, as the model was sent
+        {"role": "user", "content": "Three"},
+        {"role": "assistant", "content": "Filtered", "weight": 0},  # context, not an example
+    ]  # "Four" was not answered at all
+
+
+def test_a_conversation_with_no_whole_answer_is_no_fine_tuning_example(server, stub, alice_client):
+    stub.queue(openai_stream(["Cut"], finish_reason="length"))
+    conversation = alice_client.new_conversation()["id"]
+    exchange(alice_client, conversation, "One")
+    response = alice_client.http.get(f"/api/conversations/{conversation}/export/?format=jsonl")
+    assert response.status_code == 200 and response.text == ""

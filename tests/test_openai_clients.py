@@ -1,10 +1,11 @@
 """What popular OpenAI clients send and expect, answered as OpenAI would: a model looked up
 by id, a long document, messages of one role in a row, an assistant message without text."""
 
+import httpx
 import openai
 import pytest
 
-from conversations.models import Message
+from conversations.models import Message, UserBudget
 from tests.replies import MODEL, stored_reply
 from tests.stub import openai_stream
 
@@ -77,3 +78,31 @@ def test_a_conversation_must_start_and_end_with_a_user_message(sdk, stub, messag
         sdk.chat.completions.create(model=MODEL, messages=messages)
     assert "must start and end with a user message" in refused.value.message
     assert not Message.objects.exists() and stub.requests == []
+
+
+def test_a_user_message_without_text_is_left_out_too(sdk, stub):
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": None},
+        {"role": "assistant", "content": "Still here."},
+        {"role": "user", "content": "Bye"},
+    ]
+    stub.queue(openai_stream(["Bye"]))
+    sdk.chat.completions.create(model=MODEL, messages=messages)
+    sent = [m for m in stub.requests[-1].json["messages"] if m["role"] != "system"]
+    assert [m["content"] for m in sent] == ["Hi", "Hello.\n\nStill here.", "Bye"]
+
+
+def test_chatsites_own_daily_budget_spent_is_not_sent_again_by_the_sdks(
+    server, stub, alice, alice_key
+):
+    UserBudget.objects.create(user=alice, tokens_per_day=10)
+    stub.queue(openai_stream(["Spent"], usage=(6, 6)))
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
+    assert httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers).is_success
+    refused = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "token_budget_exceeded"
+    assert refused.headers["x-should-retry"] == "false"  # it would fail again until the reset

@@ -15,6 +15,7 @@ from tests.stub_protocols import (
     anthropic_stream,
     dashscope_error_frame,
     dashscope_frame,
+    dashscope_http_error,
     dashscope_result,
     json_reply,
     zhipu_http_error,
@@ -70,14 +71,20 @@ def test_deepseek_short_of_capacity_fails_the_reply_as_worth_another_try(openai,
         ("http://127.0.0.1:11434/v1", "max_tokens"),  # Ollama, DeepSeek, Qwen: the older name only
     ],
 )
-@pytest.mark.parametrize("given", ["max_tokens", "max_completion_tokens"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"max_tokens": 9},
+        {"max_completion_tokens": 9},
+        {"max_tokens": 5, "max_completion_tokens": 9},
+    ],
+    ids=["older-name", "newer-name", "both"],  # both: the newer one counts, as everywhere
+)
 def test_a_token_limit_goes_under_the_one_name_each_server_takes(base_url, sent_as, given):
     provider = OpenAICompatibleProvider(base_url, "sk-test")
-    request = ChatRequest(
-        model="m", messages=[{"role": "user", "content": "Hi"}], options={given: 9}
-    )
+    request = ChatRequest(model="m", messages=[{"role": "user", "content": "Hi"}], options=given)
     body = provider.body(request)
-    assert body[sent_as] == 9
+    assert body[sent_as] == 9 == request.max_tokens
     assert {"max_tokens", "max_completion_tokens"} & body.keys() == {sent_as}
 
 
@@ -99,8 +106,12 @@ def test_a_token_limit_goes_under_the_one_name_each_server_takes(base_url, sent_
             lambda url: ZhipuProvider(url + "/api/paas/v4", "id.secret"),
             zhipu_http_error(429, "1113", "Your account is in arrears."),
         ),
+        (  # DeepSeek's empty account: Payment Required
+            lambda url: OpenAICompatibleProvider(url + "/v1", "sk-test"),
+            json_error(402, "Insufficient Balance"),
+        ),
     ],
-    ids=["openai", "zhipu"],
+    ids=["openai", "zhipu", "deepseek"],
 )
 def test_an_account_out_of_credit_is_not_retried_as_a_rate_limit(stub, make_provider, script):
     stub.reset()
@@ -108,8 +119,8 @@ def test_an_account_out_of_credit_is_not_retried_as_a_rate_limit(stub, make_prov
     with pytest.raises(ProviderError) as raised:
         read_provider(make_provider(stub.url))
     error = raised.value
-    assert (error.code, error.retryable, error.status) == ("quota_exhausted", False, 429)
-    assert "out of credit or quota (HTTP 429)" in error.message
+    assert (error.code, error.retryable) == ("quota_exhausted", False)
+    assert f"out of credit or quota (HTTP {error.status})" in error.message
     # A rate limit is still one, worth waiting out.
     stub.queue(json_error(429, "Slow down"))
     with pytest.raises(ProviderError) as raised:
@@ -154,3 +165,28 @@ def test_dashscopes_access_denied_kinds_are_a_refused_key(dashscope, stub):
     with pytest.raises(ProviderError) as raised:
         read_provider(dashscope, "qwen-plus")
     assert (raised.value.code, raised.value.status) == ("auth_error", 403)
+
+
+def test_dashscopes_content_inspection_of_the_request_is_a_content_filter(dashscope, stub):
+    stub.queue(
+        dashscope_http_error(
+            400, "DataInspectionFailed", "Input data may contain inappropriate content."
+        )
+    )
+    with pytest.raises(ProviderError) as raised:
+        read_provider(dashscope, "qwen-plus")
+    assert (raised.value.code, raised.value.status) == ("content_filter", 400)
+    assert raised.value.message == (
+        "DashScope's content inspection refused this request (DataInspectionFailed):"
+        " Input data may contain inappropriate content."
+    )
+
+
+def test_a_model_or_path_the_provider_does_not_have_is_no_bad_request(openai, stub):
+    # A 404 from the provider is this site's configuration (a model id, a base URL), not
+    # something the person asking did wrong: /v1 answers it as the server's failure.
+    stub.queue(json_error(404, "The model `gpt-9` does not exist."))
+    with pytest.raises(ProviderError) as raised:
+        read_provider(openai, "gpt-9")
+    assert (raised.value.code, raised.value.retryable) == ("provider_not_found", False)
+    assert raised.value.message.startswith("OpenAI-compatible has no such model or path (HTTP 404)")

@@ -247,3 +247,30 @@ def test_a_stop_while_waiting_to_retry_an_unbilled_refusal_counts_no_tokens(alic
     assert (reply.status, reply.content) == ("stopped", "")
     assert (reply.prompt_tokens, reply.total_tokens) == (0, 0)  # the budgets count none
     assert len(stub.requests) == 1  # the retry was never sent
+
+
+def test_a_stop_while_waiting_to_retry_after_a_billed_attempt_still_counts_it(
+    alice, stub, settings
+):
+    # DeepSeek cut the first attempt off short of capacity (billed, with its usage), the
+    # second was refused with a 503 (not billed): the stop in the wait still counts a prompt.
+    settings.CHATSITE_RETRY_BACKOFF_SECONDS, settings.CHATSITE_RETRY_MAX_SECONDS = 0, 600
+    stub.reset()
+    cut_off = openai_stream([], usage=(4, 0), finish_reason="insufficient_system_resource")
+    stub.queue(cut_off, json_error(503, "overloaded", headers={"Retry-After": "600"}))
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+
+    async def stop_in_the_second_wait() -> None:
+        await start_reply(reply, stub_job(reply, stub))
+        producer = producers._producers[reply.pk]
+        async with asyncio.timeout(30):  # a hang guard, not a timing check
+            while sum("retry_in_seconds" in a for a in producer.attempts) < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            assert await producers.stop_reply(reply.pk)
+        await http.client().aclose()
+
+    asyncio.run(stop_in_the_second_wait())
+    reply.refresh_from_db()
+    assert reply.status == "stopped" and reply.prompt_tokens > 0  # the budgets count it
+    assert len(stub.requests) == 2

@@ -147,7 +147,9 @@ describe(
     ),
     delete=dict(
         summary="Delete a conversation (a running reply is stopped first)",
-        responses={204: None, **errors(404)},
+        description="409 if replies keep starting in it (messages from another window) while "
+        "it is being deleted.",
+        responses={204: None, **errors(404, 409)},
     ),
 )
 describe(
@@ -194,8 +196,8 @@ describe(
     get=dict(
         summary="Export a conversation",
         description="JSON has every stored field, Markdown is a transcript, JSONL is one line "
-        "in the OpenAI fine-tuning shape (whole answers only: none stopped, failed or cut "
-        "short)." + STAFF_OWNER,
+        "in the OpenAI fine-tuning shape (an answer stopped, failed or cut short has weight "
+        "0: context, not learned from)." + STAFF_OWNER,
         parameters=[export.ExportQuery],
         responses={
             (200, "application/json"): ConversationRecord,

@@ -170,6 +170,8 @@ class ReplyRegenerate(APIView):
                 reply = conversation.add_reply(user_message, model or default_model(), PRODUCER_ID)
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
+        except Conversation.DoesNotExist:  # deleted meanwhile, from another window
+            raise Http404 from None
         response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
         response.reply_to_start = reply  # started once the response is ready (reply_start.py)
         return response

@@ -152,8 +152,6 @@ class Conversation(models.Model):
         except IntegrityError:
             if client_id is not None and (existing := self.sent_before(client_id, content)):
                 return *existing, False
-            if not Conversation.objects.filter(pk=self.pk).exists():
-                raise self.DoesNotExist("Deleted while the message was stored.") from None
             # Another reply was generating (it may have ended since: this one was refused).
             raise ReplyInProgress from None
         return user_message, reply, True
@@ -206,11 +204,14 @@ class Conversation(models.Model):
         return user_message, user_message.replies.order_by("created_at").first()
 
     def _touch(self, model_id: str, first_message: str = "") -> None:
-        """Newest activity first in lists; the last model used is the one the picker offers."""
+        """Newest activity first in lists; the last model used is the one the picker offers.
+        DoesNotExist if it was deleted meanwhile (from another window): said here, in the
+        transaction, as its foreign keys are checked only when the outermost one commits."""
         fields = {"updated_at": timezone.now(), "model": model_id}
         if first_message and not self.title:
             fields["title"] = title_from(first_message)
-        sql_once.update(Conversation, self.pk, fields, router.db_for_write(Conversation))
+        if not sql_once.update(Conversation, self.pk, fields, router.db_for_write(Conversation)):
+            raise self.DoesNotExist("Deleted while a message or reply was stored.")
         for name, value in fields.items():
             setattr(self, name, value)
 

@@ -105,11 +105,19 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
     if response.is_success:
         return
     body = await response.aread()
-    if response.status_code == 429 and error_code(body) in OUT_OF_CREDIT:
+    status, code = response.status_code, error_code(body)
+    if status == 402 or (status == 429 and code in OUT_OF_CREDIT):
         raise ProviderError(  # not a rate: asking again later gets the same answer
-            f"{label} says the account is out of credit or quota (HTTP 429): {error_detail(body)}",
+            f"{label} says the account is out of credit or quota (HTTP {status}):"
+            f" {error_detail(body)}",
             code="quota_exhausted",
-            status=429,
+            status=status,
+        )
+    if code in CONTENT_REFUSED:
+        raise ProviderError(
+            f"{label}'s content inspection refused this request ({code}): {error_detail(body)}",
+            code="content_filter",
+            status=status,
         )
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     raise error_for_status(response.status_code, label, error_detail(body), retry_after)
@@ -127,6 +135,8 @@ def error_for_status(
             message += f"; try again in {retry_after:g} s"
     elif status >= 500:
         message, code = f"{label} had a server error (HTTP {status})", "provider_unavailable"
+    elif status == 404:  # this site's model id or base URL, not the request's fault
+        message, code = f"{label} has no such model or path (HTTP 404)", "provider_not_found"
     else:
         message, code = f"{label} refused the request (HTTP {status})", "bad_request"
     return ProviderError(
@@ -172,6 +182,8 @@ def error_object(body: bytes) -> object:
 # Codes a provider's 429 carries when the account, not the rate, is the limit: OpenAI's
 # insufficient_quota, Zhipu's 1113 (the account in arrears).
 OUT_OF_CREDIT = {"insufficient_quota", "1113"}
+# Codes of a request refused for what it says (DashScope's content inspection).
+CONTENT_REFUSED = {"DataInspectionFailed"}
 
 
 def parse_retry_after(value: str | None) -> float | None:

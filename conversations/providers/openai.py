@@ -61,11 +61,13 @@ class OpenAICompatibleProvider:
             messages.insert(0, {"role": "system", "content": request.system})
         body: dict = {"model": request.model, "messages": messages, "stream": request.stream}
         body.update(request.options)  # OpenAI's own names, as the client gave them
-        # The reply's token limit under the one name this server takes.
-        names = ("max_completion_tokens", "max_tokens")
-        known, other = names if self.takes_max_completion_tokens else reversed(names)
-        if other in body:
-            body.setdefault(known, body.pop(other))
+        # The reply's token limit under the one name this server takes; the newer name
+        # counts when both are given (as ChatRequest.max_tokens and every provider read it).
+        newer, older = body.pop("max_completion_tokens", None), body.pop("max_tokens", None)
+        if (limit := newer or older) is not None:
+            body["max_completion_tokens" if self.takes_max_completion_tokens else "max_tokens"] = (
+                limit
+            )
         if request.stream:
             body["stream_options"] = {"include_usage": True}
         return body

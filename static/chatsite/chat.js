@@ -17,8 +17,7 @@
   const conversation = JSON.parse(document.getElementById("conversation-data").textContent);
   const models = JSON.parse(document.getElementById("models-data").textContent);
 
-  // What a reply followed here says when its conversation is deleted meanwhile (as the server's
-  // stop says).
+  // A followed reply's conversation deleted meanwhile: what the server's stop says.
   const DELETED_MID_REPLY = "The conversation was deleted while this reply was being written.";
 
   const state = {
@@ -31,8 +30,7 @@
   let gone = false; // the conversation is not found: deleted, or another account logged in
   // One client_id per draft text, so a retried send is not stored twice (nor an edit undone
   // back to it), and an edited draft is a message of its own (the server refuses the old id).
-  let draftId = null;
-  let draftText = null;
+  let [draftId, draftText] = [null, null];
   let unsure = false; // a request's answer lost, and the conversation not read since
   // Messages added here, and catch-ups begun: a catch-up's older snapshot must not replace them.
   let changes = 0;
@@ -41,13 +39,8 @@
   const { newUuid, fillModelPicker, draftStore, listenToKeys } = window.chatsiteComposer;
   const draft = draftStore(conversation, input, chat.dataset.username);
   const header = window.chatsiteChatHeader(conversation, failed);
-  const { render, renderLiveSoon, updateShown, shownItem } = window.chatsiteThread(state, {
-    list,
-    input,
-    models,
-    showControls,
-    regenerate,
-  });
+  const thread = window.chatsiteThread(state, { list, input, models, showControls, regenerate });
+  const { render, renderLiveSoon, updateShown, shownItem } = thread;
 
   function showError(text) {
     errorBox.textContent = text || "";

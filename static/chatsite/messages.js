@@ -14,7 +14,7 @@
     failed: "Failed",
     unfollowed: "Logged out", // this page's own: it may no longer follow a reply still running
   };
-  // What a screen reader hears once when a reply ends, then why it is not simply complete.
+  // What a screen reader hears once when a reply ends without a notice saying more.
   const FINAL_WORDS = {
     complete: "The reply is complete.",
     stopped: "The reply was stopped.",
@@ -75,13 +75,12 @@
     return "";
   }
 
-  // The end of a reply, said once in the page's status line (announcer) with the notice the
-  // page shows for it. The same words again get a trailing no-break space: changed text, or
-  // some screen readers would not say them.
+  // The end of a reply, said once in the page's status line (announcer): the notice the page
+  // shows for it, which says how it ended and why, else the final words. The same words again
+  // get a trailing no-break space: changed text, or some screen readers would not say them.
   function announceEnd(announcer, reply) {
     if (!FINAL_WORDS[reply.status]) return;
-    const notice = noticeFor(reply, reply.status, false);
-    const words = notice ? `${FINAL_WORDS[reply.status]} ${notice}` : FINAL_WORDS[reply.status];
+    const words = noticeFor(reply, reply.status, false) || FINAL_WORDS[reply.status];
     announcer.textContent = announcer.textContent === words ? `${words}\u00a0` : words;
   }
 

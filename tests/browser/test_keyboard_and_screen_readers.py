@@ -62,9 +62,7 @@ def test_a_reply_stopped_before_any_text_says_so_and_the_end_is_announced_once(
     reply = wait_until_final(page, "stopped")
     expect(reply.locator(".reply-notice")).to_have_text("Stopped before the model wrote anything.")
     # Screen readers hear the end in one status line, not the redrawn list.
-    expect(page.locator("#announcer")).to_have_text(
-        "The reply was stopped. Stopped before the model wrote anything."
-    )
+    expect(page.locator("#announcer")).to_have_text("Stopped before the model wrote anything.")
     expect(page.locator("#messages")).not_to_have_attribute("aria-live", "polite")
 
 

@@ -45,6 +45,8 @@ def openai_exception_handler(exc: Exception, context: dict) -> Response | None:
         response.status_code = status.HTTP_404_NOT_FOUND
         error["code"] = MODEL_NOT_FOUND
     response.data = {"error": openai_error(error, response.status_code)}
+    if error["code"] in NOT_TO_RETRY:  # chatsite's own daily budget, until its reset
+        response["x-should-retry"] = "false"
     return response
 
 
@@ -76,7 +78,7 @@ ERROR_STATUS = {
 }
 # Answers OpenAI's SDKs send again by default (409, 429, 5xx) that would fail the same way, or
 # undo a Stop with a new reply: x-should-retry, which they read first, says not to.
-NOT_TO_RETRY = {"stopped", "too_long", "quota_exhausted", "auth_error"}
+NOT_TO_RETRY = {"stopped", "too_long", "quota_exhausted", "auth_error", "token_budget_exceeded"}
 
 
 def stopped_error(error_code: str, error: str) -> dict:

@@ -220,24 +220,25 @@ class ChatCompletionInput(serializers.Serializer):
         return attrs
 
     def validate_messages(self, value: list[dict]) -> list[dict]:
+        spoken = [m for m in value if m["role"] in ("user", "assistant")]
+        if spoken and spoken[-1]["role"] == "user" and not spoken[-1]["content"].strip():
+            raise serializers.ValidationError("The last user message is empty.")
         turns = turns_of(value)
         if not turns or turns[0][0] != "user" or turns[-1][0] != "user":
             raise serializers.ValidationError(
                 "The conversation must start and end with a user message."
             )
-        if not turns[-1][1].strip():
-            raise serializers.ValidationError("The last user message is empty.")
         return value
 
 
 def turns_of(messages: list[dict]) -> list[tuple[str, str]]:
     """The user and assistant messages as turns: messages of one role in a row (a document,
     then a question) are one turn, their texts a blank line apart, as the model reads them.
-    An assistant message without text says nothing (and Anthropic refuses an empty one)."""
+    A message without text says nothing, and is left out (Anthropic refuses an empty one)."""
     turns: list[tuple[str, str]] = []
     for message in messages:
         role, content = message["role"], message["content"]
-        if role not in ("user", "assistant") or (role == "assistant" and not content.strip()):
+        if role not in ("user", "assistant") or not content.strip():
             continue
         if turns and turns[-1][0] == role:
             turns[-1] = (role, f"{turns[-1][1]}\n\n{content}")
