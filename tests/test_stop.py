@@ -225,11 +225,9 @@ def test_a_reply_still_generating_past_the_limit_is_stopped_with_its_text(
     assert client.send(conversation_id, "Go on").status_code == 201  # free for the next one
 
 
-def test_a_stop_while_waiting_to_retry_an_unbilled_refusal_counts_no_tokens(alice, stub, settings):
-    # The provider answered 503 (not billed) and the retry waits: the stop ends the wait.
-    settings.CHATSITE_RETRY_BACKOFF_SECONDS = settings.CHATSITE_RETRY_MAX_SECONDS = 600
-    stub.reset()
-    stub.queue(json_error(503, "overloaded"), openai_stream(["Never", " asked"]))
+def stopped_in_retry_wait(alice, stub, waits: int) -> Message:
+    """Store a reply, start it against the stub's queued scripts and stop it once it waits to
+    retry for the `waits`-th time (the stop ends the wait); the reply as stored."""
     conversation = Conversation.objects.create(owner=alice, model=default_model().id)
     _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
 
@@ -237,13 +235,22 @@ def test_a_stop_while_waiting_to_retry_an_unbilled_refusal_counts_no_tokens(alic
         await start_reply(reply, stub_job(reply, stub))
         producer = producers._producers[reply.pk]
         async with asyncio.timeout(30):  # a hang guard, not a timing check
-            while not any("retry_in_seconds" in a for a in producer.attempts):  # noqa: ASYNC110
+            while sum("retry_in_seconds" in a for a in producer.attempts) < waits:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             assert await producers.stop_reply(reply.pk)
         await http.client().aclose()  # its kept connection must not outlive this loop
 
     asyncio.run(stop_in_the_wait())
     reply.refresh_from_db()
+    return reply
+
+
+def test_a_stop_while_waiting_to_retry_an_unbilled_refusal_counts_no_tokens(alice, stub, settings):
+    # The provider answered 503 (not billed) and the retry waits: the stop ends the wait.
+    settings.CHATSITE_RETRY_BACKOFF_SECONDS = settings.CHATSITE_RETRY_MAX_SECONDS = 600
+    stub.reset()
+    stub.queue(json_error(503, "overloaded"), openai_stream(["Never", " asked"]))
+    reply = stopped_in_retry_wait(alice, stub, waits=1)
     assert (reply.status, reply.content) == ("stopped", "")
     assert (reply.prompt_tokens, reply.total_tokens) == (0, 0)  # the budgets count none
     assert len(stub.requests) == 1  # the retry was never sent
@@ -258,19 +265,6 @@ def test_a_stop_while_waiting_to_retry_after_a_billed_attempt_still_counts_it(
     stub.reset()
     cut_off = openai_stream([], usage=(4, 0), finish_reason="insufficient_system_resource")
     stub.queue(cut_off, json_error(503, "overloaded", headers={"Retry-After": "600"}))
-    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
-    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
-
-    async def stop_in_the_second_wait() -> None:
-        await start_reply(reply, stub_job(reply, stub))
-        producer = producers._producers[reply.pk]
-        async with asyncio.timeout(30):  # a hang guard, not a timing check
-            while sum("retry_in_seconds" in a for a in producer.attempts) < 2:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            assert await producers.stop_reply(reply.pk)
-        await http.client().aclose()
-
-    asyncio.run(stop_in_the_second_wait())
-    reply.refresh_from_db()
+    reply = stopped_in_retry_wait(alice, stub, waits=2)
     assert reply.status == "stopped" and reply.prompt_tokens > 0  # the budgets count it
     assert len(stub.requests) == 2

@@ -86,6 +86,23 @@ REFILL_THE_BOX = """new MutationObserver((_, observer) => {
 }).observe(document, {childList: true, subtree: true});"""
 
 
+def send_losing_the_answer(page: object, text: str) -> None:
+    """Send `text`: the server stores it and starts its reply, but the page never hears back,
+    nor from its catch-up after it (the connection stays down); then it is back."""
+
+    def lose_the_answer(route: object) -> None:
+        route.fetch()  # the server stores the message and starts its reply
+        route.abort()  # the page never hears back
+
+    page.route(re.compile(r"/messages/$"), lose_the_answer)
+    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
+    with page.expect_event("requestfailed", lambda r: r.method == "GET"):  # the catch-up's
+        send_message(page, text)
+    expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
+    page.unroute(re.compile(r"/messages/$"))
+    page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
+
+
 @pytest.mark.parametrize("refilled", [False, True], ids=["box-empty", "box-refilled"])
 def test_a_message_whose_answer_was_lost_is_known_as_sent_after_a_reload(
     browsing, stub, alice, refilled
@@ -93,19 +110,7 @@ def test_a_message_whose_answer_was_lost_is_known_as_sent_after_a_reload(
     page = browsing.logged_in(alice)
     open_new_chat(page)
     chat_url = page.url
-
-    def lose_the_answer(route: object) -> None:
-        route.fetch()  # the server stores the message and starts its reply
-        route.abort()  # the page never hears back
-
-    page.route(re.compile(r"/messages/$"), lose_the_answer)
-    # The connection stays down for the page's catch-up after it, too.
-    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
-    with page.expect_event("requestfailed", lambda r: r.method == "GET"):  # the catch-up's
-        send_message(page, "Only once")
-    expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
-    page.unroute(re.compile(r"/messages/$"))
-    page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
+    send_losing_the_answer(page, "Only once")
     if refilled:
         page.add_init_script(REFILL_THE_BOX)
     open_chat(page, chat_url)  # reloaded, as the person would
@@ -145,18 +150,7 @@ def test_a_draft_sent_again_after_a_lost_answer_is_one_message_unless_its_text_c
 ):
     page = browsing.logged_in(alice)
     open_new_chat(page)
-
-    def lose_the_answer(route: object) -> None:
-        route.fetch()  # the server stores the message and starts its reply
-        route.abort()  # the page never hears back
-
-    page.route(re.compile(r"/messages/$"), lose_the_answer)
-    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda route: route.abort())
-    with page.expect_event("requestfailed", lambda r: r.method == "GET"):  # the catch-up's
-        send_message(page, "Sent once")
-    expect(page.locator("#composer-error")).to_contain_text("Could not reach chatsite")
-    page.unroute(re.compile(r"/messages/$"))
-    page.unroute(re.compile(r"/api/conversations/[^/]+/$"))
+    send_losing_the_answer(page, "Sent once")
     answered = Message.objects.filter(status="complete", role="assistant")
     wait_for(answered.exists, "the first reply stored")  # a new message is no 409 then
     box = page.locator("#content")
