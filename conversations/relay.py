@@ -239,7 +239,7 @@ class ReplyProducer:
         # Failed before any text, with no count from the provider, or stopped before it was
         # asked: a request refused, failed or never sent is not billed, so no estimate of its
         # prompt is counted (budgets) either.
-        unbilled = status == Message.Status.FAILED or not self.asked
+        unbilled = (status == Message.Status.FAILED and not self.billed) or not self.asked
         nothing = unbilled and not (content or reasoning or reported)
         prompt_texts = job.prompt_texts if job and not nothing else []
         usage, source = complete_usage(reported, prompt_texts, [content, reasoning])

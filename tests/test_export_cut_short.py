@@ -12,7 +12,7 @@ def exchange(client, conversation_id: str, text: str) -> dict:
     return client.wait_final(conversation_id, body["assistant_message"]["id"])
 
 
-def test_a_reply_cut_short_is_marked_in_the_transcript_and_left_out_of_fine_tuning(
+def test_a_reply_cut_short_is_marked_in_the_transcript_and_not_learned_from(
     server, stub, alice_client
 ):
     stub.queue(

@@ -94,6 +94,17 @@ def test_a_user_message_without_text_is_left_out_too(sdk, stub):
     assert [m["content"] for m in sent] == ["Hi", "Hello.\n\nStill here.", "Bye"]
 
 
+def test_a_last_user_message_without_text_is_left_out_of_its_run(sdk, stub):
+    # A document, then an empty message: the run of user messages still has its text.
+    messages = [{"role": "user", "content": "A document."}, {"role": "user", "content": ""}]
+    stub.queue(openai_stream(["Read"]))
+    sdk.chat.completions.create(model=MODEL, messages=messages)
+    assert stub.requests[-1].json["messages"][-1]["content"] == "A document."
+    after_an_answer = [*messages[:1], {"role": "assistant", "content": "Hi"}, messages[1]]
+    with pytest.raises(openai.BadRequestError, match="The last user message is empty"):
+        sdk.chat.completions.create(model=MODEL, messages=after_an_answer)
+
+
 def test_chatsites_own_daily_budget_spent_is_not_sent_again_by_the_sdks(
     server, stub, alice, alice_key
 ):

@@ -110,8 +110,9 @@ def test_provider_failure_is_an_error_for_the_sdk_and_stored_as_failed(sdk, stub
             "bad_request",
         ),
         (OUT_OF_CREDIT, openai.RateLimitError, 429, "quota_exhausted"),
+        (json_error(404, "No such model"), openai.InternalServerError, 502, "provider_not_found"),
     ],
-    ids=["refused", "out-of-credit"],
+    ids=["refused", "out-of-credit", "not-at-the-provider"],
 )
 def test_a_provider_answer_that_would_fail_again_is_not_sent_again_by_the_sdk(
     server, stub, alice_key, script, error, status, code

@@ -167,6 +167,17 @@ def test_dashscopes_access_denied_kinds_are_a_refused_key(dashscope, stub):
     assert (raised.value.code, raised.value.status) == ("auth_error", 403)
 
 
+def test_qwen_compatible_modes_content_inspection_is_a_content_filter(openai, stub):
+    error = {
+        "code": "data_inspection_failed",
+        "message": "Input data may contain inappropriate content.",
+    }
+    stub.queue(json_reply({"error": error}, 400))
+    with pytest.raises(ProviderError) as raised:
+        read_provider(openai, "qwen-plus")
+    assert (raised.value.code, raised.value.retryable) == ("content_filter", False)
+
+
 def test_dashscopes_content_inspection_of_the_request_is_a_content_filter(dashscope, stub):
     stub.queue(
         dashscope_http_error(

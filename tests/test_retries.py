@@ -32,6 +32,17 @@ def test_server_errors_are_retried_until_the_attempts_run_out(server, stub, alic
     assert len(stub.requests) == 3
 
 
+def test_a_billed_attempt_counts_when_the_reply_fails_in_the_end(server, stub, alice_client):
+    # DeepSeek cut the first attempt off short of capacity (billed), then answered 503 twice.
+    cut_off = openai_stream([], usage=(4, 0), finish_reason="insufficient_system_resource")
+    stub.queue(cut_off, json_error(503, "Overloaded"), json_error(503, "Overloaded"))
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "Hi").json()
+    reply = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert reply["status"] == "failed" and len(stub.requests) == 3
+    assert reply["prompt_tokens"] > 0  # an estimate of what was billed: the budgets count it
+
+
 def test_nothing_is_retried_after_the_first_token(server, stub, alice_client):
     stub.queue(Script(steps=[openai_chunk("Half"), "drop"]), openai_stream(["Never sent"]))
     conversation = alice_client.new_conversation()

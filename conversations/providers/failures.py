@@ -113,7 +113,7 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
             code="quota_exhausted",
             status=status,
         )
-    if code in CONTENT_REFUSED:
+    if code.replace("_", "").lower().endswith(CONTENT_REFUSED):
         raise ProviderError(
             f"{label}'s content inspection refused this request ({code}): {error_detail(body)}",
             code="content_filter",
@@ -182,8 +182,10 @@ def error_object(body: bytes) -> object:
 # Codes a provider's 429 carries when the account, not the rate, is the limit: OpenAI's
 # insufficient_quota, Zhipu's 1113 (the account in arrears).
 OUT_OF_CREDIT = {"insufficient_quota", "1113"}
-# Codes of a request refused for what it says (DashScope's content inspection).
-CONTENT_REFUSED = {"DataInspectionFailed"}
+# A request refused for what it says: DashScope's content inspection, whose code is
+# DataInspectionFailed natively, data_inspection_failed in its OpenAI-compatible mode, and
+# sometimes prefixed (InternalError.Algo.DataInspectionFailed).
+CONTENT_REFUSED = "datainspectionfailed"
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -78,7 +78,10 @@ ERROR_STATUS = {
 }
 # Answers OpenAI's SDKs send again by default (409, 429, 5xx) that would fail the same way, or
 # undo a Stop with a new reply: x-should-retry, which they read first, says not to.
-NOT_TO_RETRY = {"stopped", "too_long", "quota_exhausted", "auth_error", "token_budget_exceeded"}
+NOT_TO_RETRY = {
+    "stopped", "too_long", "quota_exhausted", "token_budget_exceeded",
+    "auth_error", "tls_error", "provider_not_found",  # this site's configuration
+}  # fmt: skip
 
 
 def stopped_error(error_code: str, error: str) -> dict:

@@ -220,13 +220,15 @@ class ChatCompletionInput(serializers.Serializer):
         return attrs
 
     def validate_messages(self, value: list[dict]) -> list[dict]:
-        spoken = [m for m in value if m["role"] in ("user", "assistant")]
-        if spoken and spoken[-1]["role"] == "user" and not spoken[-1]["content"].strip():
+        turns = turns_of(value)  # messages without text left out
+        ends_with_user = bool(turns) and turns[-1][0] == "user"
+        spoken = [m["role"] for m in value if m["role"] in ("user", "assistant")]
+        if not ends_with_user and spoken and spoken[-1] == "user":
             raise serializers.ValidationError("The last user message is empty.")
-        turns = turns_of(value)
-        if not turns or turns[0][0] != "user" or turns[-1][0] != "user":
+        if not ends_with_user or turns[0][0] != "user":
             raise serializers.ValidationError(
-                "The conversation must start and end with a user message."
+                "The conversation must start and end with a user message with text"
+                " (messages without text are left out)."
             )
         return value
 
