@@ -140,12 +140,13 @@ def test_dashscopes_error_sent_as_an_sse_frame_with_its_status_reads_as_its_mess
     )
 
 
-def test_dashscopes_content_inspection_mid_reply_is_a_content_filter(dashscope, stub):
+@pytest.mark.parametrize(
+    "code", ["DataInspectionFailed", "InternalError.Algo.DataInspectionFailed"]
+)
+def test_dashscopes_content_inspection_mid_reply_is_a_content_filter(dashscope, stub, code):
     steps = [
         dashscope_frame(1, dashscope_result("Some", "null", 3, 1)),
-        dashscope_error_frame(
-            2, "DataInspectionFailed", "Output data may contain inappropriate content."
-        ),
+        dashscope_error_frame(2, code, "Output data may contain inappropriate content."),
     ]
     stub.queue(Script(steps=steps))
     with pytest.raises(ProviderError) as raised:

@@ -19,7 +19,7 @@ from conversations.providers.base import (
     sampling,
 )
 from conversations.providers.characters import content_text
-from conversations.providers.failures import error_for_status, translated_errors
+from conversations.providers.failures import content_refused, error_for_status, translated_errors
 from conversations.providers.http import EventStream, fetch_json, open_stream, parse_json
 from conversations.usage import usage_from_input_output
 
@@ -137,7 +137,7 @@ def frame_error(frame: dict, label: str) -> ProviderError:
     """DashScope's `code` says what kind of failure it is; map it to the HTTP status it means."""
     code = str(frame.get("code") or "")
     detail = str(frame.get("message") or code or "unknown error")
-    if code == "DataInspectionFailed":  # its content inspection: what was written is kept
+    if content_refused(code):  # its content inspection: what was written is kept
         return ProviderError(
             f"{label}'s content inspection stopped this reply ({code}): {detail}",
             code="content_filter",

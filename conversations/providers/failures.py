@@ -113,7 +113,7 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
             code="quota_exhausted",
             status=status,
         )
-    if code.replace("_", "").lower().endswith(CONTENT_REFUSED):
+    if content_refused(code):
         raise ProviderError(
             f"{label}'s content inspection refused this request ({code}): {error_detail(body)}",
             code="content_filter",
@@ -182,10 +182,13 @@ def error_object(body: bytes) -> object:
 # Codes a provider's 429 carries when the account, not the rate, is the limit: OpenAI's
 # insufficient_quota, Zhipu's 1113 (the account in arrears).
 OUT_OF_CREDIT = {"insufficient_quota", "1113"}
-# A request refused for what it says: DashScope's content inspection, whose code is
-# DataInspectionFailed natively, data_inspection_failed in its OpenAI-compatible mode, and
-# sometimes prefixed (InternalError.Algo.DataInspectionFailed).
-CONTENT_REFUSED = "datainspectionfailed"
+
+
+def content_refused(code: str) -> bool:
+    """Whether an error code says a request or reply was refused for what it says: DashScope's
+    content inspection, DataInspectionFailed natively, data_inspection_failed in its
+    OpenAI-compatible mode, and sometimes prefixed (InternalError.Algo.DataInspectionFailed)."""
+    return code.replace("_", "").lower().endswith("datainspectionfailed")
 
 
 def parse_retry_after(value: str | None) -> float | None:

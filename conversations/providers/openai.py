@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit
 
 from conversations.providers.base import (
@@ -30,9 +30,28 @@ OPENAI_HOSTS = ("api.openai.com", ".openai.azure.com")
 QUIET_AFTER_FINISH_SECONDS = 10.0
 
 
+def short_of_capacity(usage: Usage | None, label: str) -> ProviderError:
+    """DeepSeek's insufficient_system_resource: the reply cut off, its provider short of
+    capacity; worth another try (before the first token only, as every retry)."""
+    return ProviderError(
+        f"{label} ran short of capacity and cut this reply off"
+        " (finish reason: insufficient_system_resource). Try again.",
+        code="provider_unavailable",
+        retryable=True,
+        finish_reason="insufficient_system_resource",
+        usage=usage,  # what was generated is billed
+    )
+
+
+# A finish reason that means the reply failed: the ProviderError it makes of the usage.
+type FailedFinish = Callable[[Usage | None, str], ProviderError]
+
+
 class OpenAICompatibleProvider:
     passes_on = frozenset(AS_IS_OPTIONS)
     limits = SamplingLimits()
+    # Raised instead of ending the reply as whole; Zhipu adds finish reasons of its own.
+    failed_finishes: dict[str, FailedFinish] = {"insufficient_system_resource": short_of_capacity}
 
     def __init__(
         self, base_url: str, api_key: str, name: str = "openai", label: str = "OpenAI-compatible"
@@ -86,7 +105,7 @@ class OpenAICompatibleProvider:
     async def _events(self, stream: EventStream) -> AsyncIterator[ProviderEvent]:
         if is_whole_completion(stream.whole):
             # A server that ignored "stream": true and answered with the whole completion.
-            for event in whole_reply(stream.whole, self.label):
+            for event in self._whole_reply(stream.whole):
                 yield event
             return
         finish_reason = ""
@@ -117,41 +136,33 @@ class OpenAICompatibleProvider:
                         f"The connection to {self.label} ended before the reply was complete.",
                         code="connection_dropped",
                     )
-        yield finished(finish_reason or "stop", usage, self.label)
+        yield self._finished(finish_reason or "stop", usage)
 
     async def _fetch_whole(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """For models or gateways that cannot stream: one request, one delta."""
         payload = await fetch_json(self.url, self.body(request), self.headers(), self.label)
-        for event in whole_reply(payload, self.label):
+        for event in self._whole_reply(payload):
             yield event
 
+    def _whole_reply(self, payload: dict) -> Iterator[ProviderEvent]:
+        """A whole completion's events: its first choice's message, as one delta each."""
+        if payload.get("error"):
+            raise in_stream_error(payload["error"], self.label)
+        choice = (payload.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if reasoning := content_text(reasoning):
+            yield ReasoningDelta(reasoning)
+        if content := content_text(message.get("content")):
+            yield TextDelta(content)
+        usage = usage_from(payload["usage"]) if payload.get("usage") else None
+        yield self._finished(choice.get("finish_reason") or "stop", usage)
 
-def whole_reply(payload: dict, label: str) -> Iterator[ProviderEvent]:
-    """A whole completion's events: its first choice's message, as one delta each."""
-    if payload.get("error"):
-        raise in_stream_error(payload["error"], label)
-    choice = (payload.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    if reasoning := content_text(message.get("reasoning_content") or message.get("reasoning")):
-        yield ReasoningDelta(reasoning)
-    if content := content_text(message.get("content")):
-        yield TextDelta(content)
-    usage = usage_from(payload["usage"]) if payload.get("usage") else None
-    yield finished(choice.get("finish_reason") or "stop", usage, label)
-
-
-def finished(reason: str, usage: Usage | None, label: str) -> Finish:
-    """The reply's Finish; a raised ProviderError for a finish reason that means it failed."""
-    if reason == "insufficient_system_resource":  # DeepSeek: cut off, short of capacity
-        raise ProviderError(
-            f"{label} ran short of capacity and cut this reply off"
-            " (finish reason: insufficient_system_resource). Try again.",
-            code="provider_unavailable",
-            retryable=True,  # before the first token only, as every retry
-            finish_reason=reason,
-            usage=usage,  # what was generated is billed
-        )
-    return Finish(reason, usage)
+    def _finished(self, reason: str, usage: Usage | None) -> Finish:
+        """The reply's Finish, or the ProviderError of a finish reason that means it failed."""
+        if failure := self.failed_finishes.get(reason):
+            raise failure(usage, self.label)
+        return Finish(reason, usage)
 
 
 def is_whole_completion(payload: dict | None) -> bool:

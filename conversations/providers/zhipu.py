@@ -14,7 +14,6 @@ import jwt
 
 from conversations.providers.base import (
     ChatRequest,
-    Finish,
     ProviderError,
     ProviderEvent,
     SamplingLimits,
@@ -64,9 +63,33 @@ class ZhipuToken:
             )
 
 
+def content_flagged(usage: Usage | None, label: str) -> ProviderError:
+    return ProviderError(
+        f"{label}'s safety review stopped this reply (finish reason: sensitive).",
+        code="content_filter",
+        finish_reason="sensitive",
+        usage=usage,  # the tokens were generated, and billed, before the review stopped them
+    )
+
+
+def inference_failed(usage: Usage | None, label: str) -> ProviderError:
+    return ProviderError(
+        f"{label} failed while generating this reply (finish reason: network_error). Try again.",
+        code="provider_unavailable",
+        retryable=True,
+        finish_reason="network_error",
+        usage=usage,
+    )
+
+
 class ZhipuProvider(OpenAICompatibleProvider):
     passes_on: frozenset[str] = frozenset()  # not mapped to Zhipu's API: refused, not sent
     limits = SamplingLimits(max_temperature=1.0)  # Zhipu's range
+    failed_finishes = {
+        **OpenAICompatibleProvider.failed_finishes,
+        "sensitive": content_flagged,
+        "network_error": inference_failed,
+    }
 
     def __init__(self, base_url: str, api_key: str) -> None:
         super().__init__(base_url, api_key, name="zhipu", label="Zhipu GLM")
@@ -85,31 +108,6 @@ class ZhipuProvider(OpenAICompatibleProvider):
         body.pop("stream_options", None)  # not Zhipu's: its last chunk always carries usage
         return body  # max_completion_tokens is sent as max_tokens, as to every other host
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
-        self.token.current()  # sign now, so the error redaction below knows this token
-        async for event in super().stream(request):
-            if type(event) is Finish and event.finish_reason in FAILED_FINISHES:
-                raise FAILED_FINISHES[event.finish_reason](event.usage)
-            yield event
-
-
-def content_flagged(usage: Usage | None = None) -> ProviderError:
-    return ProviderError(
-        "Zhipu GLM's safety review stopped this reply (finish reason: sensitive).",
-        code="content_filter",
-        finish_reason="sensitive",
-        usage=usage,  # the tokens were generated, and billed, before the review stopped them
-    )
-
-
-def inference_failed(usage: Usage | None = None) -> ProviderError:
-    return ProviderError(
-        "Zhipu GLM failed while generating this reply (finish reason: network_error). Try again.",
-        code="provider_unavailable",
-        retryable=True,
-        finish_reason="network_error",
-        usage=usage,
-    )
-
-
-FAILED_FINISHES = {"sensitive": content_flagged, "network_error": inference_failed}
+    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        self.token.current()  # sign now, so the error redaction knows this token
+        return super().stream(request)
