@@ -6,7 +6,7 @@ Each raises ImproperlyConfigured on a bad value, so a typo fails at start-up, no
 import math
 import os
 from collections.abc import Callable
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
@@ -105,7 +105,9 @@ def env_url(name: str, default: str = "") -> str:
     parts = urlsplit(value)
     usable = parts.scheme in ("http", "https") and parts.hostname and port_ok(parts)
     if value and not usable:
+        # Shown without what may be a secret: a user and password, a query (?key=...).
+        shown = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))
         raise ImproperlyConfigured(
-            f"{name} must be an http:// or https:// URL with a host, not {value!r}"
+            f"{name} must be an http:// or https:// URL with a host, not {shown!r}"
         )
     return value

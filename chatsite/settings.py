@@ -173,12 +173,14 @@ AXES_DISABLE_ACCESS_LOG = True  # failures only: no row (and no address kept) pe
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # Served over HTTPS only: plain-HTTP requests are redirected, and browsers are told to use
 # nothing else for HSTS_SECONDS. Behind a proxy, daphne --proxy-headers reads X-Forwarded-Proto.
 SECURE_SSL_REDIRECT = env_bool("HTTPS_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 0)
+# A site served over HTTPS sends its cookies over nothing else, unless told otherwise: the
+# first plain-HTTP request, before its redirect, would carry the session.
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", SECURE_SSL_REDIRECT or SECURE_HSTS_SECONDS > 0)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

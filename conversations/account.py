@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from chatsite.passwords import PasswordChangeView
@@ -105,6 +106,7 @@ def api_key_revoke(request: HttpRequest, key_id: UUID) -> HttpResponse:
     return redirect("api-keys-page")
 
 
+@never_cache  # as the conversation pages (views.py)
 @login_required
 def usage(request: HttpRequest) -> HttpResponse:
     context = {"usage": usage_of(request.user), "days": USAGE_DAYS}

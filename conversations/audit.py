@@ -21,6 +21,10 @@ STAFF_EXPORT_NEEDS_SESSION = (
     "Another user's conversations are exported by a staff member signed in to the site, not"
     " with an API key, which reads only its owner's own."
 )
+STAFF_EXPORT_FROM_ELSEWHERE = (
+    "Another user's conversations are exported from this site's own pages, not from a link"
+    " on another site."
+)
 
 
 def export_owner(request: Request) -> AbstractBaseUser:
@@ -34,6 +38,10 @@ def export_owner(request: Request) -> AbstractBaseUser:
         return user
     if isinstance(request.auth, ApiKey):
         raise PermissionDenied(STAFF_EXPORT_NEEDS_SESSION)
+    # A GET: a link on another site would have a staff member's browser export (and the
+    # audit record that it was their choice). Browsers say where a request came from.
+    if request.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+        raise PermissionDenied(STAFF_EXPORT_FROM_ELSEWHERE)
     try:
         return get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist:

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from conversations.access import get_for_user
@@ -17,6 +18,9 @@ from conversations.providers.registry import available_models, default_model
 SIDEBAR_SIZE = 100  # conversations listed with a page; the API gives the rest in pages as big
 
 
+# Pages that show a user's conversations are never stored by the browser (never_cache): on a
+# shared computer, Back after logging out must not bring them up again.
+@never_cache
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
     # ?source=api lists the conversations tools started over /v1; anything else, the chats.
@@ -34,6 +38,7 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
     return redirect("conversation-chat", conversation_id=conversation.id)
 
 
+@never_cache
 @login_required
 def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     conversation = get_for_user(Conversation, request.user, conversation_id)

@@ -113,3 +113,15 @@ def test_anonymous_users_must_log_in(alice_chat, stub, client_for):
     assert list_page.status_code == 302
     assert list_page.headers["location"].startswith("/accounts/login/")
     assert counts() == before
+
+
+def test_pages_showing_alices_conversations_are_never_stored_by_her_browser(
+    alice_chat, alice_client
+):
+    # On a shared computer, Back after logging out must not bring them up from the cache.
+    for path in ("/", f"/c/{alice_chat['conversation']}/", "/settings/usage/"):
+        page = alice_client.http.get(path)
+        assert page.status_code == 200, path
+        assert "no-store" in page.headers["Cache-Control"], path
+        assert "private" in page.headers["Cache-Control"], path
+    assert ALICE_SECRET in alice_client.http.get(f"/c/{alice_chat['conversation']}/").text

@@ -250,3 +250,26 @@ def test_admin_autocomplete_finds_nothing_of_other_users(alices_chat, bob, clien
         found = staff.http.get("/admin/autocomplete/", params={**params, "term": "secret"})
         assert found.status_code == 404
         assert "diary" not in found.text
+
+
+def test_a_link_on_another_site_cannot_make_staff_export_another_users_conversations(
+    alices_chat, bob, client_for
+):
+    # A top-level navigation carries the session cookie (SameSite=Lax): the browser says
+    # where it came from (Sec-Fetch-Site), and only this site's own pages, or an address
+    # typed in, export another user's data.
+    staff = client_for(bob)
+    conversation = alices_chat["id"]
+    for path in (f"/api/conversations/{conversation}/export/", "/api/export/"):
+        for elsewhere in ("cross-site", "same-site"):
+            refused = staff.http.get(f"{path}?owner=alice", headers={"Sec-Fetch-Site": elsewhere})
+            assert refused.status_code == 403, refused.text
+            assert "another site" in refused.json()["error"]["message"]
+    assert AccessRecord.objects.count() == 0
+    own = staff.http.get("/api/export/", headers={"Sec-Fetch-Site": "cross-site"})
+    assert own.status_code == 200  # his own data: nothing recorded, nothing to forge
+    for typed_or_here in ("none", "same-origin"):
+        path = "/api/export/?owner=alice&format=jsonl"
+        exported = staff.http.get(path, headers={"Sec-Fetch-Site": typed_or_here})
+        assert exported.status_code == 200 and "Dear diary" in exported.text
+    assert AccessRecord.objects.count() == 2

@@ -28,6 +28,12 @@ def test_typed_env_helpers_reject_bad_values(monkeypatch):
         monkeypatch.setenv("SOME_URL", url)
         with pytest.raises(ImproperlyConfigured, match="SOME_URL must be an http:// or https://"):
             env_url("SOME_URL")
+    # A gateway's credentials in a mistyped URL are not repeated by its error.
+    monkeypatch.setenv("SOME_URL", "https://user:s3cret@gw:84x3/v1?key=k3y")
+    with pytest.raises(ImproperlyConfigured, match="SOME_URL must be") as refused:
+        env_url("SOME_URL")
+    assert "'https://gw:84x3/v1'" in str(refused.value)
+    assert "s3cret" not in str(refused.value) and "k3y" not in str(refused.value)
     monkeypatch.setenv("SOME_URL", "http://127.0.0.1:11434/v1")
     assert env_url("SOME_URL") == "http://127.0.0.1:11434/v1"
 
@@ -148,3 +154,13 @@ def test_error_reports_hide_urls_that_may_hold_a_password(settings):
     shown = str(get_default_exception_reporter_filter().get_safe_settings())
     assert "hunter2" not in shown
     assert "REDIS_URL" in shown  # named, its value hidden
+
+
+def test_cookies_are_sent_over_https_only_once_the_site_is_served_over_https():
+    show = "(settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE)"
+    secret = "x" * 50
+    assert start_django(show, SECRET_KEY=secret).stdout.strip() == "(False, False)"
+    for https in ({"HTTPS_REDIRECT": "on"}, {"HSTS_SECONDS": "600"}):
+        assert start_django(show, SECRET_KEY=secret, **https).stdout.strip() == "(True, True)"
+    told = start_django(show, SECRET_KEY=secret, HTTPS_REDIRECT="on", SECURE_COOKIES="off")
+    assert told.stdout.strip() == "(False, False)"
