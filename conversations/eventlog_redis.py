@@ -107,6 +107,11 @@ class RedisEventLog:
             # rest when it ends (close), or read it from the database if Redis is still down.
             logger.warning("Redis failed mid-reply %s; finishing it unshared: %r", reply_id, error)
             self._unshared[reply_id] = event_id
+        except asyncio.CancelledError:
+            # Stopped while its batch was in flight: whether Redis took the event is unknown,
+            # so close() sends it again (refused by id if it did) rather than leave a gap.
+            self._unshared[reply_id] = event_id
+            raise
 
     async def close(self, reply_id: UUID, name: str, payload: object) -> None:
         event_id = self._next_id.pop(reply_id)

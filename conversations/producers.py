@@ -8,6 +8,7 @@ through the event log (stop_if_produced_here) and marks the reply the same way.
 
 import asyncio
 import contextvars
+import hashlib
 import os
 import socket
 import uuid
@@ -21,13 +22,31 @@ from conversations.models import Message
 
 
 def this_host() -> str:
-    """This machine as crash recovery tells machines apart: its name, and its pid namespace
-    where there is one (containers sharing a host name each have their own pids)."""
-    name = socket.gethostname()[:48]  # the whole id fits the producer field
+    """This machine as crash recovery tells machines apart (host_id)."""
+    return host_id(socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), _pid_namespace())
+
+
+def host_id(hostname: str, boot_id: str, pid_namespace: str) -> str:
+    """Its name, cut to stay readable, and a digest of the whole name, the machine's boot and
+    its pid namespace: long pod names differing only at their end, machines given one name and
+    containers of one host name (each with its own pids) are told apart, as recovery must: a
+    reply of a live process taken for an orphan would be marked interrupted."""
+    whole = "|".join((hostname, boot_id, pid_namespace))
+    return f"{hostname[:32]}@{hashlib.sha256(whole.encode()).hexdigest()[:12]}"
+
+
+def _pid_namespace() -> str:
     try:
-        return f"{name}@{os.stat('/proc/self/ns/pid').st_ino}"
+        return str(os.stat("/proc/self/ns/pid").st_ino)
     except OSError:  # no /proc (macOS)
-        return name
+        return ""
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
 
 
 def process_started(pid: int) -> str | None:

@@ -1,17 +1,31 @@
 """Token estimates, used when a provider sends no usage (stopped, cut off, or never reported).
 
 No tokenizer matches every provider, and tiktoken needs its encodings from the network, so
-chatsite estimates about four characters a token and marks such counts `estimated`.
+chatsite estimates about four characters a token, one for each Chinese, Japanese or Korean
+character (the providers' tokenizers take one to one and a half of those a token, so four would
+count a fourth of it), and marks such counts `estimated`.
 """
+
+import re
 
 from conversations.providers.base import Usage, token_count
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4  # role and separators around each message
+# Hangul Jamo; CJK radicals to Yi (kana, ideographs); Hangul syllables; compatibility
+# ideographs and forms; full-width forms; the supplementary ideographs.
+WIDE_CHARACTER = re.compile(
+    "[\u1100-\u11ff\u2e80-\ua4cf\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f"
+    "\uff00-\uffef\U00020000-\U0003fffd]"
+)
 
 
 def estimate_tokens(*texts: str) -> int:
-    return sum(-(-len(text) // CHARS_PER_TOKEN) for text in texts if text)
+    total = 0
+    for text in texts:
+        wide = 0 if text.isascii() else len(WIDE_CHARACTER.findall(text))
+        total += wide + -(-(len(text) - wide) // CHARS_PER_TOKEN)
+    return total
 
 
 def estimated_usage(prompt_texts: list[str], reply_texts: list[str]) -> Usage:

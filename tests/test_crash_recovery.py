@@ -4,12 +4,13 @@ import os
 import socket
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
-from conversations.producers import PRODUCER_ID, process_started, this_host
+from conversations.producers import PRODUCER_ID, host_id, process_started, this_host
 from conversations.providers.registry import default_model
 from conversations.recovery import STALE_AFTER, recover_orphaned_replies
 from tests.client import wait_for
@@ -183,8 +184,24 @@ def test_a_live_process_here_keeps_its_reply_unless_its_pid_went_to_a_later_one(
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="pid namespaces are Linux's")
-def test_a_process_is_named_with_its_pid_namespace(alice):
+def test_a_process_is_named_with_its_machine_and_pid_namespace(alice):
     # Containers sharing a host name each have their own pids: pid 7 in one is not pid 7 in
     # another, so a pid alone must not decide that another container's reply is orphaned.
-    assert this_host() != socket.gethostname() and this_host().startswith(socket.gethostname())
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    assert this_host() == host_id(socket.gethostname(), boot_id, namespace)
+    assert this_host() != host_id(socket.gethostname(), boot_id, "")
     assert PRODUCER_ID.startswith(f"{this_host()}:{os.getpid()}:")
+
+
+def test_machines_are_told_apart_by_their_whole_name_boot_and_pid_namespace():
+    pod = "chatsite-production-web-frontend-workers-7d9f8c6b5d-"  # a long Deployment's pods
+    ids = {
+        host_id(pod + "x2k4p", "boot-1", "4026532281"),
+        host_id(pod + "q8z7m", "boot-1", "4026532281"),  # differs past any cut of its name
+        host_id(pod + "x2k4p", "boot-2", "4026532281"),  # a machine given the same name
+        host_id(pod + "x2k4p", "boot-1", "4026532282"),  # a container beside it
+    }
+    assert len(ids) == 4
+    assert host_id(pod + "x2k4p", "boot-1", "4026532281") in ids  # the same machine: the same
+    assert all(len(name) <= 45 and ":" not in name for name in ids)  # fits host:pid:boot

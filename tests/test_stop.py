@@ -76,6 +76,19 @@ def test_stop_after_some_tokens_stores_exactly_the_streamed_text_and_ends_every_
         assert events[-1].data["message"]["status"] == "stopped"
 
 
+def test_a_stopped_reply_in_chinese_is_estimated_at_a_token_a_character(server, stub, alice_client):
+    # No usage from the provider on a stop: four characters a token would count a fourth.
+    gate = Gate()
+    stub.queue(gated_stream(["你好", "世界"], gate))
+    conversation = alice_client.new_conversation()
+    body = alice_client.send(conversation["id"], "用中文打个招呼").json()
+    gate.wait_reached()
+    alice_client.http.post(f"/api/messages/{body['assistant_message']['id']}/stop/")
+    reply = Message.objects.get(pk=body["assistant_message"]["id"])
+    assert (reply.status, reply.content, reply.usage_source) == ("stopped", "你好世界", "estimated")
+    assert (reply.prompt_tokens, reply.completion_tokens) == (7 + 4, 4)  # 4 for the message
+
+
 def test_stopping_a_finished_reply_changes_nothing(server, stub, alice_client):
     conversation = alice_client.new_conversation()
     body = alice_client.send(conversation["id"], "Hi").json()
@@ -85,6 +98,16 @@ def test_stopping_a_finished_reply_changes_nothing(server, stub, alice_client):
     assert response.status_code == 200
     assert response.json()["status"] == "complete"
     assert response.json()["content"] == final["content"]
+
+
+def test_stopping_a_user_message_is_a_400_and_stops_nothing(server, stub, alice_client):
+    body = send_held_reply(alice_client, stub, ["Still"])
+    response = alice_client.http.post(f"/api/messages/{body['user_message']['id']}/stop/")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "not_a_reply"
+    reply = Message.objects.get(pk=body["assistant_message"]["id"])
+    assert reply.is_active
+    alice_client.http.post(f"/api/messages/{reply.pk}/stop/")  # not left to the next test
 
 
 def test_deleting_a_conversation_stops_its_running_reply_first(server, stub, alice_client):
