@@ -55,6 +55,9 @@ class ServerProcess:
         }
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"server-{self.port}.log"
+        # A port is reused from run to run: an earlier server's lines must not answer this
+        # one's log waits. Restarts of this server append (start()).
+        self.log_path.unlink(missing_ok=True)
         self.process: subprocess.Popen | None = None
 
     @property

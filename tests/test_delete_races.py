@@ -3,7 +3,10 @@ between the delete's stops and its delete is stopped too (with why, its usage ke
 deleted generating; a message stored into a conversation deleted meanwhile is a 404."""
 
 import pytest
+from django.test import Client
 
+from conversations.api import views as api_views
+from conversations.api.views import STILL_STARTING
 from conversations.budgets import delete_conversation, rate_held
 from conversations.models import Conversation, DeletedReplyUsage, Message, UserBudget
 from conversations.producers import PRODUCER_ID
@@ -55,3 +58,19 @@ def test_a_regenerate_in_a_conversation_deleted_meanwhile_is_a_404(
         conversation.add_reply(asked, default_model(), PRODUCER_ID)
     gone = alice_client.http.post(f"/api/messages/{asked.pk}/regenerate/", json={})
     assert gone.status_code == 404 and stub.requests == []
+
+
+def test_a_delete_whose_conversation_keeps_starting_replies_is_a_409_and_deletes_nothing(
+    alice, monkeypatch
+):
+    # Replies started from another window after each of the delete's rounds of stops: no
+    # round left to delete in (the rounds themselves need that other window's timing).
+    monkeypatch.setattr(api_views, "DELETE_ROUNDS", 0)
+    conversation = add_chat(alice, "Busy elsewhere")
+    browser = Client()
+    browser.force_login(alice)
+    refused = browser.delete(f"/api/conversations/{conversation.pk}/")
+    assert refused.status_code == 409
+    assert refused.json()["error"] == {"code": "reply_in_progress", "message": STILL_STARTING}
+    assert Conversation.objects.filter(pk=conversation.pk).exists()
+    assert conversation.messages.count() == 2
