@@ -127,8 +127,9 @@ def stop_reply_now(reply: Message, code: str = "") -> None:
     if async_to_sync(event_log().request_stop)(reply.id, code) and _wait_until_final(reply):
         return
     # Produced by a live process that did not answer: store what it last saved.
-    if saved := Message.objects.select_related("parent").filter(pk=reply.pk).first():
-        end_without_producer(saved, Message.Status.STOPPED, code)
+    saved = Message.objects.select_related("parent").filter(pk=reply.pk).first()
+    if saved and end_without_producer(saved, Message.Status.STOPPED, code):
+        logger.warning("Reply %s: its producer did not answer a stop; stored as saved", reply.pk)
 
 
 def _wait_until_final(reply: Message) -> bool:

@@ -20,7 +20,8 @@ from tests.client import (
     text_of,
 )
 from tests.replies import send_held_reply
-from tests.stub import openai_stream
+from tests.servers import ServerProcess
+from tests.stub import Gate, gated_stream, openai_stream
 
 
 @pytest.fixture
@@ -29,10 +30,16 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture
-def two_servers(start_server, redis_url, redis_prefix) -> tuple[str, str]:
-    """Two server processes sharing one Redis (and the database): their URLs."""
+def server_pair(start_server, redis_url, redis_prefix) -> tuple[ServerProcess, ServerProcess]:
+    """Two server processes sharing one Redis (and the database)."""
     env = {"REDIS_URL": redis_url, "CHATSITE_REDIS_PREFIX": redis_prefix}
-    return start_server(**env).url, start_server(**env).url
+    return start_server(**env), start_server(**env)
+
+
+@pytest.fixture
+def two_servers(server_pair) -> tuple[str, str]:
+    """The two processes' URLs."""
+    return server_pair[0].url, server_pair[1].url
 
 
 @pytest.fixture
@@ -41,15 +48,25 @@ def two_processes(two_servers, client_for, alice):
     return client_for(alice, base_url=first), client_for(alice, base_url=second)
 
 
-def test_reply_produced_by_one_process_streams_from_another_and_resumes(two_processes, stub):
+def test_reply_produced_by_one_process_streams_live_from_another_and_resumes(two_processes, stub):
     producer_side, viewer_side = two_processes
-    stub.queue(openai_stream(["Across", " two", " processes"]))
+    gate = Gate()
+    stub.queue(gated_stream(["Across", " two"], gate, after=[" processes"]))
     conversation = producer_side.new_conversation()
     body = producer_side.send(conversation["id"], "Hi").json()
 
-    events = viewer_side.events(body["stream_url"])
+    with viewer_side.http.stream("GET", body["stream_url"]) as response:
+        following = read_events(response.iter_bytes())
+        events = [next(following), next(following)]  # while the reply still generates:
+        gate.open()  # live, through Redis, not the stored reply read afterwards
+        events.extend(following)
+    assert [(e.id, e.name) for e in events] == [
+        (1, "delta"),
+        (2, "delta"),
+        (3, "delta"),
+        (4, "done"),
+    ]
     assert text_of(events) == "Across two processes"
-    assert events[-1].name == "done"
     assert events[-1].data["message"]["status"] == "complete"
     resumed = viewer_side.events(body["stream_url"], headers={"Last-Event-ID": "1"})
     assert resumed == events[1:]
@@ -105,7 +122,7 @@ def xread_calls(store: redis.Redis) -> int:
     return store.info("commandstats").get("cmdstat_xread", {}).get("calls", 0)
 
 
-def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
+def test_stop_sent_to_another_process_stops_the_producer(two_processes, server_pair, stub):
     producer_side, viewer_side = two_processes
     body = send_held_reply(producer_side, stub, ["Stop", " me"])
     reply_id = body["assistant_message"]["id"]
@@ -122,6 +139,8 @@ def test_stop_sent_to_another_process_stops_the_producer(two_processes, stub):
     assert text_of(seen) == "Stop me"
     assert seen[-1].data["message"]["status"] == "stopped"
     assert Message.objects.get(pk=reply_id).content == "Stop me"
+    # Stopped by its producer, told through Redis, not stored by the viewer's fallback.
+    assert "did not answer a stop" not in server_pair[1].log()
 
 
 def test_a_delete_on_another_process_tells_the_window_following_the_reply(
