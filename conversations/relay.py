@@ -123,7 +123,7 @@ class ReplyProducer:
             await self._finish(outcome)
             return
         except (OperationalError, InterfaceError):
-            raise  # still out of reach after store_final's minute: crash recovery's turn
+            raise  # still out of reach after store_final's retries: crash recovery's turn
         except Exception:
             logger.exception("Finishing reply %s failed", self.reply_id)
         failure = ProviderError(UNSTORABLE, code="internal_error")
