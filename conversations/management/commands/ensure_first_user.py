@@ -3,10 +3,14 @@
 import os
 import secrets
 import sys
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+PASSWORD_FILE = ".first-user-password"  # in the project's folder, as .secret_key
 
 
 class Command(BaseCommand):
@@ -30,8 +34,20 @@ class Command(BaseCommand):
             username = username or "admin"
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(username=username, password=password, email="")
+            path = write_private(settings.BASE_DIR / PASSWORD_FILE, password)
             self.stdout.write(
-                f"Created user {username!r} with password {password!r} (shown once; "
-                "set CHATSITE_ADMIN_USERNAME and CHATSITE_ADMIN_PASSWORD to choose them)."
+                f"Created user {username!r}; its password is in {path}, readable by you alone "
+                "(change it once logged in, then delete the file; or set "
+                "CHATSITE_ADMIN_USERNAME and CHATSITE_ADMIN_PASSWORD to choose them)."
             )
         self.stdout.write(f"Log in at {site}")
+
+
+def write_private(path: Path, text: str) -> Path:
+    """`text` in a file only its owner may read. Not printed: without a terminal the output
+    goes to a log (journald, docker logs) that others read and that is kept."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file left from before keeps its mode otherwise
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text + "\n")
+    return path
