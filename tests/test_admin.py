@@ -239,3 +239,6 @@ def test_usage_page_dates_at_the_ends_of_the_calendar_are_a_form_error(server, b
         page = staff.http.get(f"{CONVERSATIONS}usage/?{query}")
         assert page.status_code == 200, query  # the last 30 days, and the form says why
         assert "Ensure this value is" in page.text, query
+    backwards = staff.http.get(f"{CONVERSATIONS}usage/?start=2026-03-02&end=2026-03-01")
+    assert backwards.status_code == 200
+    assert "The start date is after the end date." in backwards.text

@@ -168,3 +168,25 @@ def test_a_client_that_leaves_while_its_completion_starts_stops_its_reply(
     )
     assert reply.error_code == "client_disconnected"
     gate.open()
+
+
+def test_a_whole_completion_whose_reply_is_deleted_before_it_is_stored_is_a_404(
+    start_server, stub, alice, alice_key
+):
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="3600")  # only the reply's row goes
+    gate = Gate()
+    stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
+    body = {"model": MODEL, "messages": HISTORY[1:2]}
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(
+            httpx.post, f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=60
+        )
+        gate.wait_reached()
+        Conversation.objects.all().delete()  # the reply with it, still running
+        gate.open()
+        gone = answer.result()
+    assert gone.status_code == 404, gone.text
+    assert gone.json()["error"]["code"] == "not_found"
+    assert gone.json()["error"]["message"] == "The conversation was deleted meanwhile."
+    assert not Message.objects.exists()

@@ -175,7 +175,11 @@ def provider(stub) -> AnthropicProvider:
         ("overloaded_error", "provider_unavailable", 529, True),
         ("rate_limit_error", "rate_limited", 429, True),
         ("invalid_request_error", "bad_request", 400, False),
-        ("billing_error", "bad_request", 402, False),  # not a server error: not tried again
+        ("billing_error", "quota_exhausted", 402, False),  # as an HTTP 402: not tried again
+        ("permission_error", "auth_error", 403, False),
+        ("not_found_error", "provider_not_found", 404, False),
+        ("api_error", "provider_unavailable", 500, True),
+        ("conflict_error", "bad_request", 409, False),
         ("timeout_error", "provider_unavailable", 504, True),
         ("some_future_error", "provider_unavailable", 500, True),
     ],

@@ -106,13 +106,8 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
         return
     body = await response.aread()
     status, code = response.status_code, error_code(body)
-    if status == 402 or (status == 429 and code in OUT_OF_CREDIT):
-        raise ProviderError(  # not a rate: asking again later gets the same answer
-            f"{label} says the account is out of credit or quota (HTTP {status}):"
-            f" {error_detail(body)}",
-            code="quota_exhausted",
-            status=status,
-        )
+    # Not a rate: asking again later gets the same answer.
+    out_of_credit = status == 429 and code in OUT_OF_CREDIT
     if content_refused(code):
         raise ProviderError(
             f"{label}'s content inspection refused this request ({code}): {error_detail(body)}",
@@ -120,15 +115,24 @@ async def raise_for_status(response: httpx.Response, label: str) -> None:
             status=status,
         )
     retry_after = parse_retry_after(response.headers.get("retry-after"))
-    raise error_for_status(response.status_code, label, error_detail(body), retry_after)
+    raise error_for_status(status, label, error_detail(body), retry_after, out_of_credit)
 
 
 def error_for_status(
-    status: int, label: str, detail: str, retry_after: float | None = None
+    status: int,
+    label: str,
+    detail: str,
+    retry_after: float | None = None,
+    out_of_credit: bool = False,
 ) -> ProviderError:
-    """The one mapping of a failure status to its message; in-stream errors name their status."""
+    """The one mapping of a failure status to its message; in-stream errors name their status
+    (Anthropic's billing_error is a 402, as over HTTP)."""
+    out_of_credit = out_of_credit or status == 402
     if status in (401, 403):
         message, code = f"{label} rejected the API key (HTTP {status})", "auth_error"
+    elif out_of_credit:
+        message = f"{label} says the account is out of credit or quota (HTTP {status})"
+        code = "quota_exhausted"
     elif status == 429:
         message, code = f"{label} is rate limiting requests (HTTP 429)", "rate_limited"
         if retry_after is not None:
@@ -142,7 +146,7 @@ def error_for_status(
     return ProviderError(
         f"{message}: {detail}" if detail else f"{message}.",
         code=code,
-        retryable=status == 429 or status >= 500,
+        retryable=(status == 429 or status >= 500) and not out_of_credit,
         retry_after=retry_after,
         status=status,
     )
