@@ -26,6 +26,7 @@ from conversations.providers.http import (  # noqa: E402  (Django is set up)
     provider_ssl_context,
 )
 from conversations.recovery import recover_at_startup  # noqa: E402
+from conversations.shutdown import store_running_replies  # noqa: E402
 
 # A process that starts owns no running reply: any reply a dead process left "generating"
 # is marked interrupted now, before anyone can look at it.
@@ -36,9 +37,10 @@ provider_ssl_context()  # loaded now, not by the first reply (with the event loo
 
 @atexit.register
 def end_loop_work() -> None:
-    """daphne stops its event loop without ending what still runs in it: the producers first
-    (their replies are left for the next process to mark interrupted), then the provider
-    client, whose connections they were reading."""
+    """daphne stops its event loop without ending what still runs in it: the replies are
+    stored as they stand (shutdown.py), their producers cancelled, then the provider client
+    closed, whose connections they were reading."""
+    store_running_replies()
     cancel_producers()
     close_clients()
 

@@ -5,8 +5,9 @@ Each raises ImproperlyConfigured on a bad value, so a typo fails at start-up, no
 
 import math
 import os
+import re
 from collections.abc import Callable
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
@@ -105,8 +106,9 @@ def env_url(name: str, default: str = "") -> str:
     parts = urlsplit(value)
     usable = parts.scheme in ("http", "https") and parts.hostname and port_ok(parts)
     if value and not usable:
-        # Shown without what may be a secret: a user and password, a query (?key=...).
-        shown = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))
+        # Shown without what may be a secret: a user and password (wherever a typo put the
+        # slashes), a query (?key=...), a fragment.
+        shown = re.sub(r"[^/@]*@", "", re.split(r"[?#]", value, maxsplit=1)[0])
         raise ImproperlyConfigured(
             f"{name} must be an http:// or https:// URL with a host, not {shown!r}"
         )

@@ -4,8 +4,8 @@ finish_reply is called by a reply's producer when the provider's stream ends, ho
 ends (a second time, as failed, should the database refuse the first); end_as_saved by
 crash recovery and by a stop its producer does not answer, with the text last saved. Both
 UPDATE only a reply still running, so the first final write lands and any later one is a
-no-op: a reply is never stored twice. One exception: a producer alive after all stores its
-reply over what end_as_saved gave it (take_back), as it has the whole text and the usage.
+no-op: a reply is never stored twice. One exception: a producer that has its whole reply
+stores it over what end_as_saved gave it meanwhile (take_back).
 """
 
 import asyncio
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from conversations import sql_once
@@ -27,16 +26,13 @@ from conversations.providers.characters import storable_text
 logger = logging.getLogger(__name__)
 
 # A database briefly out of reach (SQLite locked past its busy timeout by another process,
-# PostgreSQL restarting or failing over, which takes a minute or two) must not lose a finished
-# reply: its final write is tried again after each of these pauses (about five minutes in
-# all), before it is left to crash recovery, which keeps only its last checkpoint. Meanwhile
-# the reply counts as running here.
-FINISH_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 60.0, 60.0, 60.0)
+# PostgreSQL restarting) must not lose a finished reply: its final write is tried again after
+# each of these pauses (about a minute in all), before it is left to crash recovery, which
+# keeps only its last checkpoint. Meanwhile the reply counts as running here.
+FINISH_RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 # Every write to a running reply is guarded by its status: a reply already final stays so.
 ACTIVE = ("status", Message.ACTIVE_STATUSES)
-# In a reply's metadata: stored by end_as_saved, not by its producer, which may take it back.
-ENDED_WITHOUT_PRODUCER = "ended_without_producer"
 FINISH_REASON_LENGTH = Message._meta.get_field("finish_reason").max_length
 ERROR_CODE_LENGTH = Message._meta.get_field("error_code").max_length
 
@@ -117,8 +113,7 @@ def checkpoint_replies(partials: list[PartialReply]) -> set[UUID]:
     """Save running replies' partial text, so a crash loses at most one checkpoint interval.
 
     Returns those of them that are no longer running: stored as final by another process (a
-    stop it could not pass on) or deleted with their conversation; not one crash recovery on
-    another host took for gone, whose producer reads on and stores it over that (take_back)."""
+    stop it could not pass on, or crash recovery) or deleted with their conversation."""
     now = timezone.now()
     rows: dict[str, list[list]] = {}  # statement -> one row of parameters per reply
     for partial in partials:
@@ -136,12 +131,8 @@ def checkpoint_replies(partials: list[PartialReply]) -> set[UUID]:
         for sql, params in rows.items():
             cursor.executemany(sql, params)
     saved = {partial.reply_id for partial in partials}
-    # Marked interrupted by crash recovery elsewhere, yet produced here: read on, and take back.
-    taken_for_gone = Q(
-        status=Message.Status.INTERRUPTED, **{f"metadata__{ENDED_WITHOUT_PRODUCER}": True}
-    )
-    running = Message.objects.filter(Q(status__in=Message.ACTIVE_STATUSES) | taken_for_gone)
-    return saved - set(running.filter(pk__in=saved).values_list("pk", flat=True))
+    running = Message.objects.active_replies().filter(pk__in=saved).values_list("pk", flat=True)
+    return saved - set(running)
 
 
 def end_as_saved(reply: Message, status: str, why: tuple[str, str], usage: Usage) -> bool:
@@ -157,26 +148,24 @@ def end_as_saved(reply: Message, status: str, why: tuple[str, str], usage: Usage
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
         "usage_source": Message.UsageSource.ESTIMATED,
-        "metadata": {**reply.metadata, ENDED_WITHOUT_PRODUCER: True},
         "completed_at": timezone.now(),
     }
     return write_final(reply, final)
 
 
 def take_back(reply: Message, final: dict) -> bool:
-    """Store a producer's `final` over what end_as_saved stored without it: crash recovery on
-    another host taking it for gone (its heartbeats missed while the database was out of
-    reach), or a stop it did not answer in time. Alive after all, it has the whole text and the
-    provider's usage; recovery had only the last checkpoint and an estimate. A stop stands
-    unless the reply is whole (a stop after the Finish changes nothing) or the producer's own
-    stop. Once: `final`'s metadata has no mark."""
-    over = [Message.Status.INTERRUPTED]
-    if final["status"] in (Message.Status.COMPLETE, Message.Status.STOPPED):
-        over.append(Message.Status.STOPPED)
-    marked = {f"metadata__{ENDED_WITHOUT_PRODUCER}": True, "status__in": over}
+    """Store a producer's whole reply over what end_as_saved stored meanwhile without it: a
+    stop it did not answer in time (a stop after the provider's Finish changes nothing), or
+    crash recovery on another host that took it for gone while the database was out of reach
+    (its final write retried, its heartbeats stopped). It has the whole text and the provider's
+    usage; those had the last checkpoint and an estimate. Anything short of whole stands
+    behind them: the producer writes its final state once, so any other found was theirs."""
+    if final["status"] != Message.Status.COMPLETE:
+        return False
+    ended_without_it = [Message.Status.INTERRUPTED, Message.Status.STOPPED]
     touched = {"updated_at": final["completed_at"]}
     with transaction.atomic():  # the reply and its conversation's time, as write_final
-        if not Message.objects.filter(pk=reply.pk, **marked).update(**final):
+        if not Message.objects.filter(pk=reply.pk, status__in=ended_without_it).update(**final):
             return False
         sql_once.update(Conversation, reply.conversation_id, touched, connection.alias)
     logger.warning("Reply %s: its producer stored it over what another process had", reply.pk)

@@ -62,7 +62,8 @@ def process_started(pid: int) -> str | None:
 # host:pid:boot, the boot being when the process started (where known) and a nonce: which
 # process produces a reply, stored with it for crash recovery.
 _boot = "-".join(filter(None, [process_started(os.getpid()), uuid.uuid4().hex[:8]]))
-PRODUCER_ID = f"{this_host()}:{os.getpid()}:{_boot}"
+THIS_HOST = this_host()  # read once: recovery compares every running reply's with it
+PRODUCER_ID = f"{THIS_HOST}:{os.getpid()}:{_boot}"
 
 CLIENT_GONE = (
     "The API client disconnected before the reply was complete; the text up to then is kept."
@@ -149,6 +150,10 @@ def unregister(reply_id: UUID) -> None:
 
 def running_replies() -> set[UUID]:
     return set(_producers)
+
+
+def running_producers() -> list[Producer]:
+    return list(_producers.values())
 
 
 def running_reply(reply_id: UUID) -> Message | None:

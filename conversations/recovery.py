@@ -55,7 +55,7 @@ def is_orphan(reply: Message) -> bool:
         return reply.pk not in producers.running_replies() and stale(reply)
     host, _, rest = reply.producer.partition(":")
     pid, _, boot = rest.partition(":")
-    if host == producers.this_host() and pid.isdigit():
+    if host == producers.THIS_HOST and pid.isdigit():
         return int(pid) == os.getpid() or not pid_alive(int(pid)) or reused(int(pid), boot)
     return stale(reply)
 

@@ -102,14 +102,14 @@ class ReplyProducer:
         try:
             job = self.job
             try:
-                job = job or await in_background(load_job)(self.reply)
+                self.job = job = job or await in_background(load_job)(self.reply)
                 outcome = await self._produce(job)
             except ProviderError as error:
-                outcome = self._outcome(Message.Status.FAILED, job, error)
+                outcome = self.outcome(Message.Status.FAILED, job, error)
             except Exception:
                 logger.exception("Producer for reply %s failed", self.reply_id)
                 failure = ProviderError(FAILED_HERE, code="internal_error")
-                outcome = self._outcome(Message.Status.FAILED, job, failure)
+                outcome = self.outcome(Message.Status.FAILED, job, failure)
             await self._finish_or_fail(outcome, job)
         finally:  # whatever ends it, even a cancellation: a stop waiting for it must hear
             producers.unregister(self.reply_id)
@@ -123,15 +123,15 @@ class ReplyProducer:
             await self._finish(outcome)
             return
         except (OperationalError, InterfaceError):
-            raise  # still out of reach after store_final's retries: crash recovery's turn
+            raise  # still out of reach after store_final's minute: crash recovery's turn
         except Exception:
             logger.exception("Finishing reply %s failed", self.reply_id)
         failure = ProviderError(UNSTORABLE, code="internal_error")
-        await self._finish(self._outcome(Message.Status.FAILED, job, failure))
+        await self._finish(self.outcome(Message.Status.FAILED, job, failure))
 
     async def _produce(self, job: ReplyJob) -> ReplyOutcome:
         if self.stop_requested:
-            return self._outcome(Message.Status.STOPPED, job)
+            return self.outcome(Message.Status.STOPPED, job)
         self._reading = asyncio.create_task(self._read_with_retries(job))
         checkpoint_loop.track(self)
         limit = asyncio.get_running_loop().call_later(
@@ -142,17 +142,17 @@ class ReplyProducer:
         except asyncio.CancelledError:
             if self.stop_requested:
                 if self.finish is None:  # a stop after the Finish changes nothing: it is whole
-                    return self._outcome(Message.Status.STOPPED, job)
+                    return self.outcome(Message.Status.STOPPED, job)
             elif asyncio.current_task().cancelling():
                 raise  # the server is shutting down: crash recovery marks the reply
             else:  # cancelled by none of chatsite's stops: kept as a crash would leave it
                 logger.error("Reading reply %s was cancelled, not by a stop", self.reply_id)
                 cut = ProviderError(CANCELLED_HERE, code="interrupted")
-                return self._outcome(Message.Status.INTERRUPTED, job, cut)
+                return self.outcome(Message.Status.INTERRUPTED, job, cut)
         finally:
             limit.cancel()
             checkpoint_loop.untrack(self.reply_id)
-        return self._outcome(Message.Status.COMPLETE, job)
+        return self.outcome(Message.Status.COMPLETE, job)
 
     async def _read_with_retries(self, job: ReplyJob) -> None:
         """Read the provider; before the first token, retry what may pass with backoff."""
@@ -230,7 +230,7 @@ class ReplyProducer:
             streaming=self.first_token_at is not None,
         )
 
-    def _outcome(
+    def outcome(
         self, status: str, job: ReplyJob | None, error: ProviderError | None = None
     ) -> ReplyOutcome:
         content, reasoning = "".join(self.parts), "".join(self.reasoning_parts)

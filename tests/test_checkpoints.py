@@ -70,54 +70,54 @@ def test_a_checkpoint_reports_a_reply_deleted_with_its_conversation(alice):
     assert ended == {deleted.pk}
 
 
-def test_a_producer_alive_after_all_stores_its_reply_over_what_recovery_gave_it(alice):
-    # Recovery on another host took it for gone (its heartbeats missed while the database was
-    # out of reach): interrupted at its last checkpoint, with an estimate. Its producer, which
-    # read on, has the whole text and the provider's usage.
+def test_a_producer_with_its_whole_reply_stores_it_over_what_recovery_gave_it(alice):
+    # Recovery on another host took it for gone while its final write waited for the
+    # database: interrupted at its last checkpoint, with an estimate. The producer has the
+    # whole text and the provider's usage.
     reply = running_reply(alice, "Half")
     assert end_without_producer(reply, Message.Status.INTERRUPTED)
-    assert checkpoint_replies([PartialReply(reply.pk, "Half an", "", streaming=True)]) == set()
+    assert checkpoint_replies([PartialReply(reply.pk, "Half an", "", streaming=True)]) == {
+        reply.pk
+    }  # a producer still reading stops: its reply is ended
 
     stored = finish_reply(reply, whole("Half an answer"))
     assert stored is not None and stored.status == "complete"
     row = Message.objects.get(pk=reply.pk)
     assert (row.status, row.content, row.error_code) == ("complete", "Half an answer", "")
     assert (row.total_tokens, row.usage_source) == (13, "provider")
-    assert row.metadata == {"kept": "yes"}  # recovery's mark gone with its state
-    assert finish_reply(reply, whole("Once more")) is None  # taken back once, then final
+    assert finish_reply(reply, whole("Once more")) is None  # whole now: final
 
 
-def test_a_reply_stored_stopped_for_a_producer_that_did_not_answer_stops_it_then_is_taken_back(
-    alice,
-):
-    # A stop on another process, its producer slow to store the whole reply it had: the stop
-    # is passed on (the producer stops reading), and the producer's own state stands.
-    reply = running_reply(alice, "Almost")
-    assert end_without_producer(reply, Message.Status.STOPPED)
-    assert checkpoint_replies([PartialReply(reply.pk, "Almost", "", streaming=True)]) == {reply.pk}
-    failed = ReplyOutcome(status="failed", content="Almost", error_code="connection_error")
-    assert finish_reply(reply, failed) is None  # asked to stop, and stopped it stays
-    assert finish_reply(reply, whole("Almost done")) is not None
-    assert Message.objects.get(pk=reply.pk).content == "Almost done"
+def test_a_reply_ended_without_its_producer_stays_so_unless_the_producer_has_it_whole(alice):
+    # A stop on another process its producer did not answer in time: the producer, told at
+    # its next checkpoint, stops too, or fails; only a reply already whole (a stop after the
+    # provider's Finish changes nothing) replaces what the stop stored.
+    for ended in (Message.Status.STOPPED, Message.Status.INTERRUPTED):
+        reply = running_reply(alice, "Almost")
+        assert end_without_producer(reply, ended)
+        stopped = ReplyOutcome(status="stopped", content="Almost do")
+        failed = ReplyOutcome(status="failed", content="Almost", error_code="connection_error")
+        assert finish_reply(reply, stopped) is None and finish_reply(reply, failed) is None
+        assert Message.objects.get(pk=reply.pk).status == ended
+        assert finish_reply(reply, whole("Almost done")) is not None
+        assert Message.objects.get(pk=reply.pk).content == "Almost done"
 
 
 def test_a_reply_its_producer_stored_is_never_stored_again(alice):
-    reply = running_reply(alice, "")
-    assert finish_reply(reply, whole("Mine")) is not None
-    failed = ReplyOutcome(status="failed", content="Mine", error_code="internal_error")
-    assert finish_reply(reply, failed) is None
-    assert Message.objects.get(pk=reply.pk).status == "complete"
+    # A producer writes once more only as failed, should its first write raise after all.
+    unstorable = ReplyOutcome(status="failed", content="Mi", error_code="internal_error")
+    for first in (ReplyOutcome(status="stopped", content="Mi"), whole("Mine")):
+        reply = running_reply(alice, "")
+        assert finish_reply(reply, first) is not None
+        assert finish_reply(reply, unstorable) is None
+        assert Message.objects.get(pk=reply.pk).status == first.status
 
 
 def running_reply(user, content: str) -> Message:
     reply = reply_for(user, status="streaming", content=content)
-    Message.objects.filter(pk=reply.pk).update(metadata={"kept": "yes"})
     return Message.objects.select_related("parent").get(pk=reply.pk)
 
 
 def whole(content: str) -> ReplyOutcome:
     usage = Usage(prompt_tokens=10, completion_tokens=3, total_tokens=13)
-    return ReplyOutcome(
-        status="complete", content=content, usage=usage, usage_source="provider",
-        metadata={"kept": "yes"},
-    )  # fmt: skip
+    return ReplyOutcome(status="complete", content=content, usage=usage, usage_source="provider")

@@ -12,8 +12,8 @@ from django.utils import timezone
 from conversations.models import Conversation, Message
 from conversations.producers import PRODUCER_ID, host_id, process_started, this_host
 from conversations.providers.registry import default_model
-from conversations.recovery import STALE_AFTER, recover_orphaned_replies
-from tests.client import wait_for
+from conversations.recovery import INTERRUPTED_REASON, STALE_AFTER, recover_orphaned_replies
+from tests.client import text_of, wait_for
 from tests.replies import send_held_reply
 from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_usage, sse
 
@@ -119,27 +119,26 @@ def test_every_running_reply_is_checkpointed(start_server, stub, client_for, ali
         assert (final["status"], final["content"]) == ("complete", "Half done")
 
 
-def test_a_reply_cut_by_a_graceful_stop_is_left_to_be_marked_interrupted(
+def test_a_reply_cut_by_a_graceful_stop_is_stored_interrupted_with_every_token_it_had(
     start_server, stub, client_for, alice
 ):
-    # SIGTERM, as a deploy stops a server: the reply is not stored as failed by the provider
-    # connection closing on the way out; the next process marks it interrupted, as after a
-    # crash, and the stop logs no error.
-    first = start_server(CHATSITE_CHECKPOINT_SECONDS="0.05")
+    # SIGTERM, as a deploy stops a server: the reply is stored at once, interrupted with its
+    # whole text (none was saved yet), not failed by the provider connection closing on the
+    # way out, nor left generating for the next process to find.
+    first = start_server(CHATSITE_CHECKPOINT_SECONDS="60", CHATSITE_FIRST_TOKEN_SAVE_SECONDS="60")
     client = client_for(alice, base_url=first.url)
-    reply_id = send_held_reply(client, stub, ["Half", " a reply"])["assistant_message"]["id"]
-    wait_for(lambda: Message.objects.filter(pk=reply_id, content="Half a reply").first(), "a save")
+    body = send_held_reply(client, stub, ["Half", " a reply"])
+    reply_id = body["assistant_message"]["id"]
+    seen = client.events(body["stream_url"], limit=2)
+    assert text_of(seen) == "Half a reply"  # produced, not saved
+    assert Message.objects.get(pk=reply_id).content == ""
 
     first.stop()
-    assert Message.objects.get(pk=reply_id).status == "streaming"
-    assert " ERROR " not in first.log() and "Unclosed" not in first.log()
-    start_server()
-    reply = wait_for(
-        lambda: Message.objects.filter(pk=reply_id).exclude(status="streaming").first(),
-        "recovery",
-    )
+    reply = Message.objects.get(pk=reply_id)
     assert (reply.status, reply.content) == ("interrupted", "Half a reply")
-    assert "server stopped" in reply.error
+    assert (reply.error_code, reply.error) == ("interrupted", INTERRUPTED_REASON)
+    assert reply.prompt_tokens > 0  # it was asked: its prompt counts
+    assert " ERROR " not in first.log() and "Unclosed" not in first.log()
 
 
 def test_a_reply_this_process_has_just_stored_is_not_taken_for_an_orphan(alice):

@@ -60,11 +60,9 @@ def test_a_regenerate_in_a_conversation_deleted_meanwhile_is_a_404(
     assert gone.status_code == 404 and stub.requests == []
 
 
-def test_a_delete_whose_conversation_keeps_starting_replies_is_a_409_and_deletes_nothing(
-    alice, monkeypatch
-):
-    # Replies started from another window after each of the delete's rounds of stops: no
-    # round left to delete in (the rounds themselves need that other window's timing).
+def test_a_delete_with_no_round_left_to_delete_in_is_a_409_that_deletes_nothing(alice, monkeypatch):
+    # As when replies keep starting from another window after each of the delete's rounds of
+    # stops; the rounds themselves are not reached here (they need that window's timing).
     monkeypatch.setattr(api_views, "DELETE_ROUNDS", 0)
     conversation = add_chat(alice, "Busy elsewhere")
     browser = Client()
