@@ -4,6 +4,8 @@ test_crash_recovery.py."""
 
 import asyncio
 
+from django.db import connections
+
 from conversations import producers, relay
 from conversations.models import Conversation, Message
 from conversations.producers import PRODUCER_ID
@@ -34,7 +36,7 @@ def test_a_reply_its_provider_finished_is_stored_whole_at_shutdown(alice, stub, 
         async with asyncio.timeout(HANG_GUARD_SECONDS):
             while not any(p.finish for p in producers.running_producers()):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-            stored = await asyncio.to_thread(store_running_replies)  # as at exit, off the loop
+            stored = await asyncio.to_thread(store_then_close)  # as at exit, off the loop
             gate.open()
             while producers.running_replies():  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
@@ -46,3 +48,12 @@ def test_a_reply_its_provider_finished_is_stored_whole_at_shutdown(alice, stub, 
     assert (reply.status, reply.content, reply.finish_reason) == ("complete", "Whole", "stop")
     assert (reply.total_tokens, reply.usage_source) == (18, "provider")
     assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+def store_then_close() -> int:
+    """store_running_replies in a thread of its own, its database connection closed after (a
+    session left open would keep the test database from being dropped)."""
+    try:
+        return store_running_replies()
+    finally:
+        connections.close_all()
