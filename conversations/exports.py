@@ -160,12 +160,15 @@ def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> 
     answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
     if not any(whole(latest_reply[m.pk]) for m in answered):
         return None  # nothing to learn from
-    # The conversation as its last answer was asked: under that reply's own system prompt.
+    # The conversation as its last answer was asked: under that reply's own system prompt, with
+    # the user messages before it that got no answer, as the model was sent them.
     system = latest_reply[answered[-1].pk].system_prompt
     chat = [{"role": "system", "content": system}] if system else []
-    for message in answered:
-        reply = latest_reply[message.pk]
+    asked = [m for m in messages if m.role == Message.Role.USER]
+    for message in asked[: asked.index(answered[-1]) + 1]:
         chat.append({"role": "user", "content": message.content})
+        if (reply := latest_reply.get(message.pk)) is None:
+            continue
         # One stopped, failed or cut short stays as context, not learned from (OpenAI's weight).
         weight = {} if whole(reply) else {"weight": 0}
         chat.append({"role": "assistant", "content": reply.content, **weight})

@@ -52,3 +52,28 @@ def test_a_conversation_with_no_whole_answer_is_no_fine_tuning_example(server, s
     exchange(alice_client, conversation, "One")
     response = alice_client.http.get(f"/api/conversations/{conversation}/export/?format=jsonl")
     assert response.status_code == 200 and response.text == ""
+
+
+def test_a_message_whose_reply_failed_without_text_stays_in_the_example_as_it_was_asked(
+    server, stub, alice_client
+):
+    # The model was sent it with the next message (history keeps unanswered ones), so the
+    # example keeps it; one after the last answer was never part of an answered prompt.
+    stub.queue(
+        json_error(400, "The stub refuses this one."),
+        openai_stream(["Answered"]),
+        json_error(400, "And this one."),
+    )
+    conversation = alice_client.new_conversation()["id"]
+    for text in ("One", "Two", "Three"):
+        exchange(alice_client, conversation, text)
+    example = alice_client.http.get(f"/api/conversations/{conversation}/export/?format=jsonl")
+    assert json.loads(example.text)["messages"] == [
+        {"role": "user", "content": "One"},
+        {"role": "user", "content": "Two"},
+        {"role": "assistant", "content": "Answered"},
+    ]
+    assert stub.requests[1].json["messages"][-2:] == [
+        {"role": "user", "content": "One"},
+        {"role": "user", "content": "Two"},
+    ]  # as the model was sent them
