@@ -6,7 +6,7 @@ import contextlib
 import json
 import socket
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -95,21 +95,31 @@ def test_revoking_the_key_mid_stream_stops_its_reply_keeping_the_text(
     gate.open()
 
 
-def test_revoking_the_key_while_a_whole_completion_is_awaited_stops_it_with_a_401(
-    start_server, stub, alice, alice_key
-):
-    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
-    gate = Gate()
+def await_held_completion(
+    server, stub, key: str, gate: Gate, meanwhile: Callable[[], None]
+) -> httpx.Response:
+    """A whole /v1 completion whose reply is held after "Half" at `gate`; `meanwhile` runs
+    once it is held; the completion's answer."""
     stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
     body = {"model": MODEL, "messages": HISTORY[1:2]}
-    headers = {"Authorization": f"Bearer {alice_key}"}
+    headers = {"Authorization": f"Bearer {key}"}
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         answer = pool.submit(
             httpx.post, f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=60
         )
         gate.wait_reached()
-        revoke_key(alice.api_keys.get())
-        refused = answer.result()
+        meanwhile()
+        return answer.result()
+
+
+def test_revoking_the_key_while_a_whole_completion_is_awaited_stops_it_with_a_401(
+    start_server, stub, alice, alice_key
+):
+    server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="0.1")
+    gate = Gate()
+    refused = await_held_completion(
+        server, stub, alice_key, gate, lambda: revoke_key(alice.api_keys.get())
+    )
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "key_revoked"
     assert stub.requests[-1].wait_disconnected(), "the provider was still generating"
@@ -175,17 +185,12 @@ def test_a_whole_completion_whose_reply_is_deleted_before_it_is_stored_is_a_404(
 ):
     server = start_server(CHATSITE_API_KEY_RECHECK_SECONDS="3600")  # only the reply's row goes
     gate = Gate()
-    stub.queue(gated_stream(["Half"], gate, after=[" of it"]))
-    body = {"model": MODEL, "messages": HISTORY[1:2]}
-    headers = {"Authorization": f"Bearer {alice_key}"}
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        answer = pool.submit(
-            httpx.post, f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=60
-        )
-        gate.wait_reached()
+
+    def delete_then_go_on() -> None:
         Conversation.objects.all().delete()  # the reply with it, still running
         gate.open()
-        gone = answer.result()
+
+    gone = await_held_completion(server, stub, alice_key, gate, delete_then_go_on)
     assert gone.status_code == 404, gone.text
     assert gone.json()["error"]["code"] == "not_found"
     assert gone.json()["error"]["message"] == "The conversation was deleted meanwhile."
