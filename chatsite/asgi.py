@@ -3,6 +3,7 @@
 import atexit
 import gc
 import os
+import sys
 
 import django
 from django.conf import settings
@@ -20,6 +21,7 @@ GC_THRESHOLDS = (3_000, 20, 20)
 # Requests borrow a kept thread for their sync work instead of starting one each.
 application = RequestThreads(StreamingASGIHandler(), settings.CHATSITE_REQUEST_THREADS)
 
+from conversations import producers  # noqa: E402
 from conversations.producers import cancel_producers  # noqa: E402
 from conversations.providers.http import (  # noqa: E402  (Django is set up)
     close_clients,
@@ -40,9 +42,19 @@ def end_loop_work() -> None:
     """daphne stops its event loop without ending what still runs in it: the replies are
     stored as they stand (shutdown.py), their producers cancelled, then the provider client
     closed, whose connections they were reading."""
-    store_running_replies()
-    cancel_producers()
-    close_clients()
+    try:
+        store_running_replies()
+    finally:
+        cancel_producers()
+        close_clients()
+
+
+# Under daphne, Twisted runs this before daphne's own "before shutdown" step, which cuts every
+# open request: a /v1 client cut so has not left, and its reply is stored as interrupted, not
+# as stopped for a client that disconnected. (Only if daphne installed the reactor: importing
+# it here would install another.)
+if (reactor := sys.modules.get("twisted.internet.reactor")) is not None:
+    reactor.addSystemEventTrigger("before", "shutdown", producers.shutting_down.set)
 
 
 # The objects made at start-up (modules, URL patterns, settings) live as long as the process:

@@ -106,9 +106,12 @@ def env_url(name: str, default: str = "") -> str:
     parts = urlsplit(value)
     usable = parts.scheme in ("http", "https") and parts.hostname and port_ok(parts)
     if value and not usable:
-        # Shown without what may be a secret: a user and password (wherever a typo put the
-        # slashes), a query (?key=...), a fragment.
-        shown = re.sub(r"[^/@]*@", "", re.split(r"[?#]", value, maxsplit=1)[0])
+        # Shown without what may be a secret: everything up to the last @ but the scheme (a
+        # user and password, whatever they hold, wherever a typo put the slashes), a query
+        # (?key=...), a fragment.
+        head, at, rest = value.rpartition("@")
+        scheme = re.match(r"(?:[A-Za-z]+:?/+)?", head).group() if at else ""
+        shown = scheme + re.split(r"[?#]", rest, maxsplit=1)[0]
         raise ImproperlyConfigured(
             f"{name} must be an http:// or https:// URL with a host, not {shown!r}"
         )

@@ -118,8 +118,8 @@ class CheckpointLoop:
             tracked.saved, tracked.saved_at = progress, now
         for reply_id in ended:
             # Stored as final elsewhere (or deleted): reading on would only bill for text no
-            # one can store. The producer's own final write is then refused, unless its reply
-            # is whole (completion.take_back).
+            # one can store. The producer's own final write is then refused (but for a whole
+            # reply over recovery's interrupted: completion.take_back).
             if tracked := self._tracked.get(reply_id):
                 tracked.reply.cancel()
 

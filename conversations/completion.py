@@ -5,7 +5,7 @@ ends (a second time, as failed, should the database refuse the first); end_as_sa
 crash recovery and by a stop its producer does not answer, with the text last saved. Both
 UPDATE only a reply still running, so the first final write lands and any later one is a
 no-op: a reply is never stored twice. One exception: a producer that has its whole reply
-stores it over what end_as_saved gave it meanwhile (take_back).
+stores it over the interrupted state crash recovery elsewhere gave it meanwhile (take_back).
 """
 
 import asyncio
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from conversations import sql_once
@@ -154,18 +155,19 @@ def end_as_saved(reply: Message, status: str, why: tuple[str, str], usage: Usage
 
 
 def take_back(reply: Message, final: dict) -> bool:
-    """Store a producer's whole reply over what end_as_saved stored meanwhile without it: a
-    stop it did not answer in time (a stop after the provider's Finish changes nothing), or
-    crash recovery on another host that took it for gone while the database was out of reach
-    (its final write retried, its heartbeats stopped). It has the whole text and the provider's
-    usage; those had the last checkpoint and an estimate. Anything short of whole stands
-    behind them: the producer writes its final state once, so any other found was theirs."""
+    """Store a producer's whole reply over the interrupted state crash recovery on another host
+    gave it while the database was out of reach (its final write retried, its heartbeats
+    stopped): it has the whole text and the provider's usage, recovery the last checkpoint and
+    an estimate. Not once the conversation has gone on (a message since, asked with the cut
+    text), nor over anything else: the producer writes its final state once, a stop stands."""
     if final["status"] != Message.Status.COMPLETE:
         return False
-    ended_without_it = [Message.Status.INTERRUPTED, Message.Status.STOPPED]
+    since = Message.objects.filter(conversation_id=reply.conversation_id)
+    went_on = Exists(since.filter(created_at__gt=OuterRef("completed_at")))
+    recovered = Message.objects.filter(pk=reply.pk, status=Message.Status.INTERRUPTED)
     touched = {"updated_at": final["completed_at"]}
     with transaction.atomic():  # the reply and its conversation's time, as write_final
-        if not Message.objects.filter(pk=reply.pk, status__in=ended_without_it).update(**final):
+        if not recovered.filter(~went_on).update(**final):
             return False
         sql_once.update(Conversation, reply.conversation_id, touched, connection.alias)
     logger.warning("Reply %s: its producer stored it over what another process had", reply.pk)

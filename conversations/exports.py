@@ -154,20 +154,26 @@ def earlier_prompt(prompt: str) -> list[str]:
 
 
 def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
+    """The conversation as its last answer was asked (reply_job.history): the user messages
+    before it, each with the latest answer it had by then (none: as it was sent, alone), under
+    that answer's own system prompt."""
     latest_reply = {  # messages are in order, so the last one written wins (as the model saw)
         m.parent_id: m for m in messages if m.role == Message.Role.ASSISTANT and m.content
     }
     answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
-    if not any(whole(latest_reply[m.pk]) for m in answered):
+    if not answered:
+        return None
+    last = answered[-1]
+    before = messages[: messages.index(last)]  # not an answer regenerated after it
+    replies = {m.parent_id: m for m in before if m.role == Message.Role.ASSISTANT and m.content}
+    replies[last.pk] = latest_reply[last.pk]
+    if not any(whole(reply) for reply in replies.values()):
         return None  # nothing to learn from
-    # The conversation as its last answer was asked: under that reply's own system prompt, with
-    # the user messages before it that got no answer, as the model was sent them.
-    system = latest_reply[answered[-1].pk].system_prompt
+    system = replies[last.pk].system_prompt
     chat = [{"role": "system", "content": system}] if system else []
-    asked = [m for m in messages if m.role == Message.Role.USER]
-    for message in asked[: asked.index(answered[-1]) + 1]:
+    for message in [m for m in before if m.role == Message.Role.USER] + [last]:
         chat.append({"role": "user", "content": message.content})
-        if (reply := latest_reply.get(message.pk)) is None:
+        if (reply := replies.get(message.pk)) is None:
             continue
         # One stopped, failed or cut short stays as context, not learned from (OpenAI's weight).
         weight = {} if whole(reply) else {"weight": 0}

@@ -11,6 +11,7 @@ import contextvars
 import hashlib
 import os
 import socket
+import threading
 import uuid
 from pathlib import Path
 from typing import Protocol
@@ -114,6 +115,8 @@ class Producer(Protocol):
 
 
 _producers: dict[UUID, Producer] = {}
+# Set as the server begins to shut down, before it cuts its open requests (chatsite/asgi.py).
+shutting_down = threading.Event()
 _tasks: set[asyncio.Task] = set()
 _stopped_before_start: dict[UUID, str] = {}  # reply -> the stop's code
 # Stops passed on by other processes for replies not produced here. Most are for other
@@ -187,8 +190,9 @@ def forget_stop_before_start(reply_id: UUID) -> None:
 
 def stop_for_client_gone(reply_id: UUID) -> None:
     """An OpenAI-compatible client disconnected: its reply stops, as OpenAI's does (it cannot
-    be resumed, and generating on costs tokens), stored with its text so far and why."""
-    if producer := _producers.get(reply_id):
+    be resumed, and generating on costs tokens), stored with its text so far and why. Not when
+    the server cut it, shutting down: the reply is stored as interrupted then (shutdown.py)."""
+    if not shutting_down.is_set() and (producer := _producers.get(reply_id)):
         _cancel(producer, "client_disconnected")
 
 
@@ -212,8 +216,8 @@ def stop_if_produced_here(reply_id: UUID, code: str = "") -> None:
 
 
 def cancel_producers() -> None:
-    """At exit, their loop stopped: ended as by a crash, their replies are left for the next
-    process to mark interrupted (recovery.py), not failed by connections closed on the way out."""
+    """At exit, their loop stopped and their replies stored (shutdown.py): ended without a
+    final write of their own, not failed by connections closed on the way out."""
     stopped: dict[asyncio.AbstractEventLoop, list[asyncio.Task]] = {}
     for task in list(_tasks):
         loop = task.get_loop()

@@ -144,7 +144,7 @@ class ReplyProducer:
                 if self.finish is None:  # a stop after the Finish changes nothing: it is whole
                     return self.outcome(Message.Status.STOPPED, job)
             elif asyncio.current_task().cancelling():
-                raise  # the server is shutting down: crash recovery marks the reply
+                raise  # the server is shutting down: its reply is stored at exit (shutdown.py)
             else:  # cancelled by none of chatsite's stops: kept as a crash would leave it
                 logger.error("Reading reply %s was cancelled, not by a stop", self.reply_id)
                 cut = ProviderError(CANCELLED_HERE, code="interrupted")

@@ -88,19 +88,29 @@ def test_a_producer_with_its_whole_reply_stores_it_over_what_recovery_gave_it(al
     assert finish_reply(reply, whole("Once more")) is None  # whole now: final
 
 
-def test_a_reply_ended_without_its_producer_stays_so_unless_the_producer_has_it_whole(alice):
-    # A stop on another process its producer did not answer in time: the producer, told at
-    # its next checkpoint, stops too, or fails; only a reply already whole (a stop after the
-    # provider's Finish changes nothing) replaces what the stop stored.
-    for ended in (Message.Status.STOPPED, Message.Status.INTERRUPTED):
-        reply = running_reply(alice, "Almost")
-        assert end_without_producer(reply, ended)
-        stopped = ReplyOutcome(status="stopped", content="Almost do")
-        failed = ReplyOutcome(status="failed", content="Almost", error_code="connection_error")
-        assert finish_reply(reply, stopped) is None and finish_reply(reply, failed) is None
-        assert Message.objects.get(pk=reply.pk).status == ended
-        assert finish_reply(reply, whole("Almost done")) is not None
-        assert Message.objects.get(pk=reply.pk).content == "Almost done"
+def test_a_reply_ended_without_its_producer_stays_so_unless_recovery_took_a_whole_one(alice):
+    # A stop on another process its producer did not answer in time stands, even should the
+    # whole reply come after it; so does recovery's interrupted, short of a whole reply.
+    stopped = running_reply(alice, "Almost")
+    assert end_without_producer(stopped, Message.Status.STOPPED)
+    assert finish_reply(stopped, whole("Almost done")) is None
+    assert Message.objects.get(pk=stopped.pk).status == "stopped"
+    interrupted = running_reply(alice, "Almost")
+    assert end_without_producer(interrupted, Message.Status.INTERRUPTED)
+    failed = ReplyOutcome(status="failed", content="Almost", error_code="connection_error")
+    assert finish_reply(interrupted, failed) is None
+    assert Message.objects.get(pk=interrupted.pk).status == "interrupted"
+
+
+def test_a_whole_reply_is_not_stored_over_recovery_once_the_conversation_went_on(alice):
+    # Its owner, told it was interrupted, sent another message, asked with the cut text: the
+    # stored conversation stays as the model was asked it.
+    reply = running_reply(alice, "Half")
+    assert end_without_producer(reply, Message.Status.INTERRUPTED)
+    conversation = reply.conversation
+    conversation.messages.create(role="user", status="complete", content="Go on?")
+    assert finish_reply(reply, whole("Half an answer")) is None
+    assert Message.objects.get(pk=reply.pk).content == "Half"
 
 
 def test_a_reply_its_producer_stored_is_never_stored_again(alice):

@@ -6,6 +6,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from django.utils import timezone
 
@@ -13,8 +14,8 @@ from conversations.models import Conversation, Message
 from conversations.producers import PRODUCER_ID, host_id, process_started, this_host
 from conversations.providers.registry import default_model
 from conversations.recovery import INTERRUPTED_REASON, STALE_AFTER, recover_orphaned_replies
-from tests.client import text_of, wait_for
-from tests.replies import send_held_reply
+from tests.client import first_text, text_of, wait_for
+from tests.replies import HISTORY, MODEL, send_held_reply, stored_reply
 from tests.stub import Gate, Script, gated_stream, openai_chunk, openai_usage, sse
 
 
@@ -139,6 +140,24 @@ def test_a_reply_cut_by_a_graceful_stop_is_stored_interrupted_with_every_token_i
     assert (reply.error_code, reply.error) == ("interrupted", INTERRUPTED_REASON)
     assert reply.prompt_tokens > 0  # it was asked: its prompt counts
     assert " ERROR " not in first.log() and "Unclosed" not in first.log()
+
+
+def test_a_v1_reply_cut_by_a_graceful_stop_is_interrupted_not_stopped_for_its_client(
+    start_server, stub, alice, alice_key
+):
+    # The server cuts its open requests as it shuts down: its /v1 client has not left, so
+    # the reply is not stored as stopped for a client that disconnected.
+    server = start_server(CHATSITE_CHECKPOINT_SECONDS="60", CHATSITE_FIRST_TOKEN_SAVE_SECONDS="60")
+    stub.queue(gated_stream(["Before"], Gate(), after=[" after"]))
+    body = {"model": MODEL, "messages": HISTORY[1:2], "stream": True}
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, headers=headers) as r:
+        lines = r.iter_lines()  # kept: dropped, it would close the connection
+        assert first_text(lines) == "Before"
+        server.stop()
+    reply = stored_reply()
+    assert (reply.status, reply.content) == ("interrupted", "Before")
+    assert (reply.error_code, reply.error) == ("interrupted", INTERRUPTED_REASON)
 
 
 def test_a_reply_this_process_has_just_stored_is_not_taken_for_an_orphan(alice):

@@ -77,3 +77,26 @@ def test_a_message_whose_reply_failed_without_text_stays_in_the_example_as_it_wa
         {"role": "user", "content": "One"},
         {"role": "user", "content": "Two"},
     ]  # as the model was sent them
+
+
+def test_an_answer_regenerated_after_later_messages_is_not_in_their_example(
+    server, stub, alice_client
+):
+    # "Two"'s answer was asked with "One" unanswered; "One" answered later, by a regenerate,
+    # was never part of that prompt.
+    stub.queue(
+        json_error(400, "The stub refuses this one."),
+        openai_stream(["Answered"]),
+        openai_stream(["Late answer"]),
+    )
+    conversation = alice_client.new_conversation()["id"]
+    first = exchange(alice_client, conversation, "One")
+    exchange(alice_client, conversation, "Two")
+    again = alice_client.http.post(f"/api/messages/{first['parent']}/regenerate/", json={})
+    alice_client.wait_final(conversation, again.json()["assistant_message"]["id"])
+    example = alice_client.http.get(f"/api/conversations/{conversation}/export/?format=jsonl")
+    assert json.loads(example.text)["messages"] == [
+        {"role": "user", "content": "One"},
+        {"role": "user", "content": "Two"},
+        {"role": "assistant", "content": "Answered"},
+    ]

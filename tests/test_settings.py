@@ -34,6 +34,8 @@ def test_typed_env_helpers_reject_bad_values(monkeypatch):
         ("http:/user:s3cret@gw/v1#k3y", "http:/gw/v1"),
         ("https//user:s3cret@gw/v1", "https//gw/v1"),
         ("user:s3cret@gw:8080/v1", "gw:8080/v1"),
+        ("http://user:p?s3cret@gw:99999", "http://gw:99999"),
+        ("https://user:pa/s3cret@gw:99999/v1", "https://gw:99999/v1"),
     ]:
         monkeypatch.setenv("SOME_URL", typo)
         with pytest.raises(ImproperlyConfigured, match="SOME_URL must be") as refused:

@@ -11,8 +11,9 @@ from conversations.models import Conversation, Message
 from conversations.producers import PRODUCER_ID
 from conversations.providers import http
 from conversations.providers.registry import default_model
-from conversations.relay import start_reply
-from conversations.shutdown import store_running_replies
+from conversations.recovery import INTERRUPTED_REASON
+from conversations.relay import ReplyProducer, start_reply
+from conversations.shutdown import outcome_at_exit, store_running_replies
 from tests.replies import stub_job
 from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
 
@@ -36,24 +37,46 @@ def test_a_reply_its_provider_finished_is_stored_whole_at_shutdown(alice, stub, 
         async with asyncio.timeout(HANG_GUARD_SECONDS):
             while not any(p.finish for p in producers.running_producers()):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-            stored = await asyncio.to_thread(store_then_close)  # as at exit, off the loop
-            gate.open()
+            stored, row = await asyncio.to_thread(store_then_close)  # as at exit, off the loop
+            gate.open()  # its producer's own write then finds the reply final
             while producers.running_replies():  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         await http.client().aclose()  # its kept connection must not outlive this loop
-        return stored
+        return stored, row
 
-    assert asyncio.run(shut_down_once_finished()) == 1
+    stored, row = asyncio.run(shut_down_once_finished())
+    assert stored == 1
+    assert (row.status, row.content, row.finish_reason) == ("complete", "Whole", "stop")
+    assert (row.total_tokens, row.usage_source) == (18, "provider")
     reply.refresh_from_db()
-    assert (reply.status, reply.content, reply.finish_reason) == ("complete", "Whole", "stop")
-    assert (reply.total_tokens, reply.usage_source) == (18, "provider")
+    assert (reply.status, reply.content) == ("complete", "Whole")
     assert Message.objects.filter(conversation=conversation).count() == 2
 
 
-def store_then_close() -> int:
-    """store_running_replies in a thread of its own, its database connection closed after (a
-    session left open would keep the test database from being dropped)."""
+def test_a_reply_being_stopped_is_stored_stopped_with_its_reason_and_any_other_interrupted(
+    alice,
+):
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+    producer = ReplyProducer(reply)
+    producer.parts = ["Half"]
+    cut = outcome_at_exit(producer)
+    assert (cut.status, cut.content, cut.error_code) == ("interrupted", "Half", "interrupted")
+    assert cut.error == INTERRUPTED_REASON
+    producer.cancel(producers.TOO_LONG, "Too long.")  # its stop not yet taken effect
+    stopping = outcome_at_exit(producer)
+    assert (stopping.status, stopping.error_code, stopping.error) == (
+        "stopped",
+        "too_long",
+        "Too long.",
+    )
+
+
+def store_then_close() -> tuple[int, Message]:
+    """store_running_replies in a thread of its own, and the reply as it then stored it, its
+    database connection closed after (a session left open would keep the test database from
+    being dropped)."""
     try:
-        return store_running_replies()
+        return store_running_replies(), Message.objects.get(role="assistant")
     finally:
         connections.close_all()

@@ -33,8 +33,10 @@ class Command(BaseCommand):
         else:
             username = username or "admin"
             password = secrets.token_urlsafe(12)
-            User.objects.create_superuser(username=username, password=password, email="")
+            # The file first: should it fail (a folder not writable), no user is left whose
+            # password no one knows, and the next run tries again.
             path = write_private(settings.BASE_DIR / PASSWORD_FILE, password)
+            User.objects.create_superuser(username=username, password=password, email="")
             self.stdout.write(
                 f"Created user {username!r}; its password is in {path}, readable by you alone "
                 "(change it once logged in, then delete the file; or set "
@@ -46,7 +48,8 @@ class Command(BaseCommand):
 def write_private(path: Path, text: str) -> Path:
     """`text` in a file only its owner may read. Not printed: without a terminal the output
     goes to a log (journald, docker logs) that others read and that is kept."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Not through a link someone put there.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.fchmod(descriptor, 0o600)  # a file left from before keeps its mode otherwise
     with os.fdopen(descriptor, "w") as file:
         file.write(text + "\n")
