@@ -76,6 +76,19 @@ def gated_stream(
     return Script(steps=steps)
 
 
+def chat_with_a_held_reply(
+    browsing: object, user: object, stub: object, gate: Gate, text: str, message: str = "Ramble"
+) -> Page:
+    """`user`'s new chat, `message` sent, its reply showing `text` and then waiting at `gate`:
+    a reply still running."""
+    stub.queue(gated_stream([text], [gate]))
+    page = browsing.logged_in(user)
+    open_new_chat(page)
+    send_message(page, message)
+    expect(reply_body(page)).to_have_text(text)
+    return page
+
+
 def clipboard_text(page: Page) -> str:
     return page.evaluate("navigator.clipboard.readText()")
 

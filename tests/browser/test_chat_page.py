@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 from conversations.models import Message
 from conversations.producers import CLIENT_GONE
 from tests.browser.pages import (
+    chat_with_a_held_reply,
     clipboard_text,
     gated_stream,
     last_reply,
@@ -129,12 +130,9 @@ def test_on_a_touch_screen_enter_starts_a_new_line_and_send_sends(browsing, stub
 
 
 def test_stop_keeps_the_text_and_regenerate_asks_the_picked_model(browsing, stub, alice, new_gate):
-    never_opened = new_gate()
-    stub.queue(gated_stream(["Partial answer"], [never_opened]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Tell me a long story")
-    expect(reply_body(page)).to_have_text("Partial answer")
+    page = chat_with_a_held_reply(
+        browsing, alice, stub, new_gate(), "Partial answer", "Tell me a long story"
+    )
     page.locator("#stop").click()
 
     reply = wait_until_final(page, "stopped")
@@ -163,12 +161,7 @@ def test_stop_keeps_the_text_and_regenerate_asks_the_picked_model(browsing, stub
 
 
 def test_escape_stops_the_reply(browsing, stub, alice, new_gate):
-    never_opened = new_gate()
-    stub.queue(gated_stream(["Going on and on"], [never_opened]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Ramble")
-    expect(reply_body(page)).to_have_text("Going on and on")
+    page = chat_with_a_held_reply(browsing, alice, stub, new_gate(), "Going on and on")
     page.locator("#content").press("Escape")
     wait_until_final(page, "stopped")
     assert stub.requests[0].wait_disconnected()

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from conversations.models import Conversation
 from conversations.views import SIDEBAR_SIZE
 from tests.browser.pages import (
-    gated_stream,
+    chat_with_a_held_reply,
     last_reply,
     open_chat,
     open_new_chat,
@@ -128,11 +128,7 @@ def test_a_failed_reply_is_announced_with_its_reason(browsing, stub, alice):
 
 
 def test_a_stopped_reply_is_announced_with_what_was_kept(browsing, stub, alice, new_gate):
-    stub.queue(gated_stream(["Half a thought"], [new_gate()]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Ramble")
-    expect(reply_body(page)).to_have_text("Half a thought")
+    page = chat_with_a_held_reply(browsing, alice, stub, new_gate(), "Half a thought")
     page.locator("#stop").click()
     announced_end(page, "stopped")
     expect(page.locator("#announcer")).to_contain_text("the text up to then is kept")
@@ -159,11 +155,7 @@ def test_an_answer_an_api_request_brought_is_labelled_as_not_written_here(browsi
 
 # --- Escape stops a running reply -------------------------------------------------------------
 def test_escape_pressed_anywhere_on_the_page_stops_the_reply(browsing, stub, alice, new_gate):
-    stub.queue(gated_stream(["Going on and on"], [new_gate()]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Ramble")
-    expect(reply_body(page)).to_have_text("Going on and on")
+    page = chat_with_a_held_reply(browsing, alice, stub, new_gate(), "Going on and on")
     stops = stop_requests(page)
     page.locator("#rename").focus()  # not the message box
     page.keyboard.press("Escape")
@@ -173,11 +165,7 @@ def test_escape_pressed_anywhere_on_the_page_stops_the_reply(browsing, stub, ali
 
 
 def test_escape_in_the_message_box_stops_the_reply_once(browsing, stub, alice, new_gate):
-    stub.queue(gated_stream(["Going on"], [new_gate()]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Ramble")
-    expect(reply_body(page)).to_have_text("Going on")
+    page = chat_with_a_held_reply(browsing, alice, stub, new_gate(), "Going on")
     stops = stop_requests(page)
     page.locator("#content").press("Escape")
     wait_until_final(page, "stopped")
@@ -186,11 +174,7 @@ def test_escape_in_the_message_box_stops_the_reply_once(browsing, stub, alice, n
 
 def test_escape_in_another_text_field_leaves_the_reply_running(browsing, stub, alice, new_gate):
     gate = new_gate()
-    stub.queue(gated_stream(["Going on"], [gate]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Ramble")
-    expect(reply_body(page)).to_have_text("Going on")
+    page = chat_with_a_held_reply(browsing, alice, stub, gate, "Going on")
     stops = stop_requests(page)
 
     search = page.get_by_label("Search conversations")
