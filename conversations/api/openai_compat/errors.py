@@ -2,7 +2,7 @@
 SDKs read into an error's .type, .param and .code. chatsite's per-field details ride along
 under "fields", as on the rest of the API."""
 
-from django.http import JsonResponse
+from django.http import HttpResponseBase, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -45,9 +45,7 @@ def openai_exception_handler(exc: Exception, context: dict) -> Response | None:
         response.status_code = status.HTTP_404_NOT_FOUND
         error["code"] = MODEL_NOT_FOUND
     response.data = {"error": openai_error(error, response.status_code)}
-    if error["code"] in NOT_TO_RETRY:  # chatsite's own daily budget, until its reset
-        response["x-should-retry"] = "false"
-    return response
+    return told_whether_to_retry(response, error["code"])  # chatsite's own daily budget
 
 
 def unknown_model(exc: Exception) -> bool:
@@ -100,7 +98,11 @@ def streamed_error(error: dict) -> dict:
 
 def error_response(http_status: int, code: str, message: str) -> JsonResponse:
     error = openai_error({"code": code, "message": message}, http_status)
-    response = JsonResponse({"error": error}, status=http_status)
+    return told_whether_to_retry(JsonResponse({"error": error}, status=http_status), code)
+
+
+def told_whether_to_retry[R: HttpResponseBase](response: R, code: str) -> R:
+    """`response`, with x-should-retry: false for an answer that would only come again."""
     if code in NOT_TO_RETRY:
         response["x-should-retry"] = "false"
     return response
