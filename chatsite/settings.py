@@ -171,6 +171,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True  # failures only: no row (and no address kept) per login
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_LOCKOUT_CALLABLE = "chatsite.passwords.lockout_response"  # JSON under /api/
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 SESSION_COOKIE_HTTPONLY = True
 # Served over HTTPS only: plain-HTTP requests are redirected, and browsers are told to use

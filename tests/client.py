@@ -94,7 +94,14 @@ def is_logged_in(base_url: str, cookies: dict[str, str]) -> bool:
 class ChatClient:
     """httpx against the real server, authenticated by a real session cookie or an API key."""
 
-    def __init__(self, base_url: str, session_key: str | None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        session_key: str | None,
+        api_key: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.password = password  # the user's, for what asks for it again (creating a key)
         token = csrf_secret()
         cookies = {"csrftoken": token}
         if session_key:
@@ -197,7 +204,7 @@ def asgi_receive():
 
 def new_key(client: ChatClient, name: str = "laptop") -> dict:
     """A new API key through the API, as `client`: its JSON, with the secret."""
-    response = client.http.post("/api/keys/", json={"name": name})
+    response = client.http.post("/api/keys/", json={"name": name, "password": client.password})
     assert response.status_code == 201, response.text
     assert response.headers["Cache-Control"] == "no-store"  # the secret is in it, this once
     return response.json()

@@ -136,7 +136,10 @@ def client_for(server) -> Iterator:
     clients: list[ChatClient] = []
 
     def make(user, base_url: str | None = None) -> ChatClient:
-        clients.append(ChatClient(base_url or server.url, session_for(user) if user else None))
+        session, password = (
+            (session_for(user), f"{user.username}-password") if user else (None, None)
+        )
+        clients.append(ChatClient(base_url or server.url, session, password=password))
         return clients[-1]
 
     yield make

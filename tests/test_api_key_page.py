@@ -14,6 +14,11 @@ def key_form_token(client: ChatClient) -> str:
     return key_form_token_on(page.text)
 
 
+def password_of(client: ChatClient) -> dict[str, str]:
+    """The form's password field, filled in as its user would."""
+    return {"password": client.password}
+
+
 def secret_on(page) -> str | None:
     found = re.search(r'id="new-key">(cs_[A-Za-z0-9_-]+)<', page.text)
     return found and found.group(1)
@@ -22,7 +27,11 @@ def secret_on(page) -> str | None:
 def test_settings_page_creates_a_key_once_and_revokes_it(server, alice_client, key_client):
     assert "No keys yet" in alice_client.http.get("/settings/keys/").text
 
-    form = {"name": "<b>cli</b>", "form_token": key_form_token(alice_client)}
+    form = {
+        "name": "<b>cli</b>",
+        "form_token": key_form_token(alice_client),
+        **password_of(alice_client),
+    }
     created = alice_client.http.post("/settings/keys/", data=form)
     assert created.status_code == 200
     assert created.headers["Cache-Control"] == "no-store"
@@ -44,7 +53,11 @@ def test_settings_page_creates_a_key_once_and_revokes_it(server, alice_client, k
 
 
 def test_the_key_form_sent_again_creates_no_second_key(server, alice_client):
-    form = {"name": "laptop", "form_token": key_form_token(alice_client)}
+    form = {
+        "name": "laptop",
+        "form_token": key_form_token(alice_client),
+        **password_of(alice_client),
+    }
     first = alice_client.http.post("/settings/keys/", data=form)
     secret = secret_on(first)
 
@@ -57,13 +70,18 @@ def test_the_key_form_sent_again_creates_no_second_key(server, alice_client):
     # Each drawing of the form is a new one: the next key is created.
     new_token = key_form_token_on(reloaded.text)
     assert new_token != form["form_token"]
-    alice_client.http.post("/settings/keys/", data={"name": "laptop", "form_token": new_token})
+    alice_client.http.post(
+        "/settings/keys/",
+        data={"name": "laptop", "form_token": new_token, **password_of(alice_client)},
+    )
     assert ApiKey.objects.count() == 2
 
 
 def test_a_key_form_without_its_token_creates_nothing(server, alice_client):
     for token in ({}, {"form_token": "not-a-uuid"}):
-        page = alice_client.http.post("/settings/keys/", data={"name": "cli", **token})
+        page = alice_client.http.post(
+            "/settings/keys/", data={"name": "cli", **token, **password_of(alice_client)}
+        )
         assert page.status_code == 200
         assert "The form was out of date, so no key was created" in page.text
         assert secret_on(page) is None
@@ -72,7 +90,10 @@ def test_a_key_form_without_its_token_creates_nothing(server, alice_client):
 
 def test_a_key_form_with_a_bad_name_keeps_its_token_and_creates_nothing(server, alice_client):
     token = key_form_token(alice_client)
-    page = alice_client.http.post("/settings/keys/", data={"name": "x" * 101, "form_token": token})
+    page = alice_client.http.post(
+        "/settings/keys/",
+        data={"name": "x" * 101, "form_token": token, **password_of(alice_client)},
+    )
     assert page.status_code == 200 and "at most 100 characters" in page.text
     assert f'value="{token}"' in page.text
     assert not ApiKey.objects.exists()
@@ -86,7 +107,9 @@ def test_a_key_form_with_a_bad_name_and_token_gets_a_new_token_and_keeps_the_nam
     assert "at most 100 characters" in page.text and "The form was out of date" in page.text
     assert f'value="{"x" * 101}"' in page.text
     token = key_form_token_on(page.text)
-    fixed = alice_client.http.post("/settings/keys/", data={"name": "cli", "form_token": token})
+    fixed = alice_client.http.post(
+        "/settings/keys/", data={"name": "cli", "form_token": token, **password_of(alice_client)}
+    )
     assert secret_on(fixed) and ApiKey.objects.get().name == "cli"
 
 
@@ -94,14 +117,19 @@ def test_another_users_form_token_does_not_hand_over_their_key(
     server, alice_client, charlie_client
 ):
     token = key_form_token(alice_client)
-    alice_client.http.post("/settings/keys/", data={"name": "mine", "form_token": token})
+    alice_client.http.post(
+        "/settings/keys/", data={"name": "mine", "form_token": token, **password_of(alice_client)}
+    )
     page = charlie_client.http.post(
-        "/settings/keys/", data={"name": "charlie-key", "form_token": token}
+        "/settings/keys/",
+        data={"name": "charlie-key", "form_token": token, **password_of(charlie_client)},
     )
     assert "mine" not in page.text and secret_on(page)
     assert ApiKey.objects.filter(form_token=token).count() == 2
 
-    again = alice_client.http.post("/settings/keys/", data={"name": "mine", "form_token": token})
+    again = alice_client.http.post(
+        "/settings/keys/", data={"name": "mine", "form_token": token, **password_of(alice_client)}
+    )
     assert "already created the key “mine …" in again.text and "charlie-key" not in again.text
 
 
@@ -115,3 +143,39 @@ def test_settings_page_needs_login_and_keeps_keys_private(
     assert charlie_client.http.get(f"/settings/keys/{key.id}/revoke/").status_code == 404
     assert charlie_client.http.post(f"/settings/keys/{key.id}/revoke/").status_code == 404
     assert ApiKey.objects.get().revoked_at is None
+
+
+def test_creating_a_key_on_the_page_asks_for_the_password(server, alice_client):
+    # A session alone (left open, or stolen) must not mint a key that outlives it.
+    token = key_form_token(alice_client)
+    for password in ({}, {"password": "not-it"}):
+        page = alice_client.http.post(
+            "/settings/keys/", data={"name": "cli", "form_token": token, **password}
+        )
+        assert page.status_code == 200 and secret_on(page) is None
+        assert f'value="{token}"' in page.text  # nothing was created with it
+        assert "not-it" not in page.text
+    assert "Your password was not correct, so no key was created." in page.text
+    assert not ApiKey.objects.exists()
+
+    right = alice_client.http.post(
+        "/settings/keys/", data={"name": "cli", "form_token": token, **password_of(alice_client)}
+    )
+    assert secret_on(right) and ApiKey.objects.get().name == "cli"
+
+
+def test_guessing_the_password_on_the_key_page_is_locked_out_as_logins_are(
+    server, alice_client, settings
+):
+    token = key_form_token(alice_client)
+    form = {"name": "cli", "form_token": token}
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        guess = alice_client.http.post("/settings/keys/", data={**form, "password": "wrong"})
+        assert guess.status_code == 200
+    last = alice_client.http.post("/settings/keys/", data={**form, "password": "wrong"})
+    assert last.status_code == 429 and "Too many failed logins" in last.text
+    minutes = settings.AXES_COOLOFF_TIME.seconds // 60
+    assert f"Try again in {minutes} minutes" in last.text
+    right = alice_client.http.post("/settings/keys/", data={**form, **password_of(alice_client)})
+    assert right.status_code == 429 and secret_on(right) is None
+    assert not ApiKey.objects.exists()

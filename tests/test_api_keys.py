@@ -118,6 +118,7 @@ def test_fields_a_client_sends_for_a_key_are_ignored(server, alice_client, alice
         "revoked_at": "2020-01-01T00:00:00Z",
         "last_used_at": "2020-01-01T00:00:00Z",
         "key": "cs_chosen-by-the-client",
+        "password": alice_client.password,
     }
     created = alice_client.http.post("/api/keys/", json=forged).json()
     stored = ApiKey.objects.get(pk=created["id"])
@@ -236,3 +237,33 @@ def test_a_bad_key_is_refused_on_a_running_reply_even_with_the_owners_session(
     with alice_client.http.stream("GET", body["stream_url"]) as response:  # the session alone
         assert response.status_code == 200
         assert next(read_events(response.iter_bytes())).data["content"] == "Still"
+
+
+def test_creating_a_key_asks_for_the_accounts_password(server, alice_client):
+    # A session alone (left open, or stolen) must not mint a key that outlives it.
+    missing = alice_client.http.post("/api/keys/", json={"name": "cli"})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["fields"] == {"password": ["This field is required."]}
+    wrong = alice_client.http.post("/api/keys/", json={"name": "cli", "password": "not-it"})
+    assert wrong.status_code == 400
+    error = wrong.json()["error"]
+    assert error["fields"] == {"password": ["The password is not correct, so no key was created."]}
+    assert "not-it" not in wrong.text
+    assert not ApiKey.objects.exists()
+    assert new_key(alice_client)["name"] == "laptop"
+
+
+def test_guessing_the_password_for_a_key_is_locked_out_as_logins_are(
+    server, alice_client, settings
+):
+    wrong = {"name": "cli", "password": "not-it"}
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert alice_client.http.post("/api/keys/", json=wrong).status_code == 400
+    for body in (wrong, {"name": "cli", "password": alice_client.password}):
+        refused = alice_client.http.post("/api/keys/", json=body)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "locked_out"
+        minutes = settings.AXES_COOLOFF_TIME.seconds // 60
+        assert f"try again in {minutes} minutes" in refused.json()["error"]["message"]
+        assert refused.headers["Retry-After"] == str(settings.AXES_COOLOFF_TIME.seconds)
+    assert not ApiKey.objects.exists()

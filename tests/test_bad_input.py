@@ -215,7 +215,8 @@ def test_a_reply_stream_is_read_with_get_only(
 
 
 def test_an_api_key_name_must_be_text(server, alice_client):
-    response = alice_client.http.post("/api/keys/", json={"name": 5})
+    body = {"name": 5, "password": alice_client.password}
+    response = alice_client.http.post("/api/keys/", json=body)
     assert_clear_error(response, 400, ("name", "Must be text"))
     assert not alice_client.http.get("/api/keys/").json()["results"]
 

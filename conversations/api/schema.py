@@ -236,7 +236,10 @@ describe(
     ),
     post=dict(
         summary="Create an API key; the secret is in this response only",
-        description="Needs a logged-in session: an API key cannot create keys.",
+        description=(
+            "Needs a logged-in session and the account's password: an API key cannot create"
+            " keys. Wrong passwords count towards the login lockout (then 429, `locked_out`)."
+        ),
         request=keys.ApiKeyCreateInput,
         responses={201: keys.NewApiKeySerializer, **errors(400, 403)},
     ),

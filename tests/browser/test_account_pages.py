@@ -20,6 +20,7 @@ def test_a_new_keys_copy_button_copies_its_secret(browsing, alice):
     page = browsing.logged_in(alice)
     page.goto("/settings/keys/")
     page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Your password").fill("alice-password")
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-key").text_content()
     assert secret.startswith("cs_")
@@ -32,6 +33,7 @@ def test_a_new_keys_copy_button_copies_its_secret(browsing, alice):
 def test_the_key_form_reloaded_creates_no_second_key(browsing, alice):
     page = browsing.logged_in(alice)
     page.goto("/settings/keys/")
+    page.get_by_label("Your password").fill("alice-password")
     page.get_by_role("button", name="Create key").click()
     expect(page.locator("#new-key")).to_be_visible()
 
@@ -60,6 +62,7 @@ def test_revoking_a_key_is_asked_first(browsing, alice):
     page = browsing.logged_in(alice)
     page.goto("/settings/keys/")
     page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Your password").fill("alice-password")
     page.get_by_role("button", name="Create key").click()
 
     page.get_by_role("link", name="Revoke…").click()
