@@ -54,7 +54,8 @@ def history(reply: Message) -> list[dict[str, str]]:
     messages: list[dict[str, str]] = []
     answer_to: dict[object, str] = {}  # the latest usable reply to each user message
     for _, role, content, parent_id in earlier:
-        if role == Message.Role.ASSISTANT and content:
+        # Not one of only whitespace (a stop after a newline): Anthropic refuses such a turn.
+        if role == Message.Role.ASSISTANT and content and not content.isspace():
             answer_to[parent_id] = content
     for pk, role, content, _ in earlier:
         if role == Message.Role.USER:

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from conversations.api import views as api_views
+from conversations.api.errors import json_exception_handler
 from conversations.api.views import STILL_STARTING
 from conversations.budgets import delete_conversation, rate_held
 from conversations.models import Conversation, DeletedReplyUsage, Message, UserBudget
@@ -46,6 +47,21 @@ def test_a_message_stored_into_a_conversation_deleted_meanwhile_is_refused_as_go
     with pytest.raises(Conversation.DoesNotExist), rate_held(alice):  # the API's 404, not a 500
         conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
     assert not Message.objects.exists()
+
+
+def test_a_conversation_renamed_as_another_window_deletes_it_is_not_found(alice):
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    Conversation.objects.filter(pk=conversation.pk).delete()  # from another window
+    with pytest.raises(Conversation.DoesNotExist):  # the API's 404, not save()'s DatabaseError
+        conversation.change(title="Renamed", system_prompt="Be brief.")
+    assert not Conversation.objects.exists()
+
+
+def test_a_row_deleted_while_its_request_ran_is_answered_as_not_found():
+    # A Stop reading its reply back once stored, after a delete from another window.
+    response = json_exception_handler(Message.DoesNotExist(), {})
+    assert response.status_code == 404
+    assert response.data == {"error": {"code": "not_found", "message": "Not found."}}
 
 
 def test_a_regenerate_in_a_conversation_deleted_meanwhile_is_a_404(

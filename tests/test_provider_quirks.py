@@ -186,3 +186,19 @@ def test_one_chunk_of_a_stream_sent_as_json_is_no_whole_reply(server, stub, alic
     stub.queue(Script(headers={"Content-Type": "application/json"}, steps=[body]))
     _, _, reply = ask(alice_client)
     assert (reply["status"], reply["error_code"]) == ("failed", "connection_dropped")
+
+
+def test_a_reply_of_only_whitespace_is_not_sent_back_to_the_model(server, stub, alice_client):
+    # Left by a Stop just after a newline, say: Anthropic refuses a turn of only whitespace,
+    # and every later message of the conversation would fail with it.
+    stub.queue(openai_stream(["\n\n"]))
+    conversation, body = send_in_new_conversation(alice_client, "Hi")
+    blank = alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
+    assert (blank["status"], blank["content"]) == ("complete", "\n\n")
+    stub.queue(openai_stream(["Hello"]))
+    again = alice_client.send(conversation["id"], "Still there?").json()
+    alice_client.wait_final(conversation["id"], again["assistant_message"]["id"])
+    assert stub.requests[-1].json["messages"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "user", "content": "Still there?"},
+    ]

@@ -3,7 +3,7 @@
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 
 
 def json_exception_handler(exc: Exception, context: dict) -> Response | None:
-    if isinstance(exc, Http404):
+    # ObjectDoesNotExist: a row deleted by another request while this one ran (a Stop's reply
+    # read back once stored, a rename saved) is as gone as one never found.
+    if isinstance(exc, Http404 | ObjectDoesNotExist):
         exc = exceptions.NotFound("Not found.")
     if isinstance(exc, RequestDataTooBig):  # Django's body limit, met while DRF parses
         message = f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."

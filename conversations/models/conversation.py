@@ -116,9 +116,12 @@ class Conversation(models.Model):
         updated_at: a tool syncing with ?updated_after= must see the change (and the lists,
         newest first, show it first)."""
         fields["updated_at"] = timezone.now()
+        # An UPDATE, not save(update_fields=…): deleted meanwhile (another tab), it is not
+        # found (a 404), not the DatabaseError save raises for a row it did not find.
+        if not Conversation.objects.filter(pk=self.pk).update(**fields):
+            raise Conversation.DoesNotExist("The conversation was deleted.")
         for name, value in fields.items():
             setattr(self, name, value)
-        self.save(update_fields=list(fields))
 
     def post_user_message(
         self, content: str, model: "ModelChoice", client_id: uuid.UUID | None, producer: str
