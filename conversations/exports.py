@@ -158,14 +158,20 @@ def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> 
     before it, each with the latest answer it had by then (none: as it was sent, alone), under
     that answer's own system prompt."""
     latest_reply = {  # messages are in order, so the last one written wins (as the model saw)
-        m.parent_id: m for m in messages if m.role == Message.Role.ASSISTANT and m.content
+        m.parent_id: m
+        for m in messages
+        if m.role == Message.Role.ASSISTANT and Message.answers_with(m.content)
     }
     answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
     if not answered:
         return None
     last = answered[-1]
     before = messages[: messages.index(last)]  # not an answer regenerated after it
-    replies = {m.parent_id: m for m in before if m.role == Message.Role.ASSISTANT and m.content}
+    replies = {
+        m.parent_id: m
+        for m in before
+        if m.role == Message.Role.ASSISTANT and Message.answers_with(m.content)
+    }
     replies[last.pk] = latest_reply[last.pk]
     if not any(whole(reply) for reply in replies.values()):
         return None  # nothing to learn from

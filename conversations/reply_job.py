@@ -54,8 +54,7 @@ def history(reply: Message) -> list[dict[str, str]]:
     messages: list[dict[str, str]] = []
     answer_to: dict[object, str] = {}  # the latest usable reply to each user message
     for _, role, content, parent_id in earlier:
-        # Not one of only whitespace (a stop after a newline): Anthropic refuses such a turn.
-        if role == Message.Role.ASSISTANT and content and not content.isspace():
+        if role == Message.Role.ASSISTANT and Message.answers_with(content):
             answer_to[parent_id] = content
     for pk, role, content, _ in earlier:
         if role == Message.Role.USER:

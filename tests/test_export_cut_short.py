@@ -100,3 +100,28 @@ def test_an_answer_regenerated_after_later_messages_is_not_in_their_example(
         {"role": "user", "content": "Two"},
         {"role": "assistant", "content": "Answered"},
     ]
+
+
+def test_an_answer_of_only_whitespace_is_left_out_of_the_example_as_the_model_was_sent(
+    server, stub, alice_client
+):
+    # Regenerated into a newline alone (or stopped just after one): the model was sent the
+    # answer before it, so the example has that one too; and none ends with such an answer.
+    stub.queue(*(openai_stream([text]) for text in ("Hello", "\n", "Bye", "  ")))
+    conversation = alice_client.new_conversation()["id"]
+    first = exchange(alice_client, conversation, "One")
+    blank = alice_client.http.post(f"/api/messages/{first['id']}/regenerate/", json={})
+    alice_client.wait_final(conversation, blank.json()["assistant_message"]["id"])
+    exchange(alice_client, conversation, "Two")
+    exchange(alice_client, conversation, "Three")  # answered with spaces: no example's end
+    example = alice_client.http.get(f"/api/conversations/{conversation}/export/?format=jsonl")
+    expected = [
+        {"role": "user", "content": "One"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Two"},
+    ]
+    assert stub.requests[2].json["messages"] == expected
+    assert json.loads(example.text)["messages"] == [
+        *expected,
+        {"role": "assistant", "content": "Bye"},
+    ]

@@ -49,6 +49,7 @@ class ApiKeyCreateInput(serializers.Serializer):
         help_text="Your account's password: a session alone cannot create a key.",
     )
 
+    @method_decorator(sensitive_variables("password"))
     def validate_password(self, password: str) -> str:
         request = self.context["request"]
         # The Django request: axes marks it when locked out, and its middleware answers 429.

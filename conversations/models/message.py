@@ -130,3 +130,10 @@ class Message(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @staticmethod
+    def answers_with(content: str) -> bool:
+        """Whether a reply's text is its answer, sent back to the model as the conversation
+        goes on: not empty, nor only whitespace (a stop after a newline; Anthropic refuses
+        such a turn)."""
+        return bool(content) and not content.isspace()
