@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DAPHNE = [sys.executable, "-m", "daphne"]
+DAPHNE = [sys.executable, "-m", "chatsite.server"]  # daphne on uvloop, as chatsite is served
 START_SECONDS = 60.0
 
 

@@ -69,7 +69,7 @@ class ServerProcess:
         self.process = subprocess.Popen(
             # --proxy-headers as the README says to run it behind a proxy: a test can send
             # X-Forwarded-Proto (HTTPS) and X-Forwarded-For (another client's address).
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+            [sys.executable, "-m", "chatsite.server", "-b", "127.0.0.1", "-p", str(self.port),
              "--proxy-headers", "chatsite.asgi:application"],
             cwd=settings.BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
