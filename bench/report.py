@@ -56,7 +56,8 @@ def machine() -> dict:
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": {
-            name: version(name) for name in ("django", "daphne", "twisted", "httpx", "aiohttp")
+            name: version(name)
+            for name in ("django", "daphne", "uvloop", "twisted", "httpx", "aiohttp")
         },
         "commit": git("rev-parse", "--short", "HEAD")
         + ("+changes" if git("status", "--porcelain") else ""),
