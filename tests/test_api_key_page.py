@@ -3,6 +3,8 @@ asked first, and nothing of one user's keys for another."""
 
 import re
 
+import httpx
+
 from conversations.models import ApiKey
 from tests.client import ChatClient, key_form_token_on, new_key
 
@@ -19,6 +21,12 @@ def password_of(client: ChatClient) -> dict[str, str]:
     return {"password": client.password}
 
 
+def create_on_page(client: ChatClient, name: str, form_token: str) -> httpx.Response:
+    """The settings page's create form sent as its user fills it in, password included."""
+    data = {"name": name, "form_token": form_token, **password_of(client)}
+    return client.http.post("/settings/keys/", data=data)
+
+
 def secret_on(page) -> str | None:
     found = re.search(r'id="new-key">(cs_[A-Za-z0-9_-]+)<', page.text)
     return found and found.group(1)
@@ -27,12 +35,7 @@ def secret_on(page) -> str | None:
 def test_settings_page_creates_a_key_once_and_revokes_it(server, alice_client, key_client):
     assert "No keys yet" in alice_client.http.get("/settings/keys/").text
 
-    form = {
-        "name": "<b>cli</b>",
-        "form_token": key_form_token(alice_client),
-        **password_of(alice_client),
-    }
-    created = alice_client.http.post("/settings/keys/", data=form)
+    created = create_on_page(alice_client, "<b>cli</b>", key_form_token(alice_client))
     assert created.status_code == 200
     assert created.headers["Cache-Control"] == "no-store"
     secret = secret_on(created)
@@ -53,15 +56,11 @@ def test_settings_page_creates_a_key_once_and_revokes_it(server, alice_client, k
 
 
 def test_the_key_form_sent_again_creates_no_second_key(server, alice_client):
-    form = {
-        "name": "laptop",
-        "form_token": key_form_token(alice_client),
-        **password_of(alice_client),
-    }
-    first = alice_client.http.post("/settings/keys/", data=form)
+    token = key_form_token(alice_client)
+    first = create_on_page(alice_client, "laptop", token)
     secret = secret_on(first)
 
-    reloaded = alice_client.http.post("/settings/keys/", data=form)
+    reloaded = create_on_page(alice_client, "laptop", token)
     assert reloaded.status_code == 200
     assert ApiKey.objects.count() == 1
     assert secret_on(reloaded) is None and secret not in reloaded.text
@@ -69,11 +68,8 @@ def test_the_key_form_sent_again_creates_no_second_key(server, alice_client):
 
     # Each drawing of the form is a new one: the next key is created.
     new_token = key_form_token_on(reloaded.text)
-    assert new_token != form["form_token"]
-    alice_client.http.post(
-        "/settings/keys/",
-        data={"name": "laptop", "form_token": new_token, **password_of(alice_client)},
-    )
+    assert new_token != token
+    create_on_page(alice_client, "laptop", new_token)
     assert ApiKey.objects.count() == 2
 
 
@@ -90,10 +86,7 @@ def test_a_key_form_without_its_token_creates_nothing(server, alice_client):
 
 def test_a_key_form_with_a_bad_name_keeps_its_token_and_creates_nothing(server, alice_client):
     token = key_form_token(alice_client)
-    page = alice_client.http.post(
-        "/settings/keys/",
-        data={"name": "x" * 101, "form_token": token, **password_of(alice_client)},
-    )
+    page = create_on_page(alice_client, "x" * 101, token)
     assert page.status_code == 200 and "at most 100 characters" in page.text
     assert f'value="{token}"' in page.text
     assert not ApiKey.objects.exists()
@@ -107,9 +100,7 @@ def test_a_key_form_with_a_bad_name_and_token_gets_a_new_token_and_keeps_the_nam
     assert "at most 100 characters" in page.text and "The form was out of date" in page.text
     assert f'value="{"x" * 101}"' in page.text
     token = key_form_token_on(page.text)
-    fixed = alice_client.http.post(
-        "/settings/keys/", data={"name": "cli", "form_token": token, **password_of(alice_client)}
-    )
+    fixed = create_on_page(alice_client, "cli", token)
     assert secret_on(fixed) and ApiKey.objects.get().name == "cli"
 
 
@@ -117,19 +108,12 @@ def test_another_users_form_token_does_not_hand_over_their_key(
     server, alice_client, charlie_client
 ):
     token = key_form_token(alice_client)
-    alice_client.http.post(
-        "/settings/keys/", data={"name": "mine", "form_token": token, **password_of(alice_client)}
-    )
-    page = charlie_client.http.post(
-        "/settings/keys/",
-        data={"name": "charlie-key", "form_token": token, **password_of(charlie_client)},
-    )
+    create_on_page(alice_client, "mine", token)
+    page = create_on_page(charlie_client, "charlie-key", token)
     assert "mine" not in page.text and secret_on(page)
     assert ApiKey.objects.filter(form_token=token).count() == 2
 
-    again = alice_client.http.post(
-        "/settings/keys/", data={"name": "mine", "form_token": token, **password_of(alice_client)}
-    )
+    again = create_on_page(alice_client, "mine", token)
     assert "already created the key “mine …" in again.text and "charlie-key" not in again.text
 
 
@@ -158,9 +142,7 @@ def test_creating_a_key_on_the_page_asks_for_the_password(server, alice_client):
     assert "Your password was not correct, so no key was created." in page.text
     assert not ApiKey.objects.exists()
 
-    right = alice_client.http.post(
-        "/settings/keys/", data={"name": "cli", "form_token": token, **password_of(alice_client)}
-    )
+    right = create_on_page(alice_client, "cli", token)
     assert secret_on(right) and ApiKey.objects.get().name == "cli"
 
 
