@@ -1,20 +1,20 @@
 """daphne on uvloop's event loop: `python -m chatsite.server <daphne's arguments>`.
 
-daphne makes its event loop as `daphne.server` is imported (Twisted's asyncio reactor runs on
-it), so uvloop's loop policy is set before that import. The loop runs every stream's work, and
-uvloop's, in C, brought a reply's first token sooner than asyncio's own, a stream at a time
-(bench/HISTORY.md; the benchmark serves its floor relay the same way). `./dev serve`, the
-tests' servers and the benchmark all start daphne through this.
+Twisted's asyncio reactor is installed on a uvloop loop before daphne is imported: daphne
+keeps an asyncio reactor it finds installed (instead of making one on asyncio's own loop).
+No event loop policy is involved (Python deprecates them from 3.14). The loop runs every
+stream's work; on uvloop's, chatsite's own first token came sooner in most A/B pairs, at the
+same CPU per chunk (bench/HISTORY.md; the benchmark serves its floor relay the same way).
+`./dev serve`, the tests' servers and the benchmark all start daphne through this.
 """
 
-import asyncio
-
 import uvloop
+from twisted.internet import asyncioreactor
 
 
 def main() -> None:
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    from daphne.cli import CommandLineInterface  # imported now: it makes daphne's loop
+    asyncioreactor.install(uvloop.new_event_loop())
+    from daphne.cli import CommandLineInterface  # imported now: it looks for a reactor
 
     CommandLineInterface.entrypoint()
 
