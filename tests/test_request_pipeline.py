@@ -77,7 +77,12 @@ def test_a_flash_message_is_shown_once_after_revoking_an_api_key(server, alice):
         form_token = key_form_token_on(http.get("/settings/keys/").text)
         created = http.post(
             "/settings/keys/",
-            data={"name": "laptop", "form_token": form_token, "csrfmiddlewaretoken": token},
+            data={
+                "name": "laptop",
+                "form_token": form_token,
+                "password": "alice-password",
+                "csrfmiddlewaretoken": token,
+            },
         )
         assert created.status_code == 200, created.text
         key = ApiKey.objects.get(user=alice)

@@ -253,6 +253,7 @@ def test_api_key_dates_say_their_time_zone_as_the_usage_page_does(browsing, alic
 
     page.goto("/settings/keys/")
     page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Your password").fill("alice-password")
     page.get_by_role("button", name="Create key").click()
     page.get_by_role("link", name="Revoke…").click()
     page.get_by_role("button", name="Revoke the key").click()
