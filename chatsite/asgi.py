@@ -22,7 +22,6 @@ GC_THRESHOLDS = (3_000, 20, 20)
 application = RequestThreads(StreamingASGIHandler(), settings.CHATSITE_REQUEST_THREADS)
 
 from conversations import producers  # noqa: E402
-from conversations.producers import cancel_producers  # noqa: E402
 from conversations.providers.http import (  # noqa: E402  (Django is set up)
     close_clients,
     provider_ssl_context,
@@ -45,7 +44,7 @@ def end_loop_work() -> None:
     try:
         store_running_replies()
     finally:
-        cancel_producers()
+        producers.cancel_producers()
         close_clients()
 
 

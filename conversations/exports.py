@@ -153,25 +153,27 @@ def earlier_prompt(prompt: str) -> list[str]:
     return ["_Asked under an earlier system prompt:_", "", *fenced(prompt)]
 
 
-def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
-    """The conversation as its last answer was asked (reply_job.history): the user messages
-    before it, each with the latest answer it had by then (none: as it was sent, alone), under
-    that answer's own system prompt."""
-    latest_reply = {  # messages are in order, so the last one written wins (as the model saw)
+def latest_answers(messages: list[Message]) -> dict[UUID, Message]:
+    """Each user message's latest answer among `messages`, by the user message's id: they are
+    in order, so the last one written wins (as the model saw it)."""
+    return {
         m.parent_id: m
         for m in messages
         if m.role == Message.Role.ASSISTANT and Message.answers_with(m.content)
     }
+
+
+def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
+    """The conversation as its last answer was asked (reply_job.history): the user messages
+    before it, each with the latest answer it had by then (none: as it was sent, alone), under
+    that answer's own system prompt."""
+    latest_reply = latest_answers(messages)
     answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
     if not answered:
         return None
     last = answered[-1]
     before = messages[: messages.index(last)]  # not an answer regenerated after it
-    replies = {
-        m.parent_id: m
-        for m in before
-        if m.role == Message.Role.ASSISTANT and Message.answers_with(m.content)
-    }
+    replies = latest_answers(before)
     replies[last.pk] = latest_reply[last.pk]
     if not any(whole(reply) for reply in replies.values()):
         return None  # nothing to learn from
