@@ -3,6 +3,9 @@ counts as a failed login (django-axes, LOGIN_FAILURE_LIMIT), so a session left o
 cannot be used to try passwords without limit: Django's form checks it with check_password,
 which nothing counts."""
 
+import math
+from datetime import timedelta
+
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off, get_failure_limit
 from django.conf import settings
@@ -12,6 +15,7 @@ from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 
@@ -60,17 +64,40 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return {**super().get_form_kwargs(), "request": self.request}
 
 
+def lockout_left(request: HttpRequest, credentials: dict | None) -> timedelta:
+    """How long this lockout still lasts. axes counts the failures of attempt rows whose
+    latest failure is within the cool-off; it ends when those left drop below the limit."""
+    cool_off = get_cool_off(request)
+    limit = get_failure_limit(request, credentials)
+    now = getattr(request, "axes_attempt_time", None) or timezone.now()
+    left = timedelta(0)
+    attempts_lists = AxesProxyHandler.get_implementation().get_user_attempts(request, credentials)
+    for attempts in attempts_lists:  # one per lockout parameter set; the longest holds
+        rows = attempts.values_list("failures_since_start", "attempt_time")
+        counted = 0
+        for failures, latest in rows.order_by("-attempt_time"):
+            counted += failures
+            if counted >= limit:  # this row's expiry brings the count below the limit
+                left = max(left, latest + cool_off - now)
+                break
+    # Nothing counted: unlocked in the meantime, so the next try decides; say the most.
+    return left if left > timedelta(0) else cool_off
+
+
 def lockout_response(
     request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
 ) -> HttpResponse:
     """axes' answer to a try while locked out (AXES_LOCKOUT_CALLABLE): the API's JSON error
     under /api/, where programs read it, and the site's page elsewhere."""
-    cool_off = get_cool_off(request)
-    minutes = round(cool_off.total_seconds() / 60)
+    # axes' async middleware passes the credentials where the response belongs (8.3.1).
+    credentials = credentials or getattr(request, "axes_credentials", None)
+    seconds = math.ceil(lockout_left(request, credentials).total_seconds())
+    minutes = math.ceil(seconds / 60)
     if request.path.startswith("/api/"):
-        message = f"Too many wrong passwords: try again in {minutes} minutes."
+        unit = "minute" if minutes == 1 else "minutes"
+        message = f"Too many wrong passwords: try again in {minutes} {unit}."
         response = JsonResponse({"error": {"code": "locked_out", "message": message}}, status=429)
-        response["Retry-After"] = str(round(cool_off.total_seconds()))
+        response["Retry-After"] = str(seconds)
         return response
     context = {"failure_limit": get_failure_limit(request, credentials), "minutes": minutes}
     return render(request, settings.AXES_LOCKOUT_TEMPLATE, context, status=429)

@@ -3,8 +3,11 @@
 import contextlib
 import hashlib
 import uuid
+from datetime import timedelta
 
+from axes.models import AccessAttempt
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from conversations.apikeys import active_key_ids, create_key, revoke_key
@@ -265,5 +268,12 @@ def test_guessing_the_password_for_a_key_is_locked_out_as_logins_are(
         assert refused.json()["error"]["code"] == "locked_out"
         minutes = settings.AXES_COOLOFF_TIME.seconds // 60
         assert f"try again in {minutes} minutes" in refused.json()["error"]["message"]
-        assert refused.headers["Retry-After"] == str(settings.AXES_COOLOFF_TIME.seconds)
+        # The time left, in whole seconds rounded up: the lockout began a moment ago.
+        retry_after = int(refused.headers["Retry-After"])
+        assert minutes * 60 - 60 < retry_after <= minutes * 60
     assert not ApiKey.objects.exists()
+    # Later into the lockout, less of it is left.
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(minutes=minutes - 1))
+    refused = alice_client.http.post("/api/keys/", json=wrong)
+    assert "try again in 1 minute." in refused.json()["error"]["message"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
