@@ -1,7 +1,7 @@
 "use strict";
 // How one turn looks: the user's text as plain text; a reply as safe Markdown with its status
 // in plain words, the reason when it did not complete, token counts, time to first token and
-// its actions (copy, regenerate, switch between alternatives).
+// its actions (copy, regenerate, switch between alternatives); each with the time it was sent.
 (function () {
   const { renderMarkdown, updateMarkdown, finishMarkdown, addCopyButton } = window.chatsiteRender;
   const ACTIVE = ["pending", "streaming"];
@@ -41,6 +41,23 @@
     return node;
   }
 
+  // When a message was written, in the reader's time zone and language: the time alone for
+  // today's, with the day (and the year, if another) for older ones; the whole date on hover.
+  function sentAt(iso) {
+    const when = new Date(iso);
+    if (!iso || Number.isNaN(when.getTime())) return null;
+    const now = new Date();
+    const shown = { hour: "2-digit", minute: "2-digit" };
+    if (when.toDateString() !== now.toDateString()) {
+      Object.assign(shown, { day: "numeric", month: "short" });
+      if (when.getFullYear() !== now.getFullYear()) shown.year = "numeric";
+    }
+    const node = element("time", "sent", when.toLocaleString(undefined, shown));
+    node.dateTime = iso;
+    node.title = when.toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+    return node;
+  }
+
   // Each message starts with a heading, seen only by screen readers: a way to move from one
   // message to the next.
   function renderUserMessage(message) {
@@ -48,6 +65,8 @@
     item.dataset.messageId = message.id;
     item.appendChild(element("h2", "offscreen", "You said"));
     item.appendChild(element("div", "body plain", message.content));
+    const sent = sentAt(message.created_at);
+    if (sent) item.appendChild(sent);
     return item;
   }
 
@@ -140,6 +159,8 @@
   function renderFooter(view, status) {
     const footer = element("div", "meta");
     if (view.count > 1) footer.appendChild(renderAlternatives(view));
+    const sent = sentAt(view.reply.created_at);
+    if (sent) footer.appendChild(sent);
     footer.appendChild(element("span", "usage", usageText(view.reply, view.modelLabel)));
     footer.appendChild(element("span", "status", STATUS_TEXT[status] || status));
     if (!ACTIVE.includes(status)) {

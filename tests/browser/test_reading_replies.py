@@ -1,10 +1,11 @@
 """Reading replies on the chat page: raw HTML shown as text keeps its lines, the end of each
 reply said with why, answers an API request brought labelled as such, Escape that stops a
 reply from anywhere on the page, the sidebar that follows what changed a conversation, and
-dates that say their zone."""
+dates that say their zone, messages' times among them."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -262,3 +263,26 @@ def test_api_key_dates_say_their_time_zone_as_the_usage_page_does(browsing, alic
     zone = re.escape(usage_zone[1])
     expect(dated.nth(2)).to_have_text(re.compile(when + zone + "$"))  # created
     expect(dated.nth(4)).to_have_text(re.compile(when + zone + "$"))  # revoked
+
+
+def test_each_message_says_when_it_was_sent_in_the_readers_time_zone(browsing, stub, alice):
+    chat = add_chat(alice, "Tea")
+    chat.messages.update(created_at=datetime(2025, 3, 4, 5, 6, tzinfo=UTC))
+    page = browsing.logged_in(alice, timezone_id="Asia/Tokyo", locale="en-GB")
+    open_chat(page, f"/c/{chat.id}/")
+    # An older message says its day, and its year when not this one's; the whole date on hover.
+    older = page.locator("#messages time.sent")
+    expect(older).to_have_count(2)  # the question's and its reply's
+    for n in range(2):
+        expect(older.nth(n)).to_have_text("4 Mar 2025, 14:06")
+        expect(older.nth(n)).to_have_attribute("title", "Tuesday, 4 March 2025 at 14:06")
+        expect(older.nth(n)).to_have_attribute("datetime", re.compile(r"^2025-03-04T05:06:00"))
+
+    stub.queue(openai_stream(["Green, please."]))
+    send_message(page, "Which one?")
+    wait_until_final(page)
+    # Today's say the time alone, in Tokyo's time.
+    for role in ("user", "assistant"):
+        when = chat.messages.filter(role=role).latest("created_at").created_at
+        shown = page.locator(f".message.{role} time.sent").last
+        expect(shown).to_have_text(when.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M"))
