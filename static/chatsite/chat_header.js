@@ -41,7 +41,8 @@
       try {
         await api("DELETE", `/api/conversations/${conversation.id}/`);
         window.chatsiteDrafts.forget(conversation.id); // else the sidebar would list it
-        window.location.href = "/";
+        // Back to the list it was in: a conversation a tool started is on the API tab.
+        window.location.href = conversation.source === "api" ? "/?source=api" : "/";
       } catch (error) {
         failed(error);
       }

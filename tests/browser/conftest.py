@@ -85,14 +85,15 @@ class PageWatch:
         page.on("response", self._on_response)
 
     def _on_dialog(self, dialog: object) -> None:
-        if dialog.type == "prompt" and self.answers:
+        if dialog.type in ("prompt", "confirm") and self.answers:
             dialog.accept(self.answers.pop(0))
             return
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
     def answer_next_prompt(self, answer: str) -> None:
-        """The page's next prompt (Rename's) is its own, opened on purpose: answered so."""
+        """The page's next prompt (Rename's) or confirm (Delete's, with "": OK) is its own,
+        opened on purpose: answered so."""
         self.answers.append(answer)
 
     def _on_console(self, message: object) -> None:

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.producers import CLIENT_GONE
 from tests.browser.pages import (
     chat_with_a_held_reply,
@@ -239,3 +239,17 @@ def test_a_message_sent_while_scrolled_up_is_shown(browsing, stub, alice):
     send_message(page, "Newest question")
     wait_until_final(page)
     expect(page.locator(".message.user").last).to_be_in_viewport()
+
+
+@pytest.mark.parametrize("source", ["chat", "api"])
+def test_deleting_a_conversation_goes_back_to_the_list_it_was_in(browsing, alice, source):
+    kept = add_chat(alice, "Kept")
+    gone = add_chat(alice, "To delete")
+    Conversation.objects.filter(pk__in=[kept.pk, gone.pk]).update(source=source)
+    page = browsing.logged_in(alice)
+    open_chat(page, f"/c/{gone.id}/")
+    browsing.watch_of(page).answer_next_prompt("")  # "Delete this conversation…?" OK
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(f"{browsing.origin}/" + ("?source=api" if source == "api" else ""))
+    expect(page.locator("#conversation-list li[data-conversation-id]")).to_have_text(["Kept"])
+    assert list(Conversation.objects.values_list("title", flat=True)) == ["Kept"]
