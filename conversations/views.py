@@ -14,6 +14,7 @@ from conversations.access import get_for_user
 from conversations.api.serializers import ConversationDetailSerializer, ModelChoiceSerializer
 from conversations.models import Conversation, Message
 from conversations.providers.registry import available_models, default_model
+from conversations.stream_watch import stream_heartbeat_seconds
 
 SIDEBAR_SIZE = 100  # conversations listed with a page; the API gives the rest in pages as big
 
@@ -52,6 +53,9 @@ def conversation_chat(request: HttpRequest, conversation_id: UUID) -> HttpRespon
             m["content"] for m in data["messages"] if m["role"] == Message.Role.SYSTEM
         ),
         "max_message_chars": settings.CHATSITE_MAX_MESSAGE_CHARS,
+        # A page's stream hears a ping at least this often while the reply is silent: three
+        # missed, and a few seconds' grace, mean the connection died without closing.
+        "stream_silence_ms": round((3 * stream_heartbeat_seconds(None) + 2) * 1000),
         **page_data(),
     }
     return render(request, "conversations/chat.html", context)

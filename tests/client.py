@@ -160,6 +160,8 @@ def read_events(chunks: Iterator[bytes], limit: int | None = None) -> Iterator[E
     count = 0
     for chunk in chunks:
         for sse in decoder.feed(chunk):
+            if sse.event == "ping":
+                continue  # a heartbeat (no id), as the comments it once was
             yield Event(int(sse.id), sse.event, json.loads(sse.data))
             count += 1
             if sse.event in ("done", "error") or (limit is not None and count >= limit):

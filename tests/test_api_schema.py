@@ -46,7 +46,7 @@ def test_schema_describes_the_event_stream_response(server, client_for):
     schema = client_for(None).http.get("/api/schema/", headers=OPENAPI_JSON).json()
     stream = schema["paths"]["/api/messages/{message_id}/stream/"]["get"]
     event = stream["responses"]["200"]["content"]["text/event-stream"]["schema"]
-    assert event["properties"]["event"]["enum"] == ["reasoning", "delta", "done", "error"]
+    assert event["properties"]["event"]["enum"] == ["reasoning", "delta", "done", "error", "ping"]
     assert "Last-Event-ID" in {p["name"] for p in stream["parameters"]}
     assert "application/json" in stream["responses"]["404"]["content"]
 

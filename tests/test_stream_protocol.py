@@ -2,8 +2,11 @@
 
 import asyncio
 
+import httpx
+
 from conversations import relay
-from conversations.api.stream import RETRY_HINT, reply_events
+from conversations.api.stream import PING, RETRY_HINT, reply_events
+from conversations.apikeys import create_key
 from conversations.eventlog import HEARTBEAT, event_log
 from conversations.models import Conversation, Message
 from conversations.producers import PRODUCER_ID
@@ -32,7 +35,9 @@ def test_stream_headers_and_every_event_has_an_id(server, stub, alice_client):
     assert all(block.startswith(f"id: {n}\n") for n, block in enumerate(events, start=1))
 
 
-def test_a_silent_stream_gets_comment_heartbeats(start_server, stub, client_for, alice):
+def test_a_silent_stream_gets_ping_events_a_script_can_hear(start_server, stub, client_for, alice):
+    # EventSource hands a page's script events, never comments: a ping tells a silent model
+    # from a dead connection (static/chatsite/stream.js).
     server = start_server(CHATSITE_HEARTBEAT_SECONDS="0.05")
     client = client_for(alice, base_url=server.url)
     gate = Gate()
@@ -44,9 +49,32 @@ def test_a_silent_stream_gets_comment_heartbeats(start_server, stub, client_for,
     with client.http.stream("GET", body["stream_url"]) as response:
         for chunk in response.iter_bytes():
             received += chunk
-            if received.count(b": keep-alive\n\n") >= 2:
+            if received.count(PING) >= 2:
                 break
-    assert b"event:" not in received  # nothing but heartbeats while the model is silent
+    # Nothing but pings while the model is silent, without ids: a reconnect resumes after
+    # the last real event.
+    assert received.replace(PING, b"") == RETRY_HINT
+    gate.open()
+
+
+def test_a_silent_v1_stream_gets_comment_heartbeats(start_server, stub, alice):
+    # OpenAI's SDKs read every event's data as a chunk: /v1 keeps SSE comments.
+    server = start_server(CHATSITE_HEARTBEAT_SECONDS="0.05")
+    gate = Gate()
+    stub.queue(Script(steps=[gate, openai_chunk("late")]))
+    _, secret = create_key(alice, "heartbeats")
+    request = {"model": default_model().id, "messages": [{"role": "user", "content": "Hi"}]}
+    headers = {"Authorization": f"Bearer {secret}"}
+    received = b""
+    with httpx.stream(
+        "POST", f"{server.url}/v1/chat/completions", json={**request, "stream": True},
+        headers=headers, timeout=30,
+    ) as response:  # fmt: skip
+        for chunk in response.iter_bytes():
+            received += chunk
+            if received.count(HEARTBEAT) >= 2:
+                break
+    assert b"event:" not in received and b"ping" not in received
     gate.open()
 
 
@@ -72,7 +100,7 @@ def test_a_stream_sends_no_heartbeat_while_tokens_keep_coming(
                 opened = True
     assert b"event: done" in received
     assert b'"b"' in received
-    assert b": keep-alive" not in received
+    assert PING not in received
 
 
 def test_a_finished_reply_streams_its_stored_content_and_done_at_once(

@@ -13,6 +13,7 @@ from django.test import Client
 from chatsite.asgi_handler import StreamingASGIHandler
 from chatsite.caches import ProcessMemoryCache
 from chatsite.request_threads import RequestThreads
+from conversations.api.stream import PING
 from conversations.models import Conversation, Message
 from conversations.producers import PRODUCER_ID
 from conversations.providers import http
@@ -138,7 +139,7 @@ def test_a_stream_opened_before_its_reply_starts_follows_it_live(alice, stub):
 
         async def send(message: dict) -> None:
             sent.append(message.get("body", b""))
-            if sent[-1].startswith(b": keep-alive"):
+            if sent[-1].startswith(PING):
                 waiting.set()
             if b"event: delta" in sent[-1]:
                 first_delta.set()

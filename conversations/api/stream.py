@@ -72,7 +72,8 @@ async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
         return found
     reply, user, api_key = found
     ensure_background_tasks()
-    frames = reply_events(reply.pk, last_event_id(request), stream_heartbeat_seconds(api_key))
+    heartbeat_seconds = stream_heartbeat_seconds(api_key)
+    frames = reply_events(reply.pk, last_event_id(request), heartbeat_seconds, heartbeat=PING)
     if api_key is not None:
         frames = until_revoked(frames, api_key.pk)  # revoking a key ends its open streams
     else:  # as does the end of a session: a logout elsewhere, a deactivated user
@@ -127,6 +128,9 @@ def caller_and_reply(
 
 # EventSource waits this long before reconnecting (its default is about 3 s).
 RETRY_HINT = b"retry: 1000\n\n"
+# This stream's heartbeat: an event, not a comment, so a page's script hears it and knows a
+# silent connection from a silent model (EventSource ignores comments and unknown events).
+PING = b"event: ping\ndata: {}\n\n"
 
 
 def last_event_id(request: HttpRequest) -> int:
@@ -136,10 +140,14 @@ def last_event_id(request: HttpRequest) -> int:
 
 
 async def reply_events(
-    reply_id: UUID, after: int, heartbeat_seconds: float, max_seconds: float | None = None
+    reply_id: UUID,
+    after: int,
+    heartbeat_seconds: float,
+    max_seconds: float | None = None,
+    heartbeat: bytes = HEARTBEAT,
 ) -> AsyncGenerator[bytes]:
     """The reply's frames after event `after`, for at most max_seconds (default:
-    CHATSITE_STREAM_MAX_SECONDS)."""
+    CHATSITE_STREAM_MAX_SECONDS), each heartbeat sent as `heartbeat`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (max_seconds or settings.CHATSITE_STREAM_MAX_SECONDS)
     yield RETRY_HINT
@@ -153,11 +161,13 @@ async def reply_events(
     next_check = loop.time() + settings.CHATSITE_HEARTBEAT_SECONDS
     async with contextlib.aclosing(frames):
         async for last_id, frame in frames:
-            if frame is HEARTBEAT and loop.time() >= next_check:
-                next_check = loop.time() + settings.CHATSITE_HEARTBEAT_SECONDS
-                if ended := await ended_without_log(reply_id, last_id):
-                    yield ended  # the rest from the log after all, or the stored state
-                    return
+            if frame is HEARTBEAT:
+                if loop.time() >= next_check:
+                    next_check = loop.time() + settings.CHATSITE_HEARTBEAT_SECONDS
+                    if ended := await ended_without_log(reply_id, last_id):
+                        yield ended  # the rest from the log after all, or the stored state
+                        return
+                frame = heartbeat
             yield frame
             if loop.time() >= deadline:
                 return  # EventSource reconnects with Last-Event-ID and resumes

@@ -12,10 +12,12 @@ EVENTS = """A `text/event-stream` of the reply's events, live or finished:
 - `done` `{"message"}`: the stored reply (complete, stopped or interrupted), last event;
 - `error` `{"error": {"code", "message"}, "message"?}`: the reply failed, last event. On a
   stream opened with an API key, `error` with code `key_revoked` (and no `id`) ends the
-  stream when the key is revoked.
+  stream when the key is revoked;
+- `ping` `{}` (no `id`): a heartbeat, every few seconds while the reply is silent. A stream
+  with neither events nor pings for longer has lost its connection: reconnect.
 
-Each event has an `id`; reconnect with `Last-Event-ID` (or `?last_event_id=`) to get exactly
-the events after it. Comment lines are heartbeats. Reading a stream never starts a
+Each event but `ping` has an `id`; reconnect with `Last-Event-ID` (or `?last_event_id=`) to get
+exactly the events after it. Reading a stream never starts a
 generation. A connection is closed after CHATSITE_STREAM_MAX_SECONDS; reconnect to resume."""
 
 
@@ -24,7 +26,7 @@ EVENT_SCHEMA = {
     "type": "object",
     "required": ["data"],
     "properties": {
-        "event": {"type": "string", "enum": ["reasoning", "delta", "done", "error"]},
+        "event": {"type": "string", "enum": ["reasoning", "delta", "done", "error", "ping"]},
         "data": {"type": "string", "description": "A JSON object, as described above."},
         "id": {"type": "string", "description": "The event's number in this reply."},
         "retry": {"type": "integer", "description": "Milliseconds to wait before reconnecting."},

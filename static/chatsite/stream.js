@@ -3,6 +3,8 @@
 // EventSource reconnects by itself after a dropped connection and resumes from Last-Event-ID.
 // If the server refuses a reconnect (EventSource then gives up for good), ask the API what
 // became of the reply and, while it still runs, follow again from the last event seen.
+// A connection that dies without closing (a network switch, a laptop waking) is invisible to
+// EventSource: the server pings a silent stream, so silence longer than that is the same case.
 (function () {
   const RECONNECT_NOTICE_MS = 5000; // Chromium retries after 3 s: only a longer gap is news
   const RETRY_MS = 3000;
@@ -11,17 +13,34 @@
   // handlers: onText(field, text) for "content"/"reasoning"; onFinal(message or null);
   // onFailed({error, message}); onConnection(ok); onLoggedOut(text): no longer allowed to
   // follow it (the session ended); onGone(): its conversation was deleted; refresh() -> the
-  // reply from the API, or null when it is gone. Returns {close()}.
-  function followReply(streamUrl, handlers) {
+  // reply from the API, or null when it is gone. silenceMs: how long without an event or a
+  // ping means the connection is dead. Returns {close()}.
+  function followReply(streamUrl, handlers, silenceMs) {
     let source = null;
     let lastEventId = "";
     let noticeTimer = null;
+    let silenceTimer = null;
     let lost = false;
     let closed = false;
+
+    // Silence is a dead connection: closed here, and the reply asked after and followed
+    // again (unless the server already closed it, and a retry is on its way).
+    function silent() {
+      if (closed || source.readyState === EventSource.CLOSED) return;
+      source.close();
+      connectionTrouble();
+      retry();
+    }
+
+    function listen() {
+      clearTimeout(silenceTimer);
+      silenceTimer = setTimeout(silent, silenceMs);
+    }
 
     function connected() {
       clearTimeout(noticeTimer);
       noticeTimer = null;
+      listen();
       if (lost) {
         lost = false;
         handlers.onConnection(true);
@@ -38,12 +57,14 @@
     function open() {
       const url = lastEventId ? `${streamUrl}?last_event_id=${encodeURIComponent(lastEventId)}` : streamUrl;
       source = new EventSource(url);
+      listen(); // a connection that never answers is silent too
       const text = (field) => (event) => {
         lastEventId = event.lastEventId;
         connected();
         handlers.onText(field, JSON.parse(event.data).content);
       };
       source.addEventListener("open", connected);
+      source.addEventListener("ping", connected);
       source.addEventListener("delta", text("content"));
       source.addEventListener("reasoning", text("reasoning"));
       source.addEventListener("done", function (event) {
@@ -58,7 +79,10 @@
           return;
         }
         connectionTrouble();
-        if (source.readyState === EventSource.CLOSED) setTimeout(retry, RETRY_MS);
+        if (source.readyState === EventSource.CLOSED) {
+          clearTimeout(silenceTimer);
+          setTimeout(retry, RETRY_MS);
+        }
       });
     }
 
@@ -93,6 +117,7 @@
     function close() {
       closed = true;
       clearTimeout(noticeTimer);
+      clearTimeout(silenceTimer);
       if (source) source.close();
     }
 

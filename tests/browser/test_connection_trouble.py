@@ -1,6 +1,7 @@
 """The chat page when the connection fails it: a send that cannot leave, and one whose answer
 never comes (given up after 30 s, then caught up with the conversation as stored) or is lost
-(caught up at once, or known as sent after a reload)."""
+(caught up at once, or known as sent after a reload); a reply's stream that goes silent
+without closing."""
 
 import re
 
@@ -9,14 +10,17 @@ from playwright.sync_api import expect
 
 from conversations.models import Message
 from tests.browser.pages import (
+    gated_stream,
     last_reply,
     open_chat,
     open_new_chat,
+    reply_body,
     send_message,
     wait_until_final,
 )
 from tests.chats import add_chat
 from tests.client import wait_for
+from tests.freezing_proxy import FreezingProxy
 
 pytestmark = pytest.mark.browser
 
@@ -180,3 +184,33 @@ def test_a_regenerate_whose_answer_is_lost_is_not_taken_for_a_message_sent(brows
     expect(page.locator(".message.assistant")).to_have_count(1)
     assert stub.requests == []
     browsing.watch_of(page).forgive_console_errors("/regenerate/")
+
+
+def test_a_stream_gone_silent_without_closing_is_followed_again(
+    start_server, open_browsing, stub, alice, new_gate
+):
+    # Pings every 0.2 s while the model is silent: hearing nothing for longer, the page
+    # knows its connection is dead, though it never closed, and follows the reply again.
+    server = start_server(CHATSITE_HEARTBEAT_SECONDS="0.2")
+    proxy = FreezingProxy(server.url)
+    gate, later = new_gate(), new_gate()
+    stub.queue(gated_stream(["Hel", "lo, ", "still here"], [gate, later, None]))
+    try:
+        page = open_browsing(proxy.url).logged_in(alice)
+        open_new_chat(page)
+        streams: list[str] = []
+        page.on("request", lambda r: "/stream/" in r.url and streams.append(r.url))
+        send_message(page, "Are you there?")
+        expect(reply_body(page)).to_have_text("Hel")
+        # A silent model is not a silent connection: its pings keep the page's stream.
+        page.wait_for_timeout(4000)  # past the silence the page allows (3 pings, 2 s)
+        assert len(streams) == 1
+        assert proxy.silence_streams() == 1
+        gate.open()  # sent on the dead connection: it never reaches the page
+        expect(reply_body(page)).to_have_text("Hello, ")  # from a new one, from where it was
+        assert len(streams) == 2 and re.search(r"last_event_id=[1-9]", streams[1])
+        later.open()
+        wait_until_final(page)
+        expect(reply_body(page)).to_have_text("Hello, still here")
+    finally:
+        proxy.close()
