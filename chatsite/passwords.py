@@ -85,7 +85,7 @@ def lockout_left(request: HttpRequest, credentials: dict | None) -> timedelta:
 
 
 def lockout_response(
-    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None = None
 ) -> HttpResponse:
     """axes' answer to a try while locked out (AXES_LOCKOUT_CALLABLE): the API's JSON error
     under /api/, where programs read it, and the site's page elsewhere."""

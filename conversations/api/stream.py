@@ -72,8 +72,10 @@ async def reply_stream(request: HttpRequest, message_id: UUID) -> HttpResponse:
         return found
     reply, user, api_key = found
     ensure_background_tasks()
+    # A page's script hears pings; an API key's client keeps the comments it always had.
+    heartbeat = PING if api_key is None else HEARTBEAT
     heartbeat_seconds = stream_heartbeat_seconds(api_key)
-    frames = reply_events(reply.pk, last_event_id(request), heartbeat_seconds, heartbeat=PING)
+    frames = reply_events(reply.pk, last_event_id(request), heartbeat_seconds, heartbeat=heartbeat)
     if api_key is not None:
         frames = until_revoked(frames, api_key.pk)  # revoking a key ends its open streams
     else:  # as does the end of a session: a logout elsewhere, a deactivated user
@@ -128,8 +130,8 @@ def caller_and_reply(
 
 # EventSource waits this long before reconnecting (its default is about 3 s).
 RETRY_HINT = b"retry: 1000\n\n"
-# This stream's heartbeat: an event, not a comment, so a page's script hears it and knows a
-# silent connection from a silent model (EventSource ignores comments and unknown events).
+# A session's stream's heartbeat: an event, not a comment, so a page's script hears it and
+# knows a silent connection from a silent model (EventSource hands scripts no comments).
 PING = b"event: ping\ndata: {}\n\n"
 
 
@@ -208,7 +210,8 @@ async def stored_reply_events(reply_id: UUID, after: int, heartbeat_seconds: flo
                         yield after, frame
                 return
         yield after, HEARTBEAT
-        await asyncio.sleep(settings.CHATSITE_CHECKPOINT_SECONDS)
+        # As often as the log's followers beat: a page takes a longer silence for a dead line.
+        await asyncio.sleep(min(settings.CHATSITE_CHECKPOINT_SECONDS, heartbeat_seconds))
 
 
 def final_frames(reply: Message, after: int) -> bytes:

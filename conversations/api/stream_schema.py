@@ -13,8 +13,9 @@ EVENTS = """A `text/event-stream` of the reply's events, live or finished:
 - `error` `{"error": {"code", "message"}, "message"?}`: the reply failed, last event. On a
   stream opened with an API key, `error` with code `key_revoked` (and no `id`) ends the
   stream when the key is revoked;
-- `ping` `{}` (no `id`): a heartbeat, every few seconds while the reply is silent. A stream
-  with neither events nor pings for longer has lost its connection: reconnect.
+- `ping` `{}` (no `id`), on a stream opened with the session (a page's): a heartbeat, every
+  few seconds while the reply is silent; a stream with neither events nor pings for longer has
+  lost its connection. With an API key, comment lines are the heartbeats.
 
 Each event but `ping` has an `id`; reconnect with `Last-Event-ID` (or `?last_event_id=`) to get
 exactly the events after it. Reading a stream never starts a

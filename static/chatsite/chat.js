@@ -122,7 +122,7 @@
         const data = await api("GET", `/api/conversations/${conversation.id}/`);
         return data.messages.find((m) => m.id === reply.id) || null;
       },
-    }, Number(chat.dataset.streamSilenceMs));
+    }, Number(chat.dataset.streamSilenceMs) || 17000);
     render();
   }
 

@@ -24,12 +24,12 @@
     let closed = false;
 
     // Silence is a dead connection: closed here, and the reply asked after and followed
-    // again (unless the server already closed it, and a retry is on its way).
+    // again, as after a refused reconnect (unless the server closed it: a retry is on its way).
     function silent() {
       if (closed || source.readyState === EventSource.CLOSED) return;
       source.close();
       connectionTrouble();
-      retry();
+      setTimeout(retry, RETRY_MS);
     }
 
     function listen() {

@@ -280,6 +280,7 @@ def test_each_message_says_when_it_was_sent_in_the_readers_time_zone(browsing, s
 
     stub.queue(openai_stream(["Green, please."]))
     send_message(page, "Which one?")
+    expect(reply_body(page)).to_have_text("Green, please.")  # the last reply is the new one
     wait_until_final(page)
     # Today's say the time alone, in Tokyo's time.
     for role in ("user", "assistant"):
