@@ -3,6 +3,7 @@
 import asyncio
 
 import httpx
+import pytest
 
 from conversations import relay
 from conversations.api.stream import PING, RETRY_HINT, reply_events
@@ -35,48 +36,39 @@ def test_stream_headers_and_every_event_has_an_id(server, stub, alice_client):
     assert all(block.startswith(f"id: {n}\n") for n, block in enumerate(events, start=1))
 
 
-def test_a_silent_stream_gets_ping_events_a_script_can_hear(start_server, stub, client_for, alice):
-    # EventSource hands a page's script events, never comments: a ping tells a silent model
-    # from a dead connection (static/chatsite/stream.js).
-    server = start_server(CHATSITE_HEARTBEAT_SECONDS="0.05")
-    client = client_for(alice, base_url=server.url)
-    gate = Gate()
-    stub.queue(Script(steps=[gate, openai_chunk("late")]))
-    conversation = client.new_conversation()
-    body = client.send(conversation["id"], "Hi").json()
-    gate.wait_reached()
+def read_until_twice(response: httpx.Response, heartbeat: bytes) -> bytes:
+    """What a silent stream sent until `heartbeat` came twice."""
     received = b""
-    with client.http.stream("GET", body["stream_url"]) as response:
-        for chunk in response.iter_bytes():
-            received += chunk
-            if received.count(PING) >= 2:
-                break
-    # Nothing but pings while the model is silent, without ids: a reconnect resumes after
-    # the last real event. (The last frame may have been read in part.)
-    whole_frames = [frame + b"\n\n" for frame in received.split(b"\n\n")[:-1]]
-    assert whole_frames[0] == RETRY_HINT and set(whole_frames[1:]) == {PING}
-    gate.open()
+    for chunk in response.iter_bytes():
+        received += chunk
+        if received.count(heartbeat) >= 2:
+            break
+    return received
 
 
-def test_a_silent_stream_read_with_an_api_key_gets_comment_heartbeats(
-    start_server, stub, client_for, alice
+@pytest.mark.parametrize("caller", ["session", "api_key"])
+def test_a_silent_stream_beats_with_pings_for_a_page_and_comments_for_a_key(
+    start_server, stub, client_for, alice, caller
 ):
-    # An API client may expect an id on every event: it keeps the comments it always had.
+    # EventSource hands a page's script events, never comments: a ping tells a silent model
+    # from a dead connection (static/chatsite/stream.js). An API client may expect an id on
+    # every event: it keeps the comments it always had.
     server = start_server(CHATSITE_HEARTBEAT_SECONDS="0.05")
     client = client_for(alice, base_url=server.url)
-    gate = Gate()
-    stub.queue(Script(steps=[gate, openai_chunk("late")]))
+    stub.queue(Script(steps=[gate := Gate(), openai_chunk("late")]))
     body = client.send(client.new_conversation()["id"], "Hi").json()
     gate.wait_reached()
-    _, secret = create_key(alice, "heartbeats")
-    received = b""
-    headers = {"Authorization": f"Bearer {secret}"}
-    with httpx.stream("GET", server.url + body["stream_url"], headers=headers) as response:
-        for chunk in response.iter_bytes():
-            received += chunk
-            if received.count(HEARTBEAT) >= 2:
-                break
-    assert b"event:" not in received
+    http, heartbeat = client.http, PING
+    if caller == "api_key":
+        _, secret = create_key(alice, "heartbeats")
+        headers = {"Authorization": f"Bearer {secret}"}
+        http, heartbeat = httpx.Client(base_url=server.url, headers=headers), HEARTBEAT
+    with http.stream("GET", body["stream_url"]) as response:
+        received = read_until_twice(response, heartbeat)
+    # Nothing but heartbeats while the model is silent, without ids: a reconnect resumes
+    # after the last real event. (The last frame may have been read in part.)
+    whole_frames = [frame + b"\n\n" for frame in received.split(b"\n\n")[:-1]]
+    assert whole_frames[0] == RETRY_HINT and set(whole_frames[1:]) == {heartbeat}
     gate.open()
 
 
@@ -88,15 +80,11 @@ def test_a_silent_v1_stream_gets_comment_heartbeats(start_server, stub, alice):
     _, secret = create_key(alice, "heartbeats")
     request = {"model": default_model().id, "messages": [{"role": "user", "content": "Hi"}]}
     headers = {"Authorization": f"Bearer {secret}"}
-    received = b""
     with httpx.stream(
         "POST", f"{server.url}/v1/chat/completions", json={**request, "stream": True},
         headers=headers, timeout=30,
     ) as response:  # fmt: skip
-        for chunk in response.iter_bytes():
-            received += chunk
-            if received.count(HEARTBEAT) >= 2:
-                break
+        received = read_until_twice(response, HEARTBEAT)
     assert b"event:" not in received and b"ping" not in received
     gate.open()
 
