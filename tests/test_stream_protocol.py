@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from conversations import relay
-from conversations.api.stream import PING, RETRY_HINT, reply_events
+from conversations.api.stream import PING, RETRY_HINT, reply_events, stored_reply_events
 from conversations.apikeys import create_key
 from conversations.eventlog import HEARTBEAT, event_log
 from conversations.models import Conversation, Message
@@ -223,3 +223,23 @@ def test_a_silent_stream_reads_its_reply_back_only_every_heartbeat_interval(alic
     settings.CHATSITE_HEARTBEAT_SECONDS = 0.001  # due at once: the stored reply ends it
     frames = first_frames_of_a_silent_stream(alice, 5)
     assert b"event: done" in frames[-1] and b"Stored" in frames[-1]
+
+
+def test_a_reply_no_event_log_knows_yet_beats_as_often_as_a_followed_one(alice, settings):
+    # Its stream waits for the reply's log in steps of CHATSITE_CHECKPOINT_SECONDS, beating
+    # at each; a page takes three missed heartbeats for a dead line: no step is longer.
+    settings.CHATSITE_CHECKPOINT_SECONDS = 3600
+    conversation = Conversation.objects.create(owner=alice, model=default_model().id)
+    _, reply, _ = conversation.post_user_message("Hi", default_model(), None, PRODUCER_ID)
+
+    async def first_frames() -> list[tuple[int, bytes]]:
+        frames, seen = stored_reply_events(reply.pk, 0, heartbeat_seconds=0.01), []
+        async for frame in frames:
+            seen.append(frame)
+            if len(seen) == 3:
+                break
+        await frames.aclose()
+        return seen
+
+    # A guard, not a timing: a step of an hour fails here instead of hanging the suite.
+    assert asyncio.run(asyncio.wait_for(first_frames(), 30)) == [(0, HEARTBEAT)] * 3
