@@ -23,13 +23,19 @@
     let lost = false;
     let closed = false;
 
-    // Silence is a dead connection: closed here, and the reply asked after and followed
-    // again, as after a refused reconnect (unless the server closed it: a retry is on its way).
+    // A connection given up for good: the reply is asked after, and followed again, soon.
+    function retryLater() {
+      clearTimeout(silenceTimer);
+      setTimeout(retry, RETRY_MS);
+    }
+
+    // Silence is a dead connection: closed here, and retried as after a refused reconnect
+    // (unless the server closed it: a retry is on its way).
     function silent() {
       if (closed || source.readyState === EventSource.CLOSED) return;
       source.close();
       connectionTrouble();
-      setTimeout(retry, RETRY_MS);
+      retryLater();
     }
 
     function listen() {
@@ -79,10 +85,7 @@
           return;
         }
         connectionTrouble();
-        if (source.readyState === EventSource.CLOSED) {
-          clearTimeout(silenceTimer);
-          setTimeout(retry, RETRY_MS);
-        }
+        if (source.readyState === EventSource.CLOSED) retryLater();
       });
     }
 
