@@ -27,7 +27,7 @@ MESSAGE_FIELDS = (
     "role", "status", "system_prompt", "content", "reasoning", "provider", "model", "finish_reason",
     "prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "usage_source",
     "time_to_first_token_ms", "duration_ms", "error_code", "error", "metadata",
-    "created_at", "completed_at",
+    "created_at", "completed_at", "chosen_at",
 )  # fmt: skip
 INLINE_FIELDS = (
     "created_at", "role", "status", "finish_reason", "model", "content", "prompt_tokens",

@@ -3,16 +3,17 @@
 - JSON carries every stored field of the conversation and of each message (usage, timings,
   errors, metadata, a reply's system prompt; not the server's bookkeeping), messages in
   order; several replies with the same `parent` are the alternatives to one user message.
-- Markdown is a transcript for people, alternatives marked "reply 2 of 3", and replies asked
-  under another system prompt than the conversation's now marked with it. Every stored text
-  is in a fenced block, shown as written, and the title on one line with its punctuation
-  escaped: neither a user nor a model can write a line that passes for the transcript's own,
-  nor HTML, a link or an image that a Markdown viewer would act on.
+- Markdown is a transcript for people: alternatives marked "reply 2 of 3", and "chosen" on the
+  one the conversation goes on from; replies asked under another system prompt than the
+  conversation's now marked with it. Every stored text is in a fenced block, shown as
+  written, and the title on one line with its punctuation escaped: neither a user nor a model
+  can write a line that passes for the transcript's own, nor HTML, a link or an image that a
+  Markdown viewer would act on.
 - JSONL is one conversation a line in the OpenAI fine-tuning shape
   {"messages": [{"role", "content"}, ...]}: the system prompt the last answer was asked under,
-  then each user message with its latest reply that has text (the one the model saw as
-  context). Unanswered user messages are left out, and a conversation with no answered
-  message gives no line.
+  then each user message with its latest chosen reply that has text (the one the model is sent
+  as context, reply_job.history). Unanswered user messages are left out, and a conversation
+  with no answered message gives no line.
 
 Bulk exports stream: conversations are read in batches with their messages, and written out
 in pieces of about FLUSH_BYTES, so memory stays flat however many there are.
@@ -113,12 +114,16 @@ def markdown_transcript(conversation: Conversation, messages: list[Message]) -> 
         lines += ["", "## System prompt", "", *fenced(conversation.system_prompt)]
     alternatives = Counter(m.parent_id for m in messages if m.role == Message.Role.ASSISTANT)
     numbered: Counter = Counter()
+    chosen = {reply.pk for reply in latest_answers(messages).values()}
     prompt_now = conversation.own_system_prompt(messages)
     for message in messages:
         if message.role == Message.Role.ASSISTANT:
             numbered[message.parent_id] += 1
             number, count = numbered[message.parent_id], alternatives[message.parent_id]
-            lines += ["", *markdown_reply(message, number, count, prompt_now)]
+            title = f"## Assistant, reply {number} of {count}" if count > 1 else "## Assistant"
+            if count > 1 and message.pk in chosen:
+                title += " (chosen)"
+            lines += ["", *markdown_reply(message, title, prompt_now)]
         else:
             heading = f"## {message.role.capitalize()}"
             lines += ["", heading, "", f"_{written(message)}_", "", *fenced(message.content)]
@@ -129,8 +134,7 @@ def written(message: Message) -> str:
     return message.created_at.isoformat(timespec="seconds")
 
 
-def markdown_reply(message: Message, number: int, count: int, prompt_now: str) -> list[str]:
-    title = f"## Assistant, reply {number} of {count}" if count > 1 else "## Assistant"
+def markdown_reply(message: Message, title: str, prompt_now: str) -> list[str]:
     facts = [written(message), message.model, message.status]
     if message.finish_reason not in ("", "stop", message.status):  # cut short: length, a filter
         facts.append(f"finish reason: {message.finish_reason}")
@@ -154,19 +158,20 @@ def earlier_prompt(prompt: str) -> list[str]:
 
 
 def latest_answers(messages: list[Message]) -> dict[UUID, Message]:
-    """Each user message's latest answer among `messages`, by the user message's id: they are
-    in order, so the last one written wins (as the model saw it)."""
-    return {
-        m.parent_id: m
-        for m in messages
-        if m.role == Message.Role.ASSISTANT and Message.answers_with(m.content)
-    }
+    """Each user message's latest chosen answer among `messages`, by the user message's id:
+    the one its conversation goes on from (reply_job.history)."""
+    answers = [
+        m for m in messages if m.role == Message.Role.ASSISTANT and Message.answers_with(m.content)
+    ]
+    answers.sort(key=lambda m: Message.last_chosen(m.created_at, m.chosen_at))
+    return {m.parent_id: m for m in answers}
 
 
 def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:
-    """The conversation as its last answer was asked (reply_job.history): the user messages
-    before it, each with the latest answer it had by then (none: as it was sent, alone), under
-    that answer's own system prompt."""
+    """The conversation up to its last answer, as reply_job.history sends it: the user messages
+    before it, each with its chosen answer among those made by then (none: as it was sent,
+    alone), under that answer's own system prompt. Chosen as the owner chooses now: an answer
+    chosen since it was asked is the one this example teaches from."""
     latest_reply = latest_answers(messages)
     answered = [m for m in messages if m.role == Message.Role.USER and m.pk in latest_reply]
     if not answered:

@@ -1,6 +1,7 @@
 """What a reply asks its provider: the model, and the conversation up to the message it answers."""
 
 from dataclasses import dataclass
+from operator import itemgetter
 from uuid import UUID
 
 from django.conf import settings
@@ -51,12 +52,15 @@ def history(reply: Message) -> list[dict[str, str]]:
     # In one query (the reply and its parent come from the request that made them): this
     # runs before every reply's first token, so its SQL is written once.
     earlier = history_rows(reply.conversation_id, reply.parent.created_at, reply.pk)
+    answers = [
+        (Message.last_chosen(created_at, chosen_at), parent_id, content)
+        for _, role, content, parent_id, created_at, chosen_at in earlier
+        if role == Message.Role.ASSISTANT and Message.answers_with(content)
+    ]
+    # Each user message's answer: its latest chosen reply that has one.
+    answer_to = {parent_id: content for _, parent_id, content in sorted(answers, key=itemgetter(0))}
     messages: list[dict[str, str]] = []
-    answer_to: dict[object, str] = {}  # the latest usable reply to each user message
-    for _, role, content, parent_id in earlier:
-        if role == Message.Role.ASSISTANT and Message.answers_with(content):
-            answer_to[parent_id] = content
-    for pk, role, content, _ in earlier:
+    for pk, role, content, *_ in earlier:
         if role == Message.Role.USER:
             messages.append({"role": "user", "content": content})
             if pk in answer_to:

@@ -60,7 +60,7 @@ class OwnedConversationQuery:
 def history_sql(using: str) -> str:
     """One database's statement: a conversation's messages up to a time, but one."""
     q = connections[using].ops.quote_name
-    names = ("id", "role", "content", "parent")
+    names = ("id", "role", "content", "parent", "created_at", "chosen_at")
     return (
         f"SELECT {', '.join(f'm.{column(Message, name, q)}' for name in names)}"
         f" FROM {q(Message._meta.db_table)} m"
@@ -82,9 +82,9 @@ def owned_conversation(user: AbstractBaseUser, pk: UUID) -> Conversation | None:
 
 
 def history_rows(conversation_id: UUID, until: datetime, but: UUID) -> list[tuple]:
-    """(id, role, content, parent id) of the conversation's messages created up to `until`,
-    oldest first, without message `but`. Ids are as the database returns them: compare them
-    only with each other."""
+    """(id, role, content, parent id, created_at, chosen_at) of the conversation's messages
+    created up to `until`, oldest first, without message `but`. Values are as the database
+    returns them: compare them only with each other."""
     using = router.db_for_read(Message)
     params = [
         db_value(Message, "conversation", conversation_id, using),

@@ -33,6 +33,7 @@ def foreign_requests(ids: dict) -> list[tuple[str, str, dict | None]]:
         ("POST", f"/api/conversations/{conversation}/messages/", {"content": "Hi alice"}),
         ("GET", f"/api/messages/{reply}/stream/", None),
         ("POST", f"/api/messages/{reply}/stop/", {}),
+        ("POST", f"/api/messages/{reply}/choose/", None),
         ("POST", f"/api/messages/{reply}/regenerate/", {}),
         ("POST", f"/api/messages/{user_message}/regenerate/", {}),
         ("GET", f"/c/{conversation}/", None),

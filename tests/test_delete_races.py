@@ -71,7 +71,7 @@ def test_a_regenerate_in_a_conversation_deleted_meanwhile_is_a_404(
     asked = conversation.messages.get(role="user")
     Conversation.objects.filter(pk=conversation.pk).delete()
     with pytest.raises(Conversation.DoesNotExist):  # not "a reply is still being generated"
-        conversation.add_reply(asked, default_model(), PRODUCER_ID)
+        conversation.add_reply(asked, default_model(), None, PRODUCER_ID)
     gone = alice_client.http.post(f"/api/messages/{asked.pk}/regenerate/", json={})
     assert gone.status_code == 404 and stub.requests == []
 

@@ -100,7 +100,7 @@ def test_markdown_export_is_a_readable_transcript(alice_history, alice_client):
         f"## Assistant, reply 1 of 2\n\n{first} · ",
         "_Reasoning:_\n\n```\nthinking it over\n```",
         "```\nFirst\n```",
-        f"## Assistant, reply 2 of 2\n\n{second} · ",
+        f"## Assistant, reply 2 of 2 (chosen)\n\n{second} · ",  # the newest, until one is
         "```\nSecond\n```",
         f"## User\n\n{thanks}_\n\n```\nThanks\n```",
         f"## Assistant\n\n{welcome} · ",

@@ -1,5 +1,11 @@
-"""Regenerate: a new reply to the same user message; earlier replies stay as alternatives."""
+"""Regenerate: a new reply to the same user message; earlier replies stay as alternatives. A
+regeneration sent again with its client_id (Idempotency-Key) is answered with the first."""
 
+import uuid
+
+import pytest
+
+from conversations.models import Message, UserBudget
 from tests.replies import send_held_reply
 from tests.stub import openai_stream
 
@@ -78,3 +84,84 @@ def test_the_model_last_used_becomes_the_conversations_model(server, stub, alice
     alice_client.wait_final(conversation["id"], body["assistant_message"]["id"])
     assert alice_client.conversation(conversation["id"])["model"] == "openai:stub-other"
     assert stub.requests[0].json["model"] == "stub-other"
+
+
+def answered(client, stub) -> tuple[str, dict]:
+    """A conversation with "Hi" answered; its id and the message POST's body."""
+    stub.queue(openai_stream(["First"]))
+    conversation_id = client.new_conversation()["id"]
+    body = client.send(conversation_id, "Hi").json()
+    client.wait_final(conversation_id, body["assistant_message"]["id"])
+    return conversation_id, body
+
+
+def regenerate(client, message_id: str, key: str, how: str):
+    if how == "header":
+        return client.http.post(
+            f"/api/messages/{message_id}/regenerate/", headers={"Idempotency-Key": key}
+        )
+    return client.http.post(f"/api/messages/{message_id}/regenerate/", json={"client_id": key})
+
+
+@pytest.mark.parametrize("how", ["body", "header"])
+def test_a_regeneration_sent_again_is_answered_with_the_first_reply(
+    server, stub, alice_client, how
+):
+    conversation_id, body = answered(alice_client, stub)
+    stub.queue(openai_stream(["Second"]))
+    key = str(uuid.uuid4())
+    first = regenerate(alice_client, body["assistant_message"]["id"], key, how)
+    assert first.status_code == 201, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    reply_id = first.json()["assistant_message"]["id"]
+    alice_client.wait_final(conversation_id, reply_id)
+
+    # Its answer was lost: sent again, from the user message this time.
+    again = regenerate(alice_client, body["user_message"]["id"], key, how)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["assistant_message"]["id"] == reply_id
+    assert again.json()["assistant_message"]["content"] == "Second"
+    assert Message.objects.filter(role="assistant").count() == 2
+    assert len(stub.requests) == 2
+
+
+def test_a_regeneration_sent_again_is_given_back_over_a_budget_reached_since(
+    server, stub, alice, alice_client
+):
+    conversation_id, body = answered(alice_client, stub)
+    stub.queue(openai_stream(["Second"]))
+    UserBudget.objects.create(user=alice, requests_per_minute=2)  # the message, this one
+    key = str(uuid.uuid4())
+    first = regenerate(alice_client, body["assistant_message"]["id"], key, "body")
+    alice_client.wait_final(conversation_id, first.json()["assistant_message"]["id"])
+
+    again = regenerate(alice_client, body["assistant_message"]["id"], key, "body")
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    refused = regenerate(alice_client, body["assistant_message"]["id"], str(uuid.uuid4()), "body")
+    assert refused.status_code == 429, refused.text
+    assert Message.objects.filter(role="assistant").count() == 2
+
+
+def test_a_client_id_used_for_something_else_is_refused(server, stub, alice_client):
+    conversation_id, body = answered(alice_client, stub)
+    stub.queue(openai_stream(["Later"]), openai_stream(["Same words"]))
+    message_key = str(uuid.uuid4())
+    later = alice_client.send(conversation_id, "Later", client_id=message_key).json()
+    alice_client.wait_final(conversation_id, later["assistant_message"]["id"])
+    key = str(uuid.uuid4())
+    regenerated = regenerate(alice_client, body["user_message"]["id"], key, "body")
+    alice_client.wait_final(conversation_id, regenerated.json()["assistant_message"]["id"])
+    stored = Message.objects.count()
+
+    refusals = [
+        regenerate(alice_client, body["user_message"]["id"], message_key, "body"),  # a message's
+        regenerate(alice_client, later["user_message"]["id"], key, "body"),  # another message's
+        alice_client.send(conversation_id, "Same words", client_id=key),  # a regeneration's
+    ]
+    for refused in refusals:
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "client_id_reused"
+    assert Message.objects.count() == stored
+    assert len(stub.requests) == 3

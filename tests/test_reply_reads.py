@@ -58,10 +58,10 @@ def test_another_users_or_an_unknown_conversation_is_not_found(alice, charlie):
 
 
 def as_uuids(rows: list[tuple]) -> list[tuple]:
-    """Ids as UUIDs, whichever form the database gave them in (text on SQLite)."""
+    """Ids as UUIDs, whichever form the database gave them in (text on SQLite); no times."""
     return [
         (UUID(str(pk)), role, content, parent and UUID(str(parent)))
-        for pk, role, content, parent in rows
+        for pk, role, content, parent, _, _ in rows
     ]
 
 
@@ -80,6 +80,7 @@ def test_the_history_is_the_conversations_messages_up_to_a_time_oldest_first(ali
     first = add(1, "user", "First")
     system = add(0, "system", "Be brief")
     answer = add(2, "assistant", "One", parent=first)
+    Message.objects.filter(pk=answer.pk).update(chosen_at=start + timedelta(minutes=7))
     reply = add(5, "assistant", "", later, "pending")  # the reply being prepared: left out
     add(6, "user", "After")  # after `until`: left out
     elsewhere = add_chat(bob, "Elsewhere").messages.all()  # another conversation: left out
@@ -95,3 +96,8 @@ def test_the_history_is_the_conversations_messages_up_to_a_time_oldest_first(ali
     assert [row[2] for row in rows] == ["Be brief", "First", "One", "Later"]
     assert rows[2][3] == rows[1][0] == first.pk and system.pk == rows[0][0] == expected[0][0]
     assert answer.pk == rows[2][0]
+    # Times as the database gives them, each comparable with the others: chosen after made.
+    history = history_rows(conversation.pk, later.created_at, reply.pk)
+    assert [row[4] for row in history] == sorted(row[4] for row in history)
+    assert [row[5] is None for row in history] == [True, True, False, True]
+    assert history[2][5] > history[3][4] > history[2][4]

@@ -178,11 +178,31 @@ describe(
     ),
 )
 describe(
+    views.ReplyChoose,
+    post=dict(
+        summary="Choose which of a user message's replies the conversation goes on from",
+        description="The chat page shows the reply chosen last (a new reply counts as chosen "
+        "when it is made), and the next message's model is sent the one chosen last that has "
+        "text (not a failed reply, nor one stopped before any text). 404 for a reply that is "
+        "not yours.",
+        request=None,
+        responses={200: MessageSerializer, **errors(400, 404)},
+        tags=["messages"],
+    ),
+)
+describe(
     views.ReplyRegenerate,
     post=dict(
         summary="Generate another reply to a user message (the earlier ones stay)",
+        description=(
+            "Send the id of the user message or of one of its replies. A repeated `client_id` "
+            "(or `Idempotency-Key` header) for the same user message returns the first pair "
+            "with `Idempotent-Replayed: true`, even over a budget reached since; `model` is not "
+            "compared. A `client_id` used before in the conversation for anything else is a 422."
+        ),
         request=RegenerateInput,
-        responses={201: MessagePair, **errors(400, 404, 409, 429)},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.UUID, "header")],
+        responses={201: MessagePair, **errors(400, 404, 409, 422, 429)},
         tags=["messages"],
     ),
 )

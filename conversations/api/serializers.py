@@ -93,7 +93,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "provider", "model", "finish_reason", "prompt_tokens", "completion_tokens",
             "total_tokens", "reasoning_tokens", "usage_source", "time_to_first_token_ms",
             "duration_ms", "error_code", "error", "metadata", "client_id",
-            "created_at", "completed_at", "stream_url",
+            "created_at", "completed_at", "chosen_at", "stream_url",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -264,4 +264,7 @@ class ConversationListQuery(QueryParams):
 
 
 class RegenerateInput(serializers.Serializer):
+    """Validated by one shared instance (validated): no self.context, initial_data or instance."""
+
     model = TextField(max_length=200, required=False, validators=[validate_model_id])
+    client_id = UUIDText(required=False)

@@ -33,6 +33,9 @@ urlpatterns = [
     path("messages/<uuid:message_id>/stream/", stream.reply_stream, name="api-reply-stream"),
     path("messages/<uuid:message_id>/stop/", views.ReplyStop.as_view(), name="api-reply-stop"),
     path(
+        "messages/<uuid:message_id>/choose/", views.ReplyChoose.as_view(), name="api-reply-choose"
+    ),
+    path(
         "messages/<uuid:message_id>/regenerate/",
         starts_replies(views.ReplyRegenerate.as_view()),
         name="api-reply-regenerate",

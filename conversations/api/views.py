@@ -1,8 +1,11 @@
 """The JSON API the pages and tools use. Each view validates, calls a model method or a plain
 function (budgets.py, producers.py) that changes state, and serializes."""
 
+import functools
+from collections.abc import Callable
 from uuid import UUID
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -37,8 +40,9 @@ REPLY_IN_PROGRESS = (
 STILL_STARTING = "Replies keep starting in this conversation: stop them, then delete it."
 DELETE_ROUNDS = 3
 CLIENT_ID_REUSED = (
-    "This client_id (or Idempotency-Key) was sent before with a different message. A new"
-    " message needs a new one; the same one sends back what was stored."
+    "This client_id (or Idempotency-Key) was sent before with a different message, or for"
+    " another regeneration. A new message or regeneration needs a new one; the same one sends"
+    " back what was stored."
 )
 
 
@@ -104,12 +108,7 @@ class MessageCreate(APIView):
             return api_error("client_id_reused", CLIENT_ID_REUSED, 422)
         except Conversation.DoesNotExist:  # deleted meanwhile, from another window
             raise Http404 from None
-        response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
-        if created:
-            response.reply_to_start = reply  # started once the response is ready (reply_start.py)
-        else:
-            response["Idempotent-Replayed"] = "true"
-        return response
+        return started(Response(message_pair(user_message, reply), status=201), reply, created)
 
 
 def stop_replies_and_delete(conversation: Conversation) -> bool:
@@ -124,20 +123,35 @@ def stop_replies_and_delete(conversation: Conversation) -> bool:
     return False
 
 
+def within_budget[T](
+    owner: AbstractBaseUser, store: Callable[[], T], sent_before: Callable[[], T | None]
+) -> T:
+    """What store() stores, if its owner's budget allows (429 before anything is stored or a
+    provider is called). A request sent before (what sent_before() finds) is given back
+    whatever the budget says now: it was counted then, and its sender only missed the answer."""
+    try:
+        check_budget(owner)
+        with rate_held(owner):
+            return store()
+    except BudgetExceeded:
+        if (earlier := sent_before()) is None:
+            raise
+        return earlier
+
+
 def post_within_budget(
     conversation: Conversation, content: str, model: ModelChoice, client_id: UUID | None
 ) -> tuple[Message, Message, bool]:
-    """Store the message and its pending reply if its owner's budget allows (429 before
-    anything is stored or a provider is called). A message sent before is given back whatever
-    the budget says now: it was counted then, and its sender only missed the answer."""
-    try:
-        check_budget(conversation.owner)
-        with rate_held(conversation.owner):
-            return conversation.post_user_message(content, model, client_id, PRODUCER_ID)
-    except BudgetExceeded:
-        if client_id is None or not (pair := conversation.sent_before(client_id, content)):
-            raise
-        return *pair, False
+    """Store the message and its pending reply (within_budget); and whether they are new."""
+
+    def sent_before() -> tuple[Message, Message, bool] | None:
+        pair = client_id and conversation.sent_before(client_id, content)
+        return (*pair, False) if pair else None
+
+    store = functools.partial(
+        conversation.post_user_message, content, model, client_id, PRODUCER_ID
+    )
+    return within_budget(conversation.owner, store, sent_before)
 
 
 class ReplyStop(APIView):
@@ -151,30 +165,64 @@ class ReplyStop(APIView):
         return Response(message_data(reply))
 
 
+class ReplyChoose(APIView):
+    """The reply its conversation goes on from, among its alternatives (the chat page's arrows)."""
+
+    def post(self, request: Request, message_id: UUID) -> Response:
+        reply = get_for_user(Message, request.user, message_id)
+        if reply.role != Message.Role.ASSISTANT:
+            return api_error("not_a_reply", "Only a reply can be chosen.")
+        if not reply.choose():  # deleted meanwhile, with its conversation
+            raise Http404
+        return Response(message_data(reply))
+
+
 class ReplyRegenerate(APIView):
     def post(self, request: Request, message_id: UUID) -> Response:
         # Its conversation, the owner's budget and the message it answers, in one query.
         related = ["conversation__owner__budget", "parent"]
         message = get_for_user(Message, request.user, message_id, related=related)
-        check_budget(message.conversation.owner)  # 429 before anything is stored or called
-        data = RegenerateInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(RegenerateInput, request.data)
+        client_id = idempotency_key(request, data.get("client_id"))
         user_message = message if message.role == Message.Role.USER else message.parent
         if user_message is None:
             return api_error("not_regenerable", "This message has nothing to answer.")
         conversation = message.conversation
-        model_id = data.validated_data.get("model") or message.model or conversation.model
-        model = find_model(model_id)
+        model = find_model(data.get("model") or message.model or conversation.model)
         try:
-            with rate_held(conversation.owner):
-                reply = conversation.add_reply(user_message, model or default_model(), PRODUCER_ID)
+            reply, created = regenerate_within_budget(
+                conversation, user_message, model or default_model(), client_id
+            )
         except ReplyInProgress:
             return api_error("reply_in_progress", REPLY_IN_PROGRESS, status.HTTP_409_CONFLICT)
+        except ClientIdReused:
+            return api_error("client_id_reused", CLIENT_ID_REUSED, 422)
         except Conversation.DoesNotExist:  # deleted meanwhile, from another window
             raise Http404 from None
-        response = Response(message_pair(user_message, reply), status=status.HTTP_201_CREATED)
-        response.reply_to_start = reply  # started once the response is ready (reply_start.py)
-        return response
+        return started(Response(message_pair(user_message, reply), status=201), reply, created)
+
+
+def regenerate_within_budget(
+    conversation: Conversation, user_message: Message, model: ModelChoice, client_id: UUID | None
+) -> tuple[Message, bool]:
+    """Store another pending reply to `user_message` (within_budget); and whether it is new."""
+
+    def sent_before() -> tuple[Message, bool] | None:
+        reply = client_id and conversation.regenerated_before(client_id, user_message)
+        return (reply, False) if reply else None
+
+    store = functools.partial(conversation.add_reply, user_message, model, client_id, PRODUCER_ID)
+    return within_budget(conversation.owner, store, sent_before)
+
+
+def started(response: Response, reply: Message, created: bool) -> Response:
+    """A new reply starts once the response is ready (reply_start.py); one sent back again
+    was started by the request that stored it."""
+    if created:
+        response.reply_to_start = reply
+    else:
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 def message_pair(user_message: Message, reply: Message) -> dict:

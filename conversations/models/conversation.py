@@ -159,16 +159,29 @@ class Conversation(models.Model):
             raise ReplyInProgress from None
         return user_message, reply, True
 
-    def add_reply(self, user_message: "Message", model: "ModelChoice", producer: str) -> "Message":
-        """A new pending reply to an earlier user message (regenerate); the old ones stay."""
+    def add_reply(
+        self,
+        user_message: "Message",
+        model: "ModelChoice",
+        client_id: uuid.UUID | None,
+        producer: str,
+    ) -> tuple["Message", bool]:
+        """A new pending reply to an earlier user message (regenerate), the old ones staying;
+        and whether it is new. A repeated client_id returns the first one (ClientIdReused if
+        it came for another message); a reply still generating raises ReplyInProgress."""
         reply = self.pending_reply_to(user_message, model, producer, self.own_system_prompt())
+        reply.client_id = client_id
         try:
             with transaction.atomic():  # the active-reply index and the touch go together
                 reply.save(force_insert=True)
                 self._touch(model.id)
-        except IntegrityError:
+        except IntegrityError:  # the client_id's unique index, or the active reply's
+            if client_id is not None and (
+                earlier := self.regenerated_before(client_id, user_message)
+            ):
+                return earlier, False
             raise ReplyInProgress from None
-        return reply
+        return reply, True
 
     def own_system_prompt(self, messages: "Iterable[Message] | None" = None) -> str:
         """The system prompt this conversation's next reply is asked under, unless it is the
@@ -198,13 +211,24 @@ class Conversation(models.Model):
 
     def sent_before(self, client_id: uuid.UUID, content: str) -> tuple["Message", "Message"] | None:
         """The message stored with this client_id and its first reply, if it was sent before;
-        ClientIdReused if that message says something else (what was sent would be lost)."""
-        user_message = self.messages.filter(client_id=client_id, role=Message.Role.USER).first()
+        ClientIdReused if that message says something else (what was sent would be lost), or
+        the client_id was a regeneration's."""
+        user_message = self.messages.filter(client_id=client_id).first()
         if user_message is None:
             return None
-        if user_message.content != content:
+        if user_message.role != Message.Role.USER or user_message.content != content:
             raise ClientIdReused
         return user_message, user_message.replies.order_by("created_at").first()
+
+    def regenerated_before(self, client_id: uuid.UUID, user_message: "Message") -> "Message | None":
+        """The reply a regeneration with this client_id made, if it was asked before;
+        ClientIdReused if the client_id came for another message or was a message's own."""
+        reply = self.messages.filter(client_id=client_id).first()
+        if reply is None:
+            return None
+        if reply.parent_id != user_message.pk:  # a message's own, or another message's reply
+            raise ClientIdReused
+        return reply
 
     def _touch(self, model_id: str, first_message: str = "") -> None:
         """Newest activity first in lists; the last model used is the one the picker offers.

@@ -101,6 +101,8 @@ class Message(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # For a reply: when its owner last chose it among its alternatives (see last_chosen).
+    chosen_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = MessageQuerySet.as_manager()
 
@@ -130,6 +132,21 @@ class Message(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @staticmethod
+    def last_chosen(created_at: datetime, chosen_at: datetime | None) -> datetime:
+        """When a reply was last chosen among its alternatives: by its owner, or by being made
+        (a new reply is shown at once). The chat page shows the latest chosen; the model is
+        sent the latest chosen that has an answer (reply_job.history), as a failed reply or
+        one stopped before any text has none."""
+        return created_at if chosen_at is None else chosen_at  # chosen after being made
+
+    def choose(self) -> bool:
+        """Make this reply the one its conversation goes on from, as its owner chose it;
+        False if it is gone (deleted with its conversation)."""
+        self.chosen_at = timezone.now()
+        # One UPDATE of one column: a reply finishing meanwhile keeps its own writes.
+        return bool(Message.objects.filter(pk=self.pk).update(chosen_at=self.chosen_at))
 
     @staticmethod
     def answers_with(content: str) -> bool:

@@ -22,7 +22,7 @@
 
   const state = {
     messages: conversation.messages,
-    chosen: {}, // user message id -> index of the alternative shown
+    choosing: {}, // user message id -> {id}: the reply chosen here, until the server answers
     // The reply being streamed: {reply, stream, content, reasoning, received, reconnecting}
     live: null,
   };
@@ -39,7 +39,7 @@
   const { newUuid, fillModelPicker, draftStore, listenToKeys } = window.chatsiteComposer;
   const draft = draftStore(conversation, input, chat.dataset.username);
   const header = window.chatsiteChatHeader(conversation, failed);
-  const thread = window.chatsiteThread(state, { list, input, models, showControls, regenerate });
+  const thread = window.chatsiteThread(state, { list, input, models, showControls, regenerate, choose });
   const { render, renderLiveSoon, updateShown, shownItem } = thread;
 
   function showError(text) {
@@ -83,8 +83,13 @@
     }
   }
 
+  // A reply's end comes from its stream, whose copy may predate a choice made since: the
+  // later chosen_at of the two stays.
   function replaceMessage(updated) {
-    state.messages = state.messages.map((m) => (m.id === updated.id ? updated : m));
+    const later = (a, b) => (!a || (b && Date.parse(b) > Date.parse(a)) ? b : a);
+    state.messages = state.messages.map((m) =>
+      m.id === updated.id ? { ...updated, chosen_at: later(m.chosen_at, updated.chosen_at) } : m,
+    );
   }
 
   function follow(reply) {
@@ -201,13 +206,12 @@
     const clientId = draftId;
     draft.keep(clientId);
     return posting(async () => {
+      await choicesSent; // the model is sent the replies chosen here
       const data = await api("POST", `/api/conversations/${conversation.id}/messages/`, {
         content,
         model: modelSelect.value,
         client_id: clientId,
       });
-      // The model was sent the newest reply to each earlier message: those are shown now.
-      state.chosen = {};
       add(data.user_message, data.assistant_message);
       sent(content);
       follow(data.assistant_message);
@@ -218,13 +222,30 @@
 
   async function regenerate(reply) {
     await posting(async () => {
+      await choicesSent;
       const data = await api("POST", `/api/messages/${reply.id}/regenerate/`, { model: modelSelect.value });
-      add(data.assistant_message);
-      delete state.chosen[data.user_message.id];
+      add(data.assistant_message); // the newest, so the one shown
       if (sidebar) sidebar.touch(conversation.id, conversation.title); // the newest activity
       follow(data.assistant_message);
     });
     refocus(); // its button is gone with the redrawn reply
+  }
+
+  // Each reply chosen among its alternatives (the one the conversation goes on from), told to
+  // the server one after another; a message or regeneration waits for them.
+  let choicesSent = Promise.resolve();
+  function choose(reply, settled) {
+    choicesSent = choicesSent.then(async () => {
+      try {
+        const stored = await api("POST", `/api/messages/${reply.id}/choose/`);
+        const held = state.messages.find((m) => m.id === stored.id); // a catch-up's, maybe
+        if (held) held.chosen_at = stored.chosen_at;
+        settled();
+      } catch (error) {
+        settled();
+        failed(error);
+      }
+    });
   }
 
   // The conversation as stored now, following its running reply: another window (or an API

@@ -4,10 +4,11 @@
 (function () {
   const { renderUserMessage, renderReply, updateReply } = window.chatsiteMessages;
 
-  // state: the page's {messages, live, chosen}, read at each drawing (chat.js changes it).
-  // showControls() sets the page's buttons; regenerate(reply) asks for another reply.
+  // state: the page's {messages, live, choosing}, read at each drawing (chat.js changes it).
+  // showControls() sets the page's buttons; regenerate(reply) asks for another reply;
+  // choose(reply, settled) tells the server the reply chosen, then calls settled().
   // Returns {render, renderLiveSoon, updateShown, shownItem}.
-  window.chatsiteThread = function (state, { list, input, models, showControls, regenerate }) {
+  window.chatsiteThread = function (state, { list, input, models, showControls, regenerate, choose }) {
     function modelLabel(id) {
       const model = models.find((m) => m.id === id);
       return model ? model.label : id;
@@ -16,6 +17,37 @@
     const userMessages = () => state.messages.filter((m) => m.role === "user");
     const repliesTo = (userMessage) =>
       state.messages.filter((m) => m.role === "assistant" && m.parent === userMessage.id);
+
+    // The reply shown is the one its conversation goes on from: the one chosen last, by its
+    // owner (the arrows, here or in another window) or by being made, as the server says; a
+    // choice made here counts at once, until the server has answered it (state.choosing:
+    // user message id -> {id} of the reply chosen last here).
+    const lastChosen = (m) => Math.max(Date.parse(m.created_at), m.chosen_at ? Date.parse(m.chosen_at) : 0);
+    function shownIndex(userMessage, alternatives) {
+      const choice = state.choosing[userMessage.id];
+      const choosing = choice ? alternatives.findIndex((m) => m.id === choice.id) : -1;
+      if (choosing >= 0) return choosing;
+      let shown = 0;
+      alternatives.forEach((m, i) => {
+        if (lastChosen(m) >= lastChosen(alternatives[shown])) shown = i;
+      });
+      return shown;
+    }
+
+    // Once the last choice here is answered, the server's word counts again, whether it took
+    // that choice or not; earlier answers leave it waiting for its own.
+    function chooseReply(userMessage, reply) {
+      const choice = { id: reply.id };
+      state.choosing[userMessage.id] = choice;
+      render();
+      choose(reply, () => {
+        if (state.choosing[userMessage.id] !== choice) return;
+        delete state.choosing[userMessage.id];
+        const alternatives = repliesTo(userMessage);
+        // Redrawn only if the server did not take it: the arrow pressed keeps the focus.
+        if (alternatives[shownIndex(userMessage, alternatives)].id !== choice.id) render();
+      });
+    }
 
     function replyView(userMessage, alternatives, index) {
       const reply = alternatives[index];
@@ -33,8 +65,7 @@
         reconnecting: isLive && live.reconnecting,
         modelLabel,
         onChoose: (i) => {
-          state.chosen[userMessage.id] = i;
-          render();
+          chooseReply(userMessage, alternatives[i]);
           // Focus stays on the arrow pressed (on the other one at either end).
           const buttons = list.querySelectorAll(`[data-message-id="${alternatives[i].id}"] .alternatives button`);
           const pressed = buttons[i > index ? 1 : 0];
@@ -67,8 +98,7 @@
         list.appendChild(renderUserMessage(message));
         const alternatives = repliesTo(message);
         if (!alternatives.length) continue;
-        const index = Math.min(state.chosen[message.id] ?? alternatives.length - 1, alternatives.length - 1);
-        list.appendChild(renderReply(replyView(message, alternatives, index)));
+        list.appendChild(renderReply(replyView(message, alternatives, shownIndex(message, alternatives))));
       }
       showControls();
       if (follow) window.scrollTo(0, document.body.scrollHeight);

@@ -1,4 +1,7 @@
-"""The chat page as a person uses it: send, watch the reply grow, read, copy, stop, regenerate."""
+"""The chat page as a person uses it: send, watch the reply grow, read, copy, stop, regenerate,
+choose among replies."""
+
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -12,6 +15,7 @@ from tests.browser.pages import (
     last_reply,
     open_chat,
     open_new_chat,
+    replies,
     reply_body,
     send_message,
     wait_until_final,
@@ -152,12 +156,61 @@ def test_stop_keeps_the_text_and_regenerate_asks_the_picked_model(browsing, stub
     assert stub.requests[1].json["model"] == "stub-other"
     assert stub.requests[1].json["messages"][-1]["content"] == "Tell me a long story"
 
-    last_reply(page).get_by_role("button", name="Previous reply").click()
+    with page.expect_response(re.compile(r"/choose/$")):
+        last_reply(page).get_by_role("button", name="Previous reply").click()
     expect(reply_body(page)).to_have_text("Partial answer")
     expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
+    # The reply chosen is the one the conversation goes on from, kept for the next visit.
     page.reload()
-    expect(reply_body(page)).to_have_text("Second answer")
+    expect(reply_body(page)).to_have_text("Partial answer")
+    expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
     expect(page.locator("#model")).to_have_value("openai:stub-other")
+
+
+def test_a_message_sent_while_a_choice_is_on_its_way_is_asked_with_the_reply_chosen(
+    browsing, stub, alice
+):
+    stub.queue(openai_stream(["First"]), openai_stream(["Second"]), openai_stream(["Third"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    last_reply(page).get_by_role("button", name="Regenerate").click()
+    expect(reply_body(page)).to_have_text("Second")
+    wait_until_final(page)
+    held = []
+    page.route(re.compile(r"/choose/$"), lambda route: held.append(route))  # it waits here
+    last_reply(page).get_by_role("button", name="Previous reply").click()
+    while not held:
+        page.wait_for_timeout(50)  # until the choice is on its way (a wait, not a timing check)
+
+    send_message(page, "And then?")
+    held[0].continue_()
+    expect(reply_body(page)).to_have_text("Third")
+    assert stub.requests[-1].json["messages"][1] == {"role": "assistant", "content": "First"}
+
+
+def test_a_reply_chosen_again_while_it_streams_stays_shown_once_it_ends(
+    browsing, stub, alice, new_gate
+):
+    gate = new_gate()
+    stub.queue(openai_stream(["First"]), gated_stream(["Second"], [gate]))
+    stub.queue(openai_stream(["Third"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    last_reply(page).get_by_role("button", name="Regenerate").click()
+    expect(reply_body(page)).to_have_text("Second")  # held at the gate
+    for arrow in ("Previous reply", "Next reply"):  # away, and back while it streams
+        with page.expect_response(re.compile(r"/choose/$")):
+            last_reply(page).get_by_role("button", name=arrow).click()
+    gate.open()
+    wait_until_final(page)
+
+    # Its end, from the stream, predates the choice: the choice still stands.
+    send_message(page, "And then?")
+    expect(reply_body(page)).to_have_text("Third")
+    expect(replies(page).first.locator(".body")).to_have_text("Second")
+    assert stub.requests[-1].json["messages"][1] == {"role": "assistant", "content": "Second"}
 
 
 def test_escape_stops_the_reply(browsing, stub, alice, new_gate):

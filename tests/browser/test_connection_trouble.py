@@ -1,7 +1,7 @@
 """The chat page when the connection fails it: a send that cannot leave, and one whose answer
 never comes (given up after 30 s, then caught up with the conversation as stored) or is lost
 (caught up at once, or known as sent after a reload); a reply's stream that goes silent
-without closing."""
+without closing; replies chosen among others that the server does not hear of."""
 
 import re
 
@@ -21,6 +21,7 @@ from tests.browser.pages import (
 from tests.chats import add_chat
 from tests.client import wait_for
 from tests.freezing_proxy import FreezingProxy
+from tests.stub import openai_stream
 
 pytestmark = pytest.mark.browser
 
@@ -214,3 +215,40 @@ def test_a_stream_gone_silent_without_closing_is_followed_again(
         expect(reply_body(page)).to_have_text("Hello, still here")
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("last_one", ["lost", "taken"])
+def test_replies_chosen_while_the_server_cannot_hear_them_go_back_and_say_why(
+    browsing, stub, alice, last_one
+):
+    stub.queue(openai_stream(["First"]), openai_stream(["Second"]), openai_stream(["Third"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    for text in ("Second", "Third"):
+        last_reply(page).get_by_role("button", name="Regenerate").click()
+        expect(reply_body(page)).to_have_text(text)
+        wait_until_final(page)
+    held = []
+    page.route(re.compile(r"/choose/$"), lambda route: held.append(route))  # they wait here
+    browsing.watch_of(page).forgive_console_errors("/choose/")
+
+    for arrow, shown in [("Previous", "Second"), ("Previous", "First"), ("Next", "Second")]:
+        last_reply(page).get_by_role("button", name=f"{arrow} reply").click()
+        expect(reply_body(page)).to_have_text(shown)  # at once
+    for answered in range(3):  # one after another: the first two lost
+        while len(held) <= answered:
+            page.wait_for_timeout(50)  # until it is on its way (a wait, not a timing check)
+        if answered < 2 or last_one == "lost":
+            held[answered].abort()
+        else:
+            held[answered].continue_()
+    expect(page.locator("#composer-error")).to_have_text(
+        "Could not reach chatsite: check the connection, then try again."
+    )
+    # Shown is the reply the conversation goes on from, as the server has it.
+    shown, count = ("Third", "3 of 3") if last_one == "lost" else ("Second", "2 of 3")
+    expect(reply_body(page)).to_have_text(shown)
+    expect(last_reply(page).locator(".alternatives")).to_contain_text(count)
+    chosen = Message.objects.filter(chosen_at__isnull=False)
+    assert [m.content for m in chosen] == ([] if last_one == "lost" else ["Second"])

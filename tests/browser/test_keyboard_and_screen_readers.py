@@ -42,11 +42,11 @@ def test_keyboard_focus_stays_in_reach_after_stop_regenerate_and_switching_repli
     # At the first reply, focus moves to the arrow that still leads somewhere.
     expect(last_reply(page).get_by_role("button", name="Next reply")).to_be_focused()
 
-    # The model is sent the newest reply to each earlier message: the page shows it again.
+    # The model is sent the reply shown, which stays shown.
     send_message(page, "And then?")
     wait_until_final(page)
-    expect(page.locator(".alternatives")).to_contain_text("2 of 2")
-    assert stub.requests[-1].json["messages"][1] == {"role": "assistant", "content": "Second"}
+    expect(page.locator(".alternatives")).to_contain_text("1 of 2")
+    assert stub.requests[-1].json["messages"][1] == {"role": "assistant", "content": "First"}
 
 
 def test_a_reply_stopped_before_any_text_says_so_and_the_end_is_announced_once(
