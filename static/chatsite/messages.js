@@ -46,17 +46,43 @@
   function sentAt(iso) {
     const when = new Date(iso);
     if (!iso || Number.isNaN(when.getTime())) return null;
+    const node = element("time", "sent", sentText(when));
+    node.dateTime = iso;
+    node.title = when.toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+    return node;
+  }
+
+  function sentText(when) {
     const now = new Date();
     const shown = { hour: "2-digit", minute: "2-digit" };
     if (when.toDateString() !== now.toDateString()) {
       Object.assign(shown, { day: "numeric", month: "short" });
       if (when.getFullYear() !== now.getFullYear()) shown.year = "numeric";
     }
-    const node = element("time", "sent", when.toLocaleString(undefined, shown));
-    node.dateTime = iso;
-    node.title = when.toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
-    return node;
+    return when.toLocaleString(undefined, shown);
   }
+
+  // A page left open past midnight: yesterday's times alone would read as today's. Also when
+  // the page is shown again, as a sleeping laptop or a background tab may run the timer late.
+  function redateSentTimes() {
+    for (const node of document.querySelectorAll("time.sent")) {
+      node.textContent = sentText(new Date(node.dateTime));
+    }
+  }
+
+  function redateAtMidnight() {
+    const now = new Date();
+    const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1);
+    setTimeout(() => {
+      redateSentTimes();
+      redateAtMidnight();
+    }, midnight - now + 1000);
+  }
+
+  redateAtMidnight();
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") redateSentTimes();
+  });
 
   // Each message starts with a heading, seen only by screen readers: a way to move from one
   // message to the next.

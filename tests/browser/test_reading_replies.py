@@ -287,3 +287,21 @@ def test_each_message_says_when_it_was_sent_in_the_readers_time_zone(browsing, s
         when = chat.messages.filter(role=role).latest("created_at").created_at
         shown = page.locator(f".message.{role} time.sent").last
         expect(shown).to_have_text(when.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M"))
+
+
+def test_todays_message_times_say_their_day_once_midnight_has_passed(browsing, alice):
+    tokyo = ZoneInfo("Asia/Tokyo")
+    sent = datetime(2026, 5, 1, 23, 58, tzinfo=tokyo)
+    chat = add_chat(alice, "Late tea")
+    chat.messages.update(created_at=sent)
+    page = browsing.logged_in(alice, timezone_id="Asia/Tokyo", locale="en-GB")
+    page.clock.install(time=sent + timedelta(minutes=1))
+    open_chat(page, f"/c/{chat.id}/")
+    shown = page.locator("#messages time.sent")
+    expect(shown).to_have_count(2)  # the question's and its reply's
+    for n in range(2):
+        expect(shown.nth(n)).to_have_text("23:58")
+
+    page.clock.run_for("02:00")  # the page left open past midnight
+    for n in range(2):
+        expect(shown.nth(n)).to_have_text("1 May, 23:58")
