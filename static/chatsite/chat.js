@@ -301,6 +301,11 @@
   listenToKeys(input, { send, stop: () => state.live && stop() });
   input.addEventListener("input", () => draft.keep(input.value === draftText ? draftId : null));
   stopButton.addEventListener("click", stop);
+  // Shown again (another tab or window was in front): what changed meanwhile elsewhere, a
+  // message or a reply chosen, is drawn, so that what is sent next goes on from what is seen.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && !gone && !sending) catchUp({ keepError: true });
+  });
 
   fillModelPicker(modelSelect, models, state.messages, conversation);
   draftId = draft.restore();

@@ -1,6 +1,6 @@
 """The chat page beside other windows and quick hands: a double Enter, an input method's
-Enter, a conversation deleted or a reply started elsewhere, a new login in another tab, a
-draft left for another page."""
+Enter, a conversation deleted, a reply started or chosen elsewhere, a new login in another
+tab, a draft left for another page."""
 
 import re
 
@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from conversations.models import Message
 from tests.browser.pages import (
     gated_stream,
+    last_reply,
     log_in_in_another_tab,
     open_chat,
     open_new_chat,
@@ -18,6 +19,7 @@ from tests.browser.pages import (
     wait_until_final,
 )
 from tests.browser.test_resume_in_browser import wait_for_saved_text
+from tests.stub import openai_stream
 
 pytestmark = pytest.mark.browser
 
@@ -171,6 +173,26 @@ def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
     expect(other.locator("#composer-error")).to_be_hidden()  # past, with the reply's end
     expect(other.locator("#content")).to_have_value("From the other window")  # kept
     browsing.watch_of(other).forgive_console_errors("409")
+
+
+def test_a_reply_chosen_in_another_window_is_shown_here_once_this_one_is_in_front_again(
+    browsing, stub, alice
+):
+    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    last_reply(page).get_by_role("button", name="Regenerate").click()
+    expect(reply_body(page)).to_have_text("Second")
+    wait_until_final(page)
+    other = browsing.new_tab(page)
+    open_chat(other, page.url)
+    with other.expect_response(re.compile(r"/choose/$")):
+        last_reply(other).get_by_role("button", name="Previous reply").click()
+
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # in front again
+    expect(reply_body(page)).to_have_text("First")
+    expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
 
 
 def test_logging_in_again_in_another_tab_leaves_this_tab_able_to_send(browsing, stub, alice):
