@@ -7,7 +7,7 @@ import pytest
 
 from conversations.models import Message, UserBudget
 from tests.replies import send_held_reply
-from tests.stub import openai_stream
+from tests.stub import Gate, gated_stream, openai_stream
 
 
 def test_regenerate_keeps_both_replies_as_alternatives(server, stub, alice_client):
@@ -165,3 +165,23 @@ def test_a_client_id_used_for_something_else_is_refused(server, stub, alice_clie
         assert refused.json()["error"]["code"] == "client_id_reused"
     assert Message.objects.count() == stored
     assert len(stub.requests) == 3
+
+
+def test_a_regeneration_sent_again_while_its_reply_runs_is_answered_with_it(
+    server, stub, alice_client
+):
+    conversation_id, body = answered(alice_client, stub)
+    gate = Gate()
+    stub.queue(gated_stream(["Sec"], gate, after=["ond"]))
+    key = str(uuid.uuid4())
+    first = regenerate(alice_client, body["assistant_message"]["id"], key, "body")
+    gate.wait_reached()
+
+    again = regenerate(alice_client, body["assistant_message"]["id"], key, "header")
+    assert again.status_code == 201, again.text  # not "a reply is still being generated"
+    assert again.headers["Idempotent-Replayed"] == "true"
+    reply_id = first.json()["assistant_message"]["id"]
+    assert again.json()["assistant_message"]["id"] == reply_id
+    gate.open()
+    assert alice_client.wait_final(conversation_id, reply_id)["content"] == "Second"
+    assert len(stub.requests) == 2

@@ -183,7 +183,8 @@ describe(
         summary="Choose which of a user message's replies the conversation goes on from",
         description="The chat page shows the reply chosen last (a new reply counts as chosen "
         "when it is made), and the next message's model is sent the one chosen last that has "
-        "text (not a failed reply, nor one stopped before any text). 404 for a reply that is "
+        "text (not a failed reply, nor one stopped before any text). The conversation's "
+        "`updated_at` does not change (its place in the lists stays). 404 for a reply that is "
         "not yours.",
         request=None,
         responses={200: MessageSerializer, **errors(400, 404)},

@@ -4,6 +4,7 @@
 // All model output goes through chatsiteRender (marked + DOMPurify); user text is plain text.
 (function () {
   const { ACTIVE, announceEnd } = window.chatsiteMessages;
+  const ENDED = ["complete", "stopped", "interrupted", "failed"]; // as stored
   const sidebar = window.chatsiteSidebar;
   const chat = document.getElementById("chat");
   const list = document.getElementById("messages");
@@ -83,13 +84,18 @@
     }
   }
 
-  // A reply's end comes from its stream, whose copy may predate a choice made since: the
-  // later chosen_at of the two stays.
-  function replaceMessage(updated) {
+  // A copy of a message read elsewhere (a reply's end from its stream, a catch-up's GET) may
+  // predate what this page holds: a choice answered since (the later chosen_at stays), or the
+  // reply's end (a reply never runs again).
+  function newerOf(held, copy) {
+    if (!held) return copy;
     const later = (a, b) => (!a || (b && Date.parse(b) > Date.parse(a)) ? b : a);
-    state.messages = state.messages.map((m) =>
-      m.id === updated.id ? { ...updated, chosen_at: later(m.chosen_at, updated.chosen_at) } : m,
-    );
+    const ended = ENDED.includes(held.status) && ACTIVE.includes(copy.status); // not "unfollowed"
+    return { ...(ended ? held : copy), chosen_at: later(held.chosen_at, copy.chosen_at) };
+  }
+
+  function replaceMessage(updated) {
+    state.messages = state.messages.map((m) => (m.id === updated.id ? newerOf(m, updated) : m));
   }
 
   function follow(reply) {
@@ -206,7 +212,7 @@
     const clientId = draftId;
     draft.keep(clientId);
     return posting(async () => {
-      await choicesSent; // the model is sent the replies chosen here
+      await choicesAnswered(); // the model is sent the replies chosen here
       const data = await api("POST", `/api/conversations/${conversation.id}/messages/`, {
         content,
         model: modelSelect.value,
@@ -222,7 +228,7 @@
 
   async function regenerate(reply) {
     await posting(async () => {
-      await choicesSent;
+      await choicesAnswered();
       const data = await api("POST", `/api/messages/${reply.id}/regenerate/`, { model: modelSelect.value });
       add(data.assistant_message); // the newest, so the one shown
       if (sidebar) sidebar.touch(conversation.id, conversation.title); // the newest activity
@@ -234,6 +240,11 @@
   // Each reply chosen among its alternatives (the one the conversation goes on from), told to
   // the server one after another; a message or regeneration waits for them.
   let choicesSent = Promise.resolve();
+  async function choicesAnswered() {
+    let last;
+    while (last !== choicesSent) await (last = choicesSent); // and any chosen while waiting
+  }
+
   function choose(reply, settled) {
     choicesSent = choicesSent.then(async () => {
       try {
@@ -253,10 +264,14 @@
   // keepError (a request whose answer was lost), unless the message sent (lostId) is found.
   async function catchUp({ keepError = false, lostId = null } = {}) {
     const since = ++changes;
+    let redraw;
     try {
       const stored = await api("GET", `/api/conversations/${conversation.id}/`);
       if (changes !== since) return; // sent again, or caught up again, meanwhile: that is newer
-      state.messages = stored.messages;
+      const held = new Map(state.messages.map((m) => [m.id, m]));
+      const before = JSON.stringify(state.messages);
+      state.messages = stored.messages.map((m) => newerOf(held.get(m.id), m));
+      redraw = JSON.stringify(state.messages) !== before;
       unsure = false;
       header.retitle(stored.title);
       const lost = storedWith(lostId);
@@ -268,7 +283,9 @@
       if (error.status === 404) failed(error);
       return;
     }
-    render();
+    // Unchanged, the list stays as it is: a focused button or a selection in it with it.
+    if (redraw) render();
+    else showControls();
     const running = runningReply();
     if (running && !state.live) follow(running);
     if (!running && !keepError) showError(""); // it ended meanwhile: nothing is in the way any more
@@ -304,7 +321,8 @@
   // Shown again (another tab or window was in front): what changed meanwhile elsewhere, a
   // message or a reply chosen, is drawn, so that what is sent next goes on from what is seen.
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && !gone && !sending) catchUp({ keepError: true });
+    if (document.visibilityState !== "visible" || gone || sending) return;
+    catchUp({ keepError: true, lostId: draftId }); // a send whose answer was lost, maybe
   });
 
   fillModelPicker(modelSelect, models, state.messages, conversation);

@@ -6,6 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from conversations.models import Conversation
 from tests.browser.pages import (
     gated_stream,
     last_reply,
@@ -47,6 +48,22 @@ def test_keyboard_focus_stays_in_reach_after_stop_regenerate_and_switching_repli
     wait_until_final(page)
     expect(page.locator(".alternatives")).to_contain_text("1 of 2")
     assert stub.requests[-1].json["messages"][1] == {"role": "assistant", "content": "First"}
+
+
+def test_focus_stays_where_it_was_when_the_page_is_shown_again(browsing, stub, alice):
+    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    last_reply(page).get_by_role("button", name="Regenerate").click()
+    wait_until_final(page)
+    previous = last_reply(page).get_by_role("button", name="Previous reply")
+    previous.focus()
+    Conversation.objects.update(title="Renamed")  # shown once the catch-up is drawn
+    # In front again: the conversation is read, and as no message changed, none is redrawn.
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    expect(page.locator("#chat-title")).to_have_text("Renamed")
+    expect(previous).to_be_focused()
 
 
 def test_a_reply_stopped_before_any_text_says_so_and_the_end_is_announced_once(

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from tests.browser.pages import (
     gated_stream,
     last_reply,
@@ -191,6 +191,30 @@ def test_a_reply_chosen_in_another_window_is_shown_here_once_this_one_is_in_fron
         last_reply(other).get_by_role("button", name="Previous reply").click()
 
     page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # in front again
+    expect(reply_body(page)).to_have_text("First")
+    expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
+
+
+def test_a_catch_up_read_before_a_choice_was_answered_does_not_undo_it(browsing, stub, alice):
+    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
+    page = browsing.logged_in(alice)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    last_reply(page).get_by_role("button", name="Regenerate").click()
+    expect(reply_body(page)).to_have_text("Second")
+    wait_until_final(page)
+    Conversation.objects.update(title="Renamed")  # shown once the catch-up is drawn
+    held = []  # the catch-up's answer, read now and given to the page later
+    page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda r: held.append((r, r.fetch())))
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # in front again
+    while not held:
+        page.wait_for_timeout(50)  # until it is read (a wait, not a timing check)
+    with page.expect_response(re.compile(r"/choose/$")):
+        last_reply(page).get_by_role("button", name="Previous reply").click()
+
+    route, answer = held[0]
+    route.fulfill(response=answer)  # as stored before the choice
+    expect(page.locator("#chat-title")).to_have_text("Renamed")
     expect(reply_body(page)).to_have_text("First")
     expect(last_reply(page).locator(".alternatives")).to_contain_text("1 of 2")
 
