@@ -91,8 +91,24 @@
       if (follow) window.scrollTo(0, document.body.scrollHeight);
     }
 
+    // A redraw replaces every node: the focus goes back to the same button of the same message
+    // (after a catch-up when the page is shown again, say), if that message is still shown.
+    function focusedButton() {
+      const focused = document.activeElement;
+      const item = focused && list.contains(focused) && focused.closest("[data-message-id]");
+      return item ? { id: item.dataset.messageId, name: focused.title || focused.textContent } : null;
+    }
+
+    function focusAgain(was) {
+      const item = was && list.querySelector(`[data-message-id="${was.id}"]`);
+      const buttons = item ? [...item.querySelectorAll("button")] : [];
+      const again = buttons.find((b) => (b.title || b.textContent) === was.name && !b.disabled);
+      if (again) again.focus();
+    }
+
     function render() {
       const follow = nearBottom();
+      const was = focusedButton();
       list.replaceChildren();
       for (const message of userMessages()) {
         list.appendChild(renderUserMessage(message));
@@ -100,6 +116,7 @@
         if (!alternatives.length) continue;
         list.appendChild(renderReply(replyView(message, alternatives, shownIndex(message, alternatives))));
       }
+      focusAgain(was);
       showControls();
       if (follow) window.scrollTo(0, document.body.scrollHeight);
     }
