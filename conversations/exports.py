@@ -30,7 +30,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Model, QuerySet
 
 from chatsite.request_threads import hold_request_thread
-from conversations.models import Conversation, Message
+from conversations.models import ChosenReply, Conversation, Message
 
 FORMATS = {  # name: (content type, file extension)
     "json": ("application/json", "json"),
@@ -160,11 +160,11 @@ def earlier_prompt(prompt: str) -> list[str]:
 def latest_answers(messages: list[Message]) -> dict[UUID, Message]:
     """Each user message's latest chosen answer among `messages`, by the user message's id:
     the one its conversation goes on from (reply_job.history)."""
-    answers = [
-        m for m in messages if m.role == Message.Role.ASSISTANT and Message.answers_with(m.content)
-    ]
-    answers.sort(key=lambda m: Message.last_chosen(m.created_at, m.chosen_at))
-    return {m.parent_id: m for m in answers}
+    return Message.chosen_answers(
+        ChosenReply(m.parent_id, m.created_at, m.chosen_at, m.content, m)
+        for m in messages
+        if m.role == Message.Role.ASSISTANT
+    )
 
 
 def fine_tuning_example(conversation: Conversation, messages: list[Message]) -> dict | None:

@@ -1,12 +1,11 @@
 """What a reply asks its provider: the model, and the conversation up to the message it answers."""
 
 from dataclasses import dataclass
-from operator import itemgetter
 from uuid import UUID
 
 from django.conf import settings
 
-from conversations.models import Message
+from conversations.models import ChosenReply, Message
 from conversations.providers.base import ChatRequest, ModelChoice, Provider, ProviderError
 from conversations.providers.registry import find_model, provider_for
 from conversations.reply_reads import history_rows
@@ -52,13 +51,11 @@ def history(reply: Message) -> list[dict[str, str]]:
     # In one query (the reply and its parent come from the request that made them): this
     # runs before every reply's first token, so its SQL is written once.
     earlier = history_rows(reply.conversation_id, reply.parent.created_at, reply.pk)
-    answers = [
-        (Message.last_chosen(created_at, chosen_at), parent_id, content)
+    answer_to = Message.chosen_answers(
+        ChosenReply(parent_id, created_at, chosen_at, content, content)
         for _, role, content, parent_id, created_at, chosen_at in earlier
-        if role == Message.Role.ASSISTANT and Message.answers_with(content)
-    ]
-    # Each user message's answer: its latest chosen reply that has one.
-    answer_to = {parent_id: content for _, parent_id, content in sorted(answers, key=itemgetter(0))}
+        if role == Message.Role.ASSISTANT
+    )
     messages: list[dict[str, str]] = []
     for pk, role, content, *_ in earlier:
         if role == Message.Role.USER:

@@ -9,11 +9,12 @@ from conversations.models.conversation import (
     ReplyInProgress,
     title_from,
 )
-from conversations.models.message import Message, MessageQuerySet
+from conversations.models.message import ChosenReply, Message, MessageQuerySet
 
 __all__ = [
     "AccessRecord",
     "ApiKey",
+    "ChosenReply",
     "ClientIdReused",
     "Conversation",
     "ConversationQuerySet",

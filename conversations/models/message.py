@@ -1,13 +1,25 @@
 """Messages: what a user asked and each reply, with its status, usage and timing."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+
+
+class ChosenReply[T](NamedTuple):
+    """What Message.chosen_answers reads of a reply, and what it gives back for it (`item`)."""
+
+    parent_id: object
+    created_at: datetime
+    chosen_at: datetime | None
+    content: str
+    item: T
 
 
 class MessageQuerySet(models.QuerySet):
@@ -101,7 +113,7 @@ class Message(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True)
-    # For a reply: when its owner last chose it among its alternatives (see last_chosen).
+    # For a reply: when its owner last chose it among its alternatives (see chosen_answers).
     chosen_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = MessageQuerySet.as_manager()
@@ -134,12 +146,14 @@ class Message(models.Model):
         return self.status in self.ACTIVE_STATUSES
 
     @staticmethod
-    def last_chosen(created_at: datetime, chosen_at: datetime | None) -> datetime:
-        """When a reply was last chosen among its alternatives: by its owner, or by being made
-        (a new reply is shown at once). The chat page shows the latest chosen; the model is
-        sent the latest chosen that has an answer (reply_job.history), as a failed reply or
-        one stopped before any text has none."""
-        return created_at if chosen_at is None else chosen_at  # chosen after being made
+    def chosen_answers[T](replies: Iterable[ChosenReply[T]]) -> dict[object, T]:
+        """Each user message's answer, by its id: the `item` of its reply chosen last that has
+        text. A reply is chosen by its owner (chosen_at), else by being made (created_at).
+        The model is sent these (reply_job.history) and exports mark them; the chat page shows
+        the reply chosen last even without text (a failed one, or stopped before any)."""
+        answers = [reply for reply in replies if Message.answers_with(reply.content)]
+        answers.sort(key=lambda reply: reply.chosen_at or reply.created_at)
+        return {reply.parent_id: reply.item for reply in answers}
 
     def choose(self) -> bool:
         """Make this reply the one its conversation goes on from, as its owner chose it;
