@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.stub import Gate, Script, openai_chunk, openai_usage, sse
+from tests.stub import Gate, Script, openai_chunk, openai_stream, openai_usage, sse
 
 FORBIDDEN_ELEMENTS = "script, svg, math, iframe, object, embed, video, audio, link, style, form"
 
@@ -86,6 +86,23 @@ def chat_with_a_held_reply(
     open_new_chat(page)
     send_message(page, message)
     expect(reply_body(page)).to_have_text(text)
+    return page
+
+
+def chat_with_alternatives(
+    browsing: object, user: object, stub: object, replies: int = 2, *later: Script
+) -> Page:
+    """`user`'s new chat whose "Hi" has `replies` replies, "First", "Second" and so on, each
+    regenerated and complete, the last one shown; `later` queued for what the test sends."""
+    texts = ["First", "Second", "Third"][:replies]
+    stub.queue(*(openai_stream([text]) for text in texts), *later)
+    page = browsing.logged_in(user)
+    open_new_chat(page)
+    send_message(page, "Hi")
+    for text in texts[1:]:
+        last_reply(page).get_by_role("button", name="Regenerate").click()
+        expect(reply_body(page)).to_have_text(text)
+        wait_until_final(page)
     return page
 
 

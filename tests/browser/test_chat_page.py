@@ -10,6 +10,7 @@ from conversations.models import Conversation, Message
 from conversations.producers import CLIENT_GONE
 from tests.browser.pages import (
     chat_with_a_held_reply,
+    chat_with_alternatives,
     clipboard_text,
     gated_stream,
     last_reply,
@@ -170,13 +171,7 @@ def test_stop_keeps_the_text_and_regenerate_asks_the_picked_model(browsing, stub
 def test_a_message_sent_while_a_choice_is_on_its_way_is_asked_with_the_reply_chosen(
     browsing, stub, alice
 ):
-    stub.queue(openai_stream(["First"]), openai_stream(["Second"]), openai_stream(["Third"]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Hi")
-    last_reply(page).get_by_role("button", name="Regenerate").click()
-    expect(reply_body(page)).to_have_text("Second")
-    wait_until_final(page)
+    page = chat_with_alternatives(browsing, alice, stub, 2, openai_stream(["Third"]))
     held = []
     page.route(re.compile(r"/choose/$"), lambda route: held.append(route))  # it waits here
     last_reply(page).get_by_role("button", name="Previous reply").click()

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from conversations.models import Message
 from tests.browser.pages import (
+    chat_with_alternatives,
     gated_stream,
     last_reply,
     open_chat,
@@ -21,7 +22,6 @@ from tests.browser.pages import (
 from tests.chats import add_chat
 from tests.client import wait_for
 from tests.freezing_proxy import FreezingProxy
-from tests.stub import openai_stream
 
 pytestmark = pytest.mark.browser
 
@@ -221,14 +221,7 @@ def test_a_stream_gone_silent_without_closing_is_followed_again(
 def test_replies_chosen_while_the_server_cannot_hear_them_go_back_and_say_why(
     browsing, stub, alice, last_one
 ):
-    stub.queue(openai_stream(["First"]), openai_stream(["Second"]), openai_stream(["Third"]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Hi")
-    for text in ("Second", "Third"):
-        last_reply(page).get_by_role("button", name="Regenerate").click()
-        expect(reply_body(page)).to_have_text(text)
-        wait_until_final(page)
+    page = chat_with_alternatives(browsing, alice, stub, 3)
     held = []
     page.route(re.compile(r"/choose/$"), lambda route: held.append(route))  # they wait here
     browsing.watch_of(page).forgive_console_errors("/choose/")

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from conversations.models import Conversation
 from tests.browser.pages import (
+    chat_with_alternatives,
     gated_stream,
     last_reply,
     open_new_chat,
@@ -52,13 +53,7 @@ def test_keyboard_focus_stays_in_reach_after_stop_regenerate_and_switching_repli
 
 
 def test_focus_stays_where_it_was_when_the_page_is_shown_again(browsing, stub, alice):
-    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Hi")
-    last_reply(page).get_by_role("button", name="Regenerate").click()
-    expect(reply_body(page)).to_have_text("Second")
-    wait_until_final(page)
+    page = chat_with_alternatives(browsing, alice, stub)
     last_reply(page).get_by_role("button", name="Previous reply").focus()
     # Meanwhile, in another window: a message and its answer.
     chat = Conversation.objects.get()

@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, Message
 from tests.browser.pages import (
+    chat_with_alternatives,
     gated_stream,
     last_reply,
     log_in_in_another_tab,
@@ -19,7 +20,6 @@ from tests.browser.pages import (
     wait_until_final,
 )
 from tests.browser.test_resume_in_browser import wait_for_saved_text
-from tests.stub import openai_stream
 
 pytestmark = pytest.mark.browser
 
@@ -178,13 +178,7 @@ def test_a_reply_started_in_another_window_is_followed_here_after_its_409(
 def test_a_reply_chosen_in_another_window_is_shown_here_once_this_one_is_in_front_again(
     browsing, stub, alice
 ):
-    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Hi")
-    last_reply(page).get_by_role("button", name="Regenerate").click()
-    expect(reply_body(page)).to_have_text("Second")
-    wait_until_final(page)
+    page = chat_with_alternatives(browsing, alice, stub)
     other = browsing.new_tab(page)
     open_chat(other, page.url)
     with other.expect_response(re.compile(r"/choose/$")):
@@ -196,13 +190,7 @@ def test_a_reply_chosen_in_another_window_is_shown_here_once_this_one_is_in_fron
 
 
 def test_a_catch_up_read_before_a_choice_was_answered_does_not_undo_it(browsing, stub, alice):
-    stub.queue(openai_stream(["First"]), openai_stream(["Second"]))
-    page = browsing.logged_in(alice)
-    open_new_chat(page)
-    send_message(page, "Hi")
-    last_reply(page).get_by_role("button", name="Regenerate").click()
-    expect(reply_body(page)).to_have_text("Second")
-    wait_until_final(page)
+    page = chat_with_alternatives(browsing, alice, stub)
     Conversation.objects.update(title="Renamed")  # shown once the catch-up is drawn
     held = []  # the catch-up's answer, read now and given to the page later
     page.route(re.compile(r"/api/conversations/[^/]+/$"), lambda r: held.append((r, r.fetch())))
